@@ -1,0 +1,450 @@
+//! `cargo xtask bench <name>`: time a gm program against its PyTorch reference script on
+//! the same machine, and record both with a description of the machine.
+//!
+//! Each bench is one entry of [`BENCHES`]: the gm binary (in the `gm-benches` package) and
+//! the Python script under `benches/reference/`. Both take
+//! `--steps N --threads T --json <file>` and write one JSON object with at least
+//! `impl`, `steps`, `batch_size`, `seconds`, `examples_per_sec`, `test_elbo`, `peak_rss_mb`.
+//! The result goes to `benches/results/<name>-<UTC date>-<hostname>.json`.
+//!
+//! ```text
+//! cargo xtask bench vae --steps 500 --threads 2
+//! ```
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Map, Value};
+
+use crate::{
+    data,
+    setup::{self, Libtorch},
+    util,
+};
+
+/// One benchmark: the gm program and the PyTorch program that do the same work.
+#[derive(Debug, Clone, Copy)]
+pub struct Bench {
+    /// `cargo xtask bench <name>`.
+    pub name: &'static str,
+    /// What is measured.
+    pub about: &'static str,
+    /// Cargo package holding the gm binary.
+    pub package: &'static str,
+    /// The gm binary.
+    pub bin: &'static str,
+    /// The PyTorch reference script, relative to the repository root.
+    pub script: &'static str,
+    /// Datasets both programs read (fetched first with `cargo xtask data`).
+    pub datasets: &'static [&'static str],
+}
+
+/// The benches `cargo xtask bench` knows. Adding one is adding an entry here.
+pub const BENCHES: &[Bench] = &[Bench {
+    name: "vae",
+    about: "VAE training steps + test ELBO on MNIST",
+    package: "gm-benches",
+    bin: "bench-vae",
+    script: "benches/reference/vae.py",
+    datasets: &["mnist"],
+}];
+
+/// Keys both programs must write, and whether each is numeric.
+pub const REQUIRED_KEYS: &[(&str, bool)] = &[
+    ("impl", false),
+    ("steps", true),
+    ("batch_size", true),
+    ("seconds", true),
+    ("examples_per_sec", true),
+    ("test_elbo", true),
+    ("peak_rss_mb", true),
+];
+
+/// Options of `cargo xtask bench`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Bench name (an entry of [`BENCHES`]).
+    pub name: String,
+    /// Training steps.
+    pub steps: u64,
+    /// Threads for both programs.
+    pub threads: usize,
+    /// Data mirror, for fetching the bench's datasets.
+    pub mirror: Option<String>,
+}
+
+/// Runs one bench.
+pub fn run(lt: &Libtorch, opts: &Options) -> Result<()> {
+    let bench = BENCHES
+        .iter()
+        .find(|b| b.name == opts.name)
+        .with_context(|| format!("unknown bench {:?}", opts.name))?;
+    let repo = util::repo_root();
+
+    if !bench.datasets.is_empty() {
+        data::run(&data::Options {
+            names: bench.datasets.iter().map(|s| s.to_string()).collect(),
+            all: false,
+            mirror: opts.mirror.clone(),
+        })?;
+    }
+
+    let tmp = std::env::temp_dir();
+    let pid = std::process::id();
+    let gm_json = tmp.join(format!("gm-bench-{}-gm-{pid}.json", bench.name));
+    let torch_json = tmp.join(format!("gm-bench-{}-torch-{pid}.json", bench.name));
+    let common = [
+        "--steps".to_owned(),
+        opts.steps.to_string(),
+        "--threads".to_owned(),
+        opts.threads.to_string(),
+        "--json".to_owned(),
+    ];
+
+    println!(
+        "bench {}: {} ({} steps, {} threads)",
+        bench.name, bench.about, opts.steps, opts.threads
+    );
+    let _ = fs::remove_file(&gm_json);
+    let mut cmd = util::cargo(lt);
+    cmd.args([
+        "run",
+        "--release",
+        "-p",
+        bench.package,
+        "--bin",
+        bench.bin,
+        "--",
+    ])
+    .args(&common)
+    .arg(&gm_json);
+    util::run(&mut cmd, &format!("gm bench {}", bench.bin))?;
+    let gm = read_result(&gm_json).context("gm's bench output")?;
+    let _ = fs::remove_file(&gm_json);
+
+    let torch = match lt.python() {
+        Some(python) => {
+            let script = script_path(bench);
+            if !script.exists() {
+                bail!("reference script {} is missing", script.display());
+            }
+            let _ = fs::remove_file(&torch_json);
+            let mut cmd = Command::new(&python);
+            cmd.current_dir(&repo)
+                .arg(bench.script)
+                .args(&common)
+                .arg(&torch_json);
+            util::run(&mut cmd, &format!("PyTorch reference {}", bench.script))?;
+            let v = read_result(&torch_json).context("the PyTorch reference's output")?;
+            let _ = fs::remove_file(&torch_json);
+            Some(v)
+        }
+        None => {
+            println!(
+                "bench: the PyTorch reference can't run: LIBTORCH was given by the user and no \
+                 Python with torch {} is on PATH (put one there to compare)",
+                setup::TORCH_VERSION
+            );
+            None
+        }
+    };
+
+    let ratio = torch.as_ref().and_then(|t| {
+        let (g, t) = (gm["seconds"].as_f64()?, t["seconds"].as_f64()?);
+        (t > 0.0).then_some(g / t)
+    });
+
+    println!();
+    print!("{}", table(&[Some(&gm), torch.as_ref()]));
+    match ratio {
+        Some(r) => println!(
+            "time ratio gm/PyTorch = {r:.3} ({}; <= 1 means gm is faster)",
+            if r <= 1.0 {
+                "gm is faster"
+            } else {
+                "PyTorch is faster"
+            }
+        ),
+        None => println!("time ratio gm/PyTorch: n/a"),
+    }
+
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let host = hostname();
+    let date = utc_date(now);
+    let out_dir = repo.join("benches/results");
+    fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let mut path = out_dir.join(format!("{}-{date}-{}.json", bench.name, file_safe(&host)));
+    let mut k = 2;
+    while path.exists() {
+        path = out_dir.join(format!(
+            "{}-{date}-{}-{k}.json",
+            bench.name,
+            file_safe(&host)
+        ));
+        k += 1;
+    }
+    let record = json!({
+        "bench": bench.name,
+        "about": bench.about,
+        "date_utc": date,
+        "unix_time": now,
+        "args": { "steps": opts.steps, "threads": opts.threads },
+        "gm": gm,
+        "pytorch": torch,
+        "ratio_seconds_gm_over_pytorch": ratio,
+        "machine": machine(lt, &host),
+    });
+    fs::write(&path, serde_json::to_string_pretty(&record)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("bench: wrote {}", util::show(&path));
+    Ok(())
+}
+
+/// Reads a bench program's JSON output and checks the required keys.
+pub fn read_result(path: &Path) -> Result<Value> {
+    let text =
+        fs::read_to_string(path).with_context(|| format!("{} was not written", path.display()))?;
+    let v: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    check_result(&v).with_context(|| format!("{}", path.display()))?;
+    Ok(v)
+}
+
+/// Checks that a result object has every key of [`REQUIRED_KEYS`] with the right type.
+pub fn check_result(v: &Value) -> Result<()> {
+    let obj = v.as_object().context("not a JSON object")?;
+    for &(key, numeric) in REQUIRED_KEYS {
+        let val = obj
+            .get(key)
+            .with_context(|| format!("missing key {key:?}"))?;
+        let ok = if numeric {
+            val.is_number()
+        } else {
+            val.is_string()
+        };
+        if !ok {
+            bail!(
+                "key {key:?} should be a {}, got {val}",
+                if numeric { "number" } else { "string" }
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A small fixed-width table of results (rows that are `None` are skipped).
+pub fn table(rows: &[Option<&Value>]) -> String {
+    let name = |r: &Value| {
+        r.get("impl")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let w = rows
+        .iter()
+        .flatten()
+        .map(|r| name(r).len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let mut s = format!(
+        "{:<w$}  {:>7} {:>6} {:>10} {:>12} {:>11} {:>12}\n",
+        "impl", "steps", "batch", "seconds", "examples/s", "test ELBO", "peak RSS MB"
+    );
+    for r in rows.iter().flatten() {
+        let num = |k: &str| r.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+        s += &format!(
+            "{:<w$}  {:>7} {:>6} {:>10.2} {:>12.0} {:>11.2} {:>12.0}\n",
+            name(r),
+            num("steps"),
+            num("batch_size"),
+            num("seconds"),
+            num("examples_per_sec"),
+            num("test_elbo"),
+            num("peak_rss_mb"),
+        );
+    }
+    s
+}
+
+/// What the numbers were measured on.
+fn machine(lt: &Libtorch, host: &str) -> Value {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo.lines().find_map(|l| {
+        l.strip_prefix("model name")
+            .and_then(|r| r.split_once(':'))
+            .map(|(_, v)| v.trim().to_owned())
+    });
+    let logical = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let mem_kb = fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|r| r.split_whitespace().next()?.parse::<u64>().ok())
+    });
+    let os = fs::read_to_string("/etc/os-release").ok().and_then(|t| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+            .map(|v| v.trim_matches('"').to_owned())
+    });
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .map(|s| s.trim().to_owned());
+    let mut m = Map::new();
+    m.insert("hostname".into(), json!(host));
+    m.insert("cpu_model".into(), json!(cpu_model));
+    m.insert(
+        "logical_cpus".into(),
+        json!(if logical > 0 { Some(logical) } else { None }),
+    );
+    m.insert("available_parallelism".into(), json!(default_threads()));
+    m.insert(
+        "memory_gb".into(),
+        json!(mem_kb.map(|k| (k as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0)),
+    );
+    m.insert("os".into(), json!(os));
+    m.insert("kernel".into(), json!(kernel));
+    m.insert(
+        "gpu".into(),
+        json!(command_line(
+            "nvidia-smi",
+            &["--query-gpu=name", "--format=csv,noheader"]
+        )),
+    );
+    m.insert("torch_version".into(), json!(lt.version));
+    m.insert("libtorch_dir".into(), json!(lt.dir.display().to_string()));
+    m.insert("rustc".into(), json!(command_line("rustc", &["-V"])));
+    m.insert("gm_commit".into(), json!(git_commit()));
+    Value::Object(m)
+}
+
+/// The gm commit, with `-dirty` when tracked files are modified.
+fn git_commit() -> Option<String> {
+    let repo = util::repo_root();
+    let out = Command::new("git")
+        .current_dir(&repo)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let mut c = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let dirty = Command::new("git")
+        .current_dir(&repo)
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .ok()
+        .is_some_and(|o| !o.stdout.is_empty());
+    if dirty {
+        c.push_str("-dirty");
+    }
+    Some(c)
+}
+
+/// First line of a command's stdout, if it runs.
+fn command_line(prog: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(prog).args(args).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let s = String::from_utf8_lossy(&out.stdout);
+    let line = s.lines().map(str::trim).find(|l| !l.is_empty())?;
+    Some(line.to_owned())
+}
+
+/// The number of cores available to us (the default `--threads`).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
+fn file_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `YYYY-MM-DD` (UTC) of a Unix time.
+pub fn utc_date(unix_secs: u64) -> String {
+    // Howard Hinnant's days → civil algorithm.
+    let z = (unix_secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The bench's reference script, as an absolute path.
+pub fn script_path(b: &Bench) -> PathBuf {
+    util::repo_root().join(b.script)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc_date(0), "1970-01-01");
+        assert_eq!(utc_date(951_782_400), "2000-02-29");
+        assert_eq!(utc_date(1_709_164_800), "2024-02-29");
+        assert_eq!(utc_date(1_735_689_599), "2024-12-31");
+        assert_eq!(utc_date(1_735_689_600), "2025-01-01");
+    }
+
+    #[test]
+    fn result_keys_are_checked() {
+        let good = json!({"impl": "gm", "steps": 10, "batch_size": 128, "seconds": 1.5,
+            "examples_per_sec": 853.3, "test_elbo": -101.2, "peak_rss_mb": 300.0, "extra": 1});
+        check_result(&good).unwrap();
+        let mut missing = good.clone();
+        missing.as_object_mut().unwrap().remove("test_elbo");
+        assert!(check_result(&missing).is_err());
+        let mut wrong = good.clone();
+        wrong["seconds"] = json!("1.5");
+        assert!(check_result(&wrong).is_err());
+        assert!(check_result(&json!([1, 2])).is_err());
+        let t = table(&[Some(&good), None]);
+        assert_eq!(t.lines().count(), 2);
+        assert!(t.contains("gm") && t.contains("-101.20"));
+    }
+
+    #[test]
+    fn bench_table_is_consistent() {
+        let mut names: Vec<_> = BENCHES.iter().map(|b| b.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), BENCHES.len(), "duplicate bench names");
+        for b in BENCHES {
+            assert!(b.script.starts_with("benches/reference/") && b.script.ends_with(".py"));
+            assert!(script_path(b).starts_with(util::repo_root()));
+        }
+    }
+}

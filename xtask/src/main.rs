@@ -1,0 +1,317 @@
+//! `cargo xtask`: gm's task runner.
+//!
+//! A small binary outside the main workspace (own `[workspace]`, own `xtask/target`, no
+//! libtorch), run through the alias in `.cargo/config.toml`:
+//!
+//! ```text
+//! cargo xtask setup                      # make libtorch 2.13 available, link .libtorch
+//! cargo xtask data mnist | --all         # fetch + verify datasets into the cache
+//! cargo xtask test [-- <cargo test args>]
+//! cargo xtask demo                       # train + evaluate a small VAE on Fashion-MNIST
+//! cargo xtask bench vae [--steps N] [--threads T]
+//! ```
+//!
+//! Environment: `LIBTORCH` (a libtorch of your own; overrides setup's search),
+//! `GM_DATA_DIR` (dataset cache, default `${XDG_CACHE_HOME:-~/.cache}/gm/datasets`),
+//! `GM_DATA_MIRROR` (a folder or URL mirroring the dataset files), `XDG_CACHE_HOME`.
+//! Every command that runs cargo gives it `LIBTORCH` and puts libtorch's `lib/` first on
+//! `LD_LIBRARY_PATH`.
+
+mod bench;
+mod data;
+mod manifest;
+mod setup;
+mod util;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{builder::PossibleValuesParser, Parser, Subcommand};
+
+/// gm's task runner: set up libtorch, fetch datasets, test, demo, benchmark.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    arg_required_else_help = true,
+    after_help = "Environment: LIBTORCH (your own libtorch; wins over setup's search), \
+GM_DATA_DIR (dataset cache; default ${XDG_CACHE_HOME:-~/.cache}/gm/datasets), \
+GM_DATA_MIRROR (folder or URL mirroring the dataset files), XDG_CACHE_HOME."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Make libtorch 2.13 available and point the git-ignored `.libtorch` link at it.
+    ///
+    /// Uses, in order: LIBTORCH from your environment; the existing `.libtorch` if it
+    /// already holds torch 2.13 (fast path); the torch of `python3`/`python` on PATH if it
+    /// is 2.13.x; else the private venv ${XDG_CACHE_HOME:-~/.cache}/gm/torch-2.13.0,
+    /// created with `python3 -m venv` and `pip install torch==2.13.0` (about 4.7 GB) when
+    /// absent and repaired when its torch does not import. Afterwards plain
+    /// `cargo build/test/run` work.
+    Setup,
+
+    /// Download, decompress and sha256-verify datasets into the cache.
+    ///
+    /// Datasets are described by `datasets/<name>.toml`. The cache is $GM_DATA_DIR, else
+    /// ${XDG_CACHE_HOME:-~/.cache}/gm/datasets, holding `<dataset>/<file>` decompressed.
+    /// Present files that verify are left alone; others are fetched from the mirror
+    /// (if any), then the manifest's URLs, then its Debian package (if any). Synthetic
+    /// datasets (bars-and-stripes, eight-gaussians, two-moons, swiss-roll) need no download.
+    Data {
+        /// Datasets to fetch (e.g. mnist binarized-mnist fashion-mnist).
+        #[arg(value_name = "NAME", required_unless_present = "all")]
+        names: Vec<String>,
+        /// Fetch every dataset that has a manifest.
+        #[arg(long)]
+        all: bool,
+        /// A folder or http(s) URL laid out as <base>/<dataset>/<file>.gz; tried first.
+        #[arg(long, value_name = "DIR|URL", env = "GM_DATA_MIRROR")]
+        mirror: Option<String>,
+    },
+
+    /// Run setup, then `cargo test --workspace` with libtorch in the environment.
+    ///
+    /// Arguments after `--` go to `cargo test` (e.g. `cargo xtask test -- --release`, or
+    /// `-- -- --nocapture`); `-- -p gm-core` tests that package instead of the workspace.
+    Test {
+        /// Extra arguments for `cargo test`.
+        #[arg(last = true, value_name = "CARGO_TEST_ARGS")]
+        args: Vec<String>,
+    },
+
+    /// Run the end-to-end demo: train a small VAE on Fashion-MNIST and evaluate it.
+    ///
+    /// Steps: setup; data fashion-mnist; `cargo build --release -p gm-cli`;
+    /// `gm train vae --config configs/demo-vae.toml --out runs --name demo --force`;
+    /// `gm eval runs/demo`. Outputs land in runs/demo/.
+    Demo {
+        /// Data mirror for fetching Fashion-MNIST (as for `data`).
+        #[arg(long, value_name = "DIR|URL", env = "GM_DATA_MIRROR")]
+        mirror: Option<String>,
+    },
+
+    /// Time a gm program against its PyTorch reference and record the result.
+    ///
+    /// Runs `cargo run --release -p gm-benches --bin bench-<name>` and
+    /// `<python> benches/reference/<name>.py` with the same --steps/--threads, prints a
+    /// table and the time ratio gm/PyTorch (<= 1: gm is faster), and writes
+    /// benches/results/<name>-<UTC date>-<hostname>.json with both results and a
+    /// description of the machine.
+    Bench {
+        /// Which bench.
+        #[arg(value_parser = PossibleValuesParser::new(bench::BENCHES.iter().map(|b| b.name)))]
+        name: String,
+        /// Training steps for both implementations.
+        #[arg(long, default_value_t = 2000)]
+        steps: u64,
+        /// Threads for both implementations [default: number of cores].
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Data mirror for the bench's datasets (as for `data`).
+        #[arg(long, value_name = "DIR|URL", env = "GM_DATA_MIRROR")]
+        mirror: Option<String>,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Setup => {
+            setup::ensure(true)?;
+        }
+        Cmd::Data { names, all, mirror } => data::run(&data::Options { names, all, mirror })?,
+        Cmd::Test { args } => {
+            let lt = setup::ensure(false)?;
+            let mut cmd = util::cargo(&lt);
+            cmd.arg("test");
+            if !selects_packages(&args) {
+                cmd.arg("--workspace");
+            }
+            cmd.args(&args);
+            util::run(&mut cmd, "cargo test")?;
+        }
+        Cmd::Demo { mirror } => demo(mirror)?,
+        Cmd::Bench {
+            name,
+            steps,
+            threads,
+            mirror,
+        } => {
+            if steps == 0 {
+                bail!("--steps must be positive");
+            }
+            let threads = threads.unwrap_or_else(bench::default_threads);
+            if threads == 0 {
+                bail!("--threads must be positive");
+            }
+            let lt = setup::ensure(false)?;
+            bench::run(
+                &lt,
+                &bench::Options {
+                    name,
+                    steps,
+                    threads,
+                    mirror,
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `cargo xtask demo`.
+fn demo(mirror: Option<String>) -> Result<()> {
+    let repo = util::repo_root();
+    let config = repo.join("configs/demo-vae.toml");
+    if !config.exists() {
+        bail!("{} is missing", config.display());
+    }
+    println!("==> demo 1/5: setup");
+    let lt = setup::ensure(false)?;
+
+    println!("==> demo 2/5: data fashion-mnist");
+    data::run(&data::Options {
+        names: vec!["fashion-mnist".into()],
+        all: false,
+        mirror,
+    })?;
+
+    println!("==> demo 3/5: build gm (release)");
+    util::run(
+        util::cargo(&lt).args(["build", "--release", "-p", "gm-cli"]),
+        "cargo build --release -p gm-cli",
+    )?;
+    let gm = target_dir(&repo).join("release/gm");
+    if !gm.exists() {
+        bail!("the build finished but {} does not exist", gm.display());
+    }
+
+    println!("==> demo 4/5: train");
+    let mut train = std::process::Command::new(&gm);
+    train.current_dir(&repo).args([
+        "train",
+        "vae",
+        "--config",
+        "configs/demo-vae.toml",
+        "--out",
+        "runs",
+        "--name",
+        "demo",
+        "--force",
+    ]);
+    util::apply_libtorch_env(&mut train, &lt);
+    util::run(&mut train, "gm train").context("demo training failed")?;
+
+    println!("==> demo 5/5: evaluate");
+    let mut eval = std::process::Command::new(&gm);
+    eval.current_dir(&repo).args(["eval", "runs/demo"]);
+    util::apply_libtorch_env(&mut eval, &lt);
+    util::run(&mut eval, "gm eval").context("demo evaluation failed")?;
+
+    let run_dir = repo.join("runs/demo");
+    println!();
+    println!("demo: outputs in {}", run_dir.display());
+    for (what, rel) in [
+        ("training curve   ", "metrics.jsonl"),
+        ("evaluation       ", "results.json"),
+        ("report           ", "report.html"),
+    ] {
+        let p = run_dir.join(rel);
+        if p.exists() {
+            println!("  {what} {}", util::show(&p));
+        }
+    }
+    for sub in ["samples", "figures"] {
+        let d = run_dir.join(sub);
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            let n = rd.filter_map(|e| e.ok()).count();
+            println!("  {sub:<17} {}/ ({n} files)", util::show(&d));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `cargo test` arguments (before any `--`) already choose packages, in which case
+/// `--workspace` would override the choice.
+fn selects_packages(args: &[String]) -> bool {
+    args.iter().take_while(|a| *a != "--").any(|a| {
+        a == "-p"
+            || a == "--workspace"
+            || a == "--all"
+            || a == "--exclude"
+            || a.starts_with("--package")
+            || a.starts_with("--exclude=")
+            || (a.starts_with("-p") && a.len() > 2)
+    })
+}
+
+/// Cargo's target folder for the main workspace: `CARGO_TARGET_DIR` /
+/// `CARGO_BUILD_TARGET_DIR` when set, else `<repo>/target`.
+fn target_dir(repo: &std::path::Path) -> PathBuf {
+    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR"] {
+        if let Some(d) = util::env_nonempty(var) {
+            let d = PathBuf::from(d);
+            return if d.is_absolute() { d } else { repo.join(d) };
+        }
+    }
+    repo.join("target")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn cli_parses_the_documented_forms() {
+        let c = Cli::try_parse_from(["cargo xtask", "data", "--all", "--mirror", "/m"]).unwrap();
+        assert!(
+            matches!(c.cmd, Cmd::Data { all: true, ref mirror, .. } if mirror.as_deref() == Some("/m"))
+        );
+        let c = Cli::try_parse_from(["cargo xtask", "test", "--", "-p", "gm-core"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Test { ref args } if args == &["-p", "gm-core"]));
+        let c = Cli::try_parse_from(["cargo xtask", "bench", "vae", "--steps", "10"]).unwrap();
+        assert!(matches!(
+            c.cmd,
+            Cmd::Bench {
+                steps: 10,
+                threads: None,
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["cargo xtask", "bench", "nope"]).is_err());
+        assert!(Cli::try_parse_from(["cargo xtask", "data"]).is_err());
+    }
+
+    #[test]
+    fn package_selection_is_detected() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(selects_packages(&v(&["-p", "gm-core"])));
+        assert!(selects_packages(&v(&["-pgm-core"])));
+        assert!(selects_packages(&v(&["--package=gm-core"])));
+        assert!(selects_packages(&v(&["--exclude", "gm-cli"])));
+        assert!(!selects_packages(&v(&["--release"])));
+        assert!(
+            !selects_packages(&v(&["--", "-p"])),
+            "after -- the args belong to the test binary"
+        );
+        assert!(!selects_packages(&[]));
+    }
+}
