@@ -1,0 +1,260 @@
+//! Checkpoints and atomic files.
+//!
+//! A checkpoint is a folder `checkpoints/step-<N>/` in the run directory holding
+//! `<store>.safetensors` for each of the model's `VarStore`s (readable from Python),
+//! `optimizer.safetensors` with every optimizer's state, and `progress.json` (epochs done,
+//! global step, batches done in the current epoch, seed, elapsed time). It is written into a
+//! temporary folder that is renamed into place, and only then does `checkpoints/latest`
+//! (replaced atomically) name it; a crash at any moment leaves the previous checkpoint
+//! complete and current. The two newest checkpoints are kept.
+//!
+//! ```no_run
+//! # fn demo(model: &mut dyn gm_core::model::Model) -> gm_core::Result<()> {
+//! use gm_core::checkpoint::{self, Progress};
+//! let run = std::path::Path::new("runs/demo");
+//! checkpoint::save(run, model, &Progress::default())?;
+//! if let Some(dir) = checkpoint::latest(run)? {
+//!     let progress = checkpoint::restore(&dir, model)?;
+//!     println!("resuming after {} steps", progress.step);
+//! }
+//! # Ok(()) }
+//! ```
+
+use crate::model::Model;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tch::Tensor;
+
+/// Where a run is: saved with every checkpoint.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Global step (updates made).
+    pub step: u64,
+    /// Batches of epoch `epoch` already done (non-zero for a mid-epoch checkpoint).
+    pub batch_in_epoch: usize,
+    /// The run's seed.
+    pub seed: u64,
+    /// Training time so far, seconds.
+    pub elapsed_secs: f64,
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed and
+/// synced, then renamed over `path`.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    atomic_write_with(path, |tmp| {
+        let mut f = std::fs::File::create(tmp).map_err(|e| Error::io(tmp, e))?;
+        f.write_all(bytes).map_err(|e| Error::io(tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(tmp, e))
+    })
+}
+
+/// Like [`atomic_write`], for writers that need a path (e.g. safetensors).
+pub fn atomic_write_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = write(&tmp).and_then(|_| {
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+    atomic_write_with(path, |tmp| {
+        // safetensors wants a .safetensors name only for VarStore; Tensor's writer does not.
+        Tensor::write_safetensors(tensors, tmp).map_err(Error::from)
+    })
+}
+
+fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+    if !path.exists() {
+        return Err(Error::Run {
+            path: path.into(),
+            msg: "missing checkpoint file".into(),
+        });
+    }
+    Ok(Tensor::read_safetensors(path)
+        .map_err(|e| Error::Run {
+            path: path.into(),
+            msg: format!("unreadable checkpoint: {e}"),
+        })?
+        .into_iter()
+        .collect())
+}
+
+fn checkpoints_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("checkpoints")
+}
+
+/// Saves the model, its optimizers and `progress`; returns the checkpoint folder.
+pub fn save(run_dir: &Path, model: &dyn Model, progress: &Progress) -> Result<PathBuf> {
+    let root = checkpoints_dir(run_dir);
+    std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+    let name = format!("step-{:09}", progress.step);
+    let final_dir = root.join(&name);
+    let tmp = root.join(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    for (store, vs) in model.var_stores() {
+        let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        write_tensors(&tmp.join(format!("{store}.safetensors")), &named)?;
+    }
+    let mut opt_state = Vec::new();
+    for (name, opt) in model.optimizers_ref() {
+        opt_state.extend(opt.state(name));
+    }
+    if !opt_state.is_empty() {
+        write_tensors(&tmp.join("optimizer.safetensors"), &opt_state)?;
+    }
+    let json = serde_json::to_vec_pretty(progress).expect("progress serializes");
+    atomic_write(&tmp.join("progress.json"), &json)?;
+    if final_dir.exists() {
+        std::fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, e))?;
+    }
+    std::fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
+    atomic_write(&root.join("latest"), name.as_bytes())?;
+    prune(&root, &name, 2);
+    Ok(final_dir)
+}
+
+fn prune(root: &Path, current: &str, keep: usize) {
+    let Ok(rd) = std::fs::read_dir(root) else { return };
+    let mut names: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with("step-"))
+        .collect();
+    names.sort();
+    let n = names.len();
+    for old in names.into_iter().take(n.saturating_sub(keep)) {
+        if old != current {
+            let _ = std::fs::remove_dir_all(root.join(old));
+        }
+    }
+}
+
+/// The newest complete checkpoint of a run, if any.
+pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>> {
+    let pointer = checkpoints_dir(run_dir).join("latest");
+    match std::fs::read_to_string(&pointer) {
+        Ok(name) => {
+            let dir = checkpoints_dir(run_dir).join(name.trim());
+            if dir.join("progress.json").exists() {
+                Ok(Some(dir))
+            } else {
+                Err(Error::Run {
+                    path: pointer,
+                    msg: format!("names checkpoint {} which is incomplete or gone", name.trim()),
+                })
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(pointer, e)),
+    }
+}
+
+/// Reads the progress record of a checkpoint.
+pub fn read_progress(ckpt_dir: &Path) -> Result<Progress> {
+    let path = ckpt_dir.join("progress.json");
+    let s = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_slice(&s).map_err(|e| Error::format(&path, e.to_string()))
+}
+
+/// Loads weights and optimizer state of `ckpt_dir` into `model`; returns its progress.
+pub fn restore(ckpt_dir: &Path, model: &mut dyn Model) -> Result<Progress> {
+    load_weights(ckpt_dir, model)?;
+    let opt_path = ckpt_dir.join("optimizer.safetensors");
+    let mut opts = model.optimizers();
+    if !opts.is_empty() {
+        let state = read_tensors(&opt_path)?;
+        for (name, opt) in opts.iter_mut() {
+            opt.load_state(&state, name).map_err(|e| Error::Run {
+                path: opt_path.clone(),
+                msg: e.to_string(),
+            })?;
+        }
+    }
+    read_progress(ckpt_dir)
+}
+
+/// Loads only the weights of `ckpt_dir` into `model` (for sampling and evaluation).
+pub fn load_weights(ckpt_dir: &Path, model: &mut dyn Model) -> Result<()> {
+    for (store, vs) in model.var_stores_mut() {
+        let path = ckpt_dir.join(format!("{store}.safetensors"));
+        let saved = read_tensors(&path)?;
+        let vars = vs.variables();
+        for (name, var) in &vars {
+            let src = saved.get(name).ok_or_else(|| Error::Run {
+                path: path.clone(),
+                msg: format!("no tensor {name} (is this checkpoint from another model config?)"),
+            })?;
+            if src.size() != var.size() {
+                return Err(Error::Run {
+                    path: path.clone(),
+                    msg: format!(
+                        "tensor {name} has shape {:?}, the model needs {:?}",
+                        src.size(),
+                        var.size()
+                    ),
+                });
+            }
+            tch::no_grad(|| var.shallow_clone().f_copy_(src))?;
+        }
+        if let Some(extra) = saved.keys().find(|k| !vars.contains_key(*k)) {
+            return Err(Error::Run {
+                path,
+                msg: format!("unexpected tensor {extra} (is this checkpoint from another model config?)"),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.txt");
+        atomic_write(&p, b"one").unwrap();
+        atomic_write(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn failed_write_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.txt");
+        atomic_write(&p, b"good").unwrap();
+        let r = atomic_write_with(&p, |tmp| {
+            std::fs::write(tmp, b"half").unwrap();
+            Err(Error::Msg("disk full".into()))
+        });
+        assert!(r.is_err());
+        assert_eq!(std::fs::read(&p).unwrap(), b"good");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn latest_is_none_without_checkpoints_and_error_when_dangling() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(latest(dir.path()).unwrap().is_none());
+        atomic_write(&dir.path().join("checkpoints/latest"), b"step-000000007").unwrap();
+        let err = latest(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("step-000000007"), "{err}");
+    }
+}

@@ -1,0 +1,233 @@
+//! The small traits every model implements, the labelled likelihood results they report,
+//! and the registry that lets the `gm` command build any model by name.
+//!
+//! A model owns its parameters (one `VarStore` per independently optimised network) and its
+//! [`Optimizer`]s; the [`crate::train`] loop drives it through [`Model::train_step`], saves
+//! and restores it through [`Model::var_stores`] and [`Model::optimizers`], and asks it for
+//! samples. Likelihoods always come with their [`LikelihoodKind`], so an exact value is never
+//! put beside a bound or an estimate without saying so (*Deep Learning* §20.14).
+//!
+//! ```no_run
+//! use gm_core::model::{ModelRegistry, BuildContext};
+//! let mut registry = ModelRegistry::new();
+//! // each family crate adds its entries: gm_vae::register(&mut registry);
+//! for entry in registry.entries() {
+//!     println!("{:<12} {}", entry.name, entry.description);
+//! }
+//! ```
+
+use crate::config::RunConfig;
+use crate::data::Dataset;
+use crate::optim::Optimizer;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
+
+/// Named scalar metrics of a step or an evaluation (0-dim tensors, left on the device until
+/// the trainer reads them). By convention the first one is the loss that is minimised.
+pub type Metrics = Vec<(&'static str, Tensor)>;
+
+/// What a reported log-likelihood is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LikelihoodKind {
+    /// Computed exactly (autoregressive models, enumerated small models).
+    Exact,
+    /// A lower bound on log p(x) (ELBO, IWAE-k).
+    LowerBound,
+    /// A stochastic estimate (importance sampling, AIS), reported with its standard error.
+    StochasticEstimate,
+    /// A Parzen-window estimate: a weak one (§20.14), with bandwidth and sample count.
+    Parzen,
+}
+
+impl std::fmt::Display for LikelihoodKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LikelihoodKind::Exact => "exact",
+            LikelihoodKind::LowerBound => "lower bound",
+            LikelihoodKind::StochasticEstimate => "stochastic estimate",
+            LikelihoodKind::Parzen => "Parzen estimate",
+        })
+    }
+}
+
+/// A log-likelihood result in nats per example, with its kind, method and settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LogLikelihood {
+    /// Exact, bound, estimate or Parzen.
+    pub kind: LikelihoodKind,
+    /// The method, e.g. `elbo` or `importance-sampling`.
+    pub method: String,
+    /// Its settings (k, chains, temperatures, bandwidth …).
+    pub settings: serde_json::Value,
+    /// Mean log p(x) over the examples, nats.
+    pub mean: f64,
+    /// Standard error of that mean over examples (and, for estimates, of the estimator).
+    pub std_err: f64,
+    /// Number of examples.
+    pub n: i64,
+}
+
+impl LogLikelihood {
+    /// Negative log-likelihood in nats per example (what the tables report).
+    pub fn nll(&self) -> f64 {
+        -self.mean
+    }
+}
+
+/// A set of images for a picture (samples, reconstructions, walks), `[N, C, H, W]` in [0, 1].
+#[derive(Debug)]
+pub struct Figure {
+    /// File stem, e.g. `reconstructions`.
+    pub name: String,
+    /// One line saying what the picture shows.
+    pub caption: String,
+    /// The images.
+    pub images: Tensor,
+    /// Images per row of the grid.
+    pub per_row: i64,
+}
+
+/// A trainable generative model.
+pub trait Model {
+    /// Registry name.
+    fn name(&self) -> &str;
+
+    /// The model's parameters: one named `VarStore` per independently optimised network.
+    fn var_stores(&self) -> Vec<(&'static str, &VarStore)>;
+
+    /// Mutable access to the same stores, for loading checkpoints.
+    fn var_stores_mut(&mut self) -> Vec<(&'static str, &mut VarStore)>;
+
+    /// The model's optimizers, named, so the trainer can set the learning rate, clip and
+    /// save / restore their state.
+    fn optimizers(&mut self) -> Vec<(&'static str, &mut Optimizer)>;
+
+    /// Read access to the optimizers, for checkpoints.
+    fn optimizers_ref(&self) -> Vec<(&'static str, &Optimizer)>;
+
+    /// One training update on a batch `[B, ...]` (already on the model's device); returns
+    /// per-example metrics, the minimised loss first.
+    fn train_step(&mut self, x: &Tensor) -> Result<Metrics>;
+
+    /// Per-example metrics on a held-out batch, without gradients (e.g. the ELBO).
+    fn eval_metrics(&self, x: &Tensor) -> Result<Metrics>;
+
+    /// `n` samples `[n, C, H, W]` (or `[n, D]` for vector data), on the model's device.
+    fn sample(&self, n: i64) -> Result<Tensor>;
+
+    /// Pictures specific to the model (reconstructions, latent walks …) built from a batch of
+    /// held-out data.
+    fn figures(&self, _x: &Tensor) -> Result<Vec<Figure>> {
+        Ok(Vec::new())
+    }
+
+    /// Log-likelihoods of `x` that the model can compute, each labelled with its kind. `x`
+    /// is the whole evaluation split; the model chunks it itself.
+    fn log_likelihoods(&self, x: &Tensor, cfg: &RunConfig) -> Result<Vec<LogLikelihood>>;
+
+    /// The model's resolved parameters (every default filled in), written into the run's
+    /// config.
+    fn resolved_params(&self) -> toml::Table;
+
+    /// The device the model lives on.
+    fn device(&self) -> Device;
+}
+
+/// What a builder gets: the run config, the dataset it will see, the device.
+pub struct BuildContext<'a> {
+    /// The whole run config (`cfg.model.params` are the model's own fields).
+    pub cfg: &'a RunConfig,
+    /// The dataset (shape, binary or real, labels).
+    pub data: &'a Dataset,
+    /// Where the parameters live.
+    pub device: Device,
+}
+
+/// Builds a model from a run config.
+pub type BuildFn = fn(&BuildContext<'_>) -> Result<Box<dyn Model>>;
+
+/// One registered model.
+#[derive(Clone)]
+pub struct ModelEntry {
+    /// Registry name (`gm train <name>`).
+    pub name: &'static str,
+    /// Family crate, e.g. `gm-vae`.
+    pub family: &'static str,
+    /// One line for `gm list`.
+    pub description: &'static str,
+    /// The dataset its default config trains on.
+    pub default_dataset: &'static str,
+    /// The builder.
+    pub build: BuildFn,
+}
+
+/// Model names → builders; filled by each family crate's `register` function.
+#[derive(Default, Clone)]
+pub struct ModelRegistry {
+    entries: Vec<ModelEntry>,
+}
+
+impl ModelRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a model; a duplicate name is a programming error.
+    pub fn add(&mut self, entry: ModelEntry) {
+        assert!(
+            self.get(entry.name).is_none(),
+            "model {} registered twice",
+            entry.name
+        );
+        self.entries.push(entry);
+    }
+
+    /// All entries, in registration order.
+    pub fn entries(&self) -> &[ModelEntry] {
+        &self.entries
+    }
+
+    /// The entry named `name`.
+    pub fn get(&self, name: &str) -> Option<&ModelEntry> {
+        self.entries.iter().find(|e| e.name == name)
+    }
+
+    /// The entry named `name`, or an error listing the known names.
+    pub fn lookup(&self, name: &str) -> Result<&ModelEntry> {
+        self.get(name).ok_or_else(|| Error::Unknown {
+            what: "model",
+            name: name.to_string(),
+            known: self
+                .entries
+                .iter()
+                .map(|e| e.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+
+    /// Builds the model a run config names.
+    pub fn build(&self, ctx: &BuildContext<'_>) -> Result<Box<dyn Model>> {
+        (self.lookup(&ctx.cfg.model.name)?.build)(ctx)
+    }
+}
+
+/// Deserializes a model's own parameters from `[model]`, rejecting unknown fields (the
+/// model's config struct has `#[serde(deny_unknown_fields)]`) with a message naming them.
+pub fn parse_params<T: serde::de::DeserializeOwned>(model: &str, params: &toml::Table) -> Result<T> {
+    toml::Value::Table(params.clone())
+        .try_into()
+        .map_err(|e: toml::de::Error| Error::ConfigParse {
+            path: format!("[model] of {model}").into(),
+            msg: e.to_string().trim().replace('\n', " "),
+        })
+}
+
+/// The resolved form of a model's parameters, for [`Model::resolved_params`].
+pub fn params_table<T: Serialize>(params: &T) -> toml::Table {
+    toml::Table::try_from(params).expect("model parameters serialize to a TOML table")
+}
