@@ -47,11 +47,11 @@ pub struct Bench {
 /// The benches `cargo xtask bench` knows. Adding one is adding an entry here.
 pub const BENCHES: &[Bench] = &[Bench {
     name: "vae",
-    about: "VAE training steps + test ELBO on MNIST",
+    about: "VAE training steps + test ELBO on static binarized MNIST",
     package: "gm-benches",
     bin: "bench-vae",
     script: "benches/reference/vae.py",
-    datasets: &["mnist"],
+    datasets: &["binarized-mnist"],
 }];
 
 /// Keys both programs must write, and whether each is numeric.

@@ -1,0 +1,384 @@
+//! The subcommands.
+
+use crate::run::{self, CONFIG_FILE};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use gm_core::checkpoint::{self, atomic_write};
+use gm_core::config::RunConfig;
+use gm_core::device::{derive_seed, device_name, seed_all, DeviceSpec};
+use gm_core::image::{save_grid, GridOptions};
+use gm_core::train::{self, stream};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Model to train (see `gm list`); may be omitted with --resume.
+    pub model: Option<String>,
+    /// Run config (TOML); command-line options override it.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Dataset (see `gm list`).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Number of epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Stop after this many steps.
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Seed of every random number of the run.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Folder the run directory is created in.
+    #[arg(long, default_value = "runs")]
+    pub out: PathBuf,
+    /// Name of the run directory (default: <model>-<dataset>-<unix time>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Replace an existing run directory of the same name.
+    #[arg(long)]
+    pub force: bool,
+    /// Continue the run in this directory from its newest checkpoint.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "dataset", "seed", "name", "force"])]
+    pub resume: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// A run directory written by `gm train`.
+    pub run_dir: PathBuf,
+    /// Number of samples.
+    #[arg(short, default_value_t = 64)]
+    pub n: i64,
+    /// Output PNG (default: <run-dir>/samples.png).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Seed of the samples.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A run directory written by `gm train`.
+    pub run_dir: PathBuf,
+    /// Importance samples per example (default: the run config's eval.is_samples).
+    #[arg(long)]
+    pub k: Option<i64>,
+    /// Evaluate on the first N test examples only (recorded with the results).
+    #[arg(long)]
+    pub limit: Option<i64>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+fn install_ctrlc() {
+    let _ = ctrlc::set_handler(|| {
+        let flag = train::interrupt_flag();
+        if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("\ngm: second interrupt, exiting now (the last checkpoint is intact)");
+            std::process::exit(130);
+        }
+        eprintln!("\ngm: interrupt: writing a checkpoint after this step (Ctrl-C again to quit now)");
+    });
+}
+
+#[derive(Serialize)]
+struct RunInfo {
+    gm_version: &'static str,
+    command: Vec<String>,
+    device: String,
+    started_unix: u64,
+    threads: i32,
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    let (cfg, run_dir, resume) = match &a.resume {
+        Some(dir) => {
+            let mut cfg = run::read_config(dir)?;
+            if let Some(m) = &a.model {
+                if *m != cfg.model.name {
+                    bail!("{} is a run of `{}`, not `{m}`", dir.display(), cfg.model.name);
+                }
+            }
+            if let Some(e) = a.epochs {
+                cfg.train.epochs = e;
+            }
+            if let Some(s) = a.max_steps {
+                cfg.train.max_steps = Some(s);
+            }
+            if let Some(d) = &a.device {
+                cfg.device = DeviceSpec::parse(d)?;
+            }
+            (cfg, dir.clone(), true)
+        }
+        None => {
+            let Some(model) = &a.model else {
+                bail!("name a model to train (see `gm list`), or give --resume <run-dir>");
+            };
+            let mut cfg = match &a.config {
+                Some(p) => RunConfig::from_file(p)?,
+                None => RunConfig::default(),
+            };
+            let reg = run::registry();
+            let entry = reg.lookup(model)?;
+            if !cfg.model.name.is_empty() && cfg.model.name != *model {
+                bail!(
+                    "the config names model `{}` but the command line says `{model}`",
+                    cfg.model.name
+                );
+            }
+            cfg.model.name = model.clone();
+            if let Some(d) = &a.dataset {
+                cfg.data.dataset = d.clone();
+            }
+            if cfg.data.dataset.is_empty() {
+                cfg.data.dataset = entry.default_dataset.to_string();
+            }
+            if let Some(e) = a.epochs {
+                cfg.train.epochs = e;
+            }
+            if let Some(s) = a.max_steps {
+                cfg.train.max_steps = Some(s);
+            }
+            if let Some(d) = &a.device {
+                cfg.device = DeviceSpec::parse(d)?;
+            }
+            if let Some(s) = a.seed {
+                cfg.seed = s;
+            }
+            let dir = run::new_run_dir(&a.out, a.name.as_deref(), &cfg);
+            (cfg, dir, false)
+        }
+    };
+    cfg.validate()?;
+    let device = cfg.device.resolve()?;
+    // Everything that can fail on bad input happens before the run directory is touched.
+    let data = run::load_data(&cfg, device)?;
+    seed_all(cfg.seed);
+    let mut model = run::build_model(&cfg, &data, device)?;
+    let mut resolved = cfg.clone();
+    resolved.model.params = model.resolved_params();
+    resolved.data.options.binarize_seed = cfg.data.options.binarize_seed;
+
+    let progress = if resume {
+        let ckpt = checkpoint::latest(&run_dir)?.with_context(|| {
+            format!("{} has no checkpoint to resume from", run_dir.display())
+        })?;
+        let p = checkpoint::restore(&ckpt, model.as_mut())?;
+        tracing::info!(
+            "resuming {} from {} (epoch {}, step {})",
+            run_dir.display(),
+            ckpt.display(),
+            p.epoch,
+            p.step
+        );
+        Some(p)
+    } else {
+        if run_dir.exists() {
+            if !a.force {
+                bail!(
+                    "{} already exists: continue it with `gm train --resume {0}`, or replace it with --force",
+                    run_dir.display()
+                );
+            }
+            std::fs::remove_dir_all(&run_dir)
+                .with_context(|| format!("removing {}", run_dir.display()))?;
+        }
+        std::fs::create_dir_all(&run_dir)
+            .with_context(|| format!("creating {}", run_dir.display()))?;
+        atomic_write(&run_dir.join(CONFIG_FILE), resolved.to_toml().as_bytes())?;
+        let info = RunInfo {
+            gm_version: env!("CARGO_PKG_VERSION"),
+            command: std::env::args().collect(),
+            device: device_name(device),
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            threads: tch::get_num_threads(),
+        };
+        atomic_write(&run_dir.join("run.json"), &serde_json::to_vec_pretty(&info)?)?;
+        None
+    };
+    tracing::info!(
+        "training {} on {} ({} train / {} valid examples, binarization {}) on {}, run dir {}",
+        cfg.model.name,
+        cfg.data.dataset,
+        data.train.len(),
+        data.valid.len(),
+        data.binarization,
+        device_name(device),
+        run_dir.display()
+    );
+    install_ctrlc();
+    let summary = train::fit(model.as_mut(), &data, &resolved, &run_dir, progress)?;
+    write_pictures(model.as_ref(), &data, &run_dir, cfg.seed, cfg.train.n_samples)?;
+    println!(
+        "trained {} for {} epochs / {} steps in {:.1}s; run dir {}",
+        cfg.model.name,
+        summary.epochs,
+        summary.steps,
+        summary.seconds,
+        run_dir.display()
+    );
+    for (k, v) in &summary.valid {
+        println!("  valid {k}: {v:.4}");
+    }
+    Ok(())
+}
+
+/// Final sample grid and the model's own figures (reconstructions, walks).
+fn write_pictures(
+    model: &dyn gm_core::model::Model,
+    data: &gm_core::data::Dataset,
+    run_dir: &Path,
+    seed: u64,
+    n: i64,
+) -> Result<()> {
+    seed_all(derive_seed(seed, &[stream::SAMPLE, u64::MAX]));
+    train::save_samples(model, data, &run_dir.join("samples.png"), n)?;
+    if data.is_image {
+        let x = data.test.x.narrow(0, 0, data.test.len().min(32));
+        let figs = model.figures(&x)?;
+        if !figs.is_empty() {
+            std::fs::create_dir_all(run_dir.join("figures"))?;
+        }
+        for f in figs {
+            let path = run_dir.join("figures").join(format!("{}.png", f.name));
+            save_grid(&f.images, &path, &GridOptions { per_row: f.per_row, ..Default::default() })?;
+            tracing::info!("{}: {}", path.display(), f.caption);
+        }
+    }
+    Ok(())
+}
+
+pub fn sample(a: SampleArgs) -> Result<()> {
+    if a.n <= 0 {
+        bail!("-n must be a positive number of samples, got {}", a.n);
+    }
+    let cfg = run::read_config(&a.run_dir)?;
+    let device = DeviceSpec::parse(&a.device)?.resolve()?;
+    let data = run::load_data(&cfg, device)?;
+    let model = run::load_trained(&a.run_dir, &cfg, &data, device)?;
+    seed_all(a.seed);
+    let out = a.output.unwrap_or_else(|| a.run_dir.join("samples.png"));
+    train::save_samples(model.as_ref(), &data, &out, a.n)?;
+    println!("{} samples of {} written to {}", a.n, cfg.model.name, out.display());
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ResultRecord {
+    model: String,
+    run_dir: String,
+    config_hash: String,
+    dataset: String,
+    split: &'static str,
+    binarization: String,
+    kind: gm_core::model::LikelihoodKind,
+    method: String,
+    settings: serde_json::Value,
+    log_likelihood: f64,
+    nll: f64,
+    std_err: f64,
+    unit: &'static str,
+    n_examples: i64,
+    seconds: f64,
+    device: String,
+}
+
+pub fn eval(a: EvalArgs) -> Result<()> {
+    let mut cfg = run::read_config(&a.run_dir)?;
+    if let Some(k) = a.k {
+        cfg.eval.is_samples = k;
+    }
+    if let Some(l) = a.limit {
+        cfg.eval.limit = Some(l);
+    }
+    cfg.validate()?;
+    let device = DeviceSpec::parse(&a.device)?.resolve()?;
+    let data = run::load_data(&cfg, device)?;
+    let model = run::load_trained(&a.run_dir, &cfg, &data, device)?;
+    let n_test = data.test.len();
+    let x = match cfg.eval.limit {
+        Some(l) if l < n_test => data.test.x.narrow(0, 0, l),
+        _ => data.test.x.shallow_clone(),
+    };
+    let hash = run::config_hash(&a.run_dir)?;
+    seed_all(derive_seed(cfg.eval.seed, &[stream::EVAL]));
+    tracing::info!(
+        "evaluating {} on {} test examples of {} (k = {} importance samples)",
+        cfg.model.name,
+        x.size()[0],
+        cfg.data.dataset,
+        cfg.eval.is_samples
+    );
+    let start = Instant::now();
+    let lls = model.log_likelihoods(&x, &cfg)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let records: Vec<ResultRecord> = lls
+        .into_iter()
+        .map(|ll| ResultRecord {
+            model: cfg.model.name.clone(),
+            run_dir: a.run_dir.display().to_string(),
+            config_hash: hash.clone(),
+            dataset: cfg.data.dataset.clone(),
+            split: "test",
+            binarization: data.binarization.to_string(),
+            kind: ll.kind,
+            nll: ll.nll(),
+            log_likelihood: ll.mean,
+            method: ll.method,
+            settings: ll.settings,
+            std_err: ll.std_err,
+            unit: "nats per example",
+            n_examples: ll.n,
+            seconds,
+            device: device_name(device),
+        })
+        .collect();
+    let path = a.run_dir.join("results.json");
+    atomic_write(&path, &serde_json::to_vec_pretty(&records)?)?;
+    write_pictures(model.as_ref(), &data, &a.run_dir, cfg.seed, cfg.train.n_samples)?;
+    println!(
+        "{} on {} test ({} examples, binarization {}), {:.1}s on {}:",
+        cfg.model.name,
+        cfg.data.dataset,
+        x.size()[0],
+        data.binarization,
+        seconds,
+        device_name(device)
+    );
+    for r in &records {
+        let k = r.settings.get("k").map(|k| format!(", k = {k}")).unwrap_or_default();
+        println!(
+            "  {:<20} NLL {:>9.3} ± {:.3} nats  [{}{k}]",
+            r.method, r.nll, r.std_err, r.kind
+        );
+    }
+    println!("results: {}", path.display());
+    Ok(())
+}
+
+pub fn list() -> Result<()> {
+    println!("models:");
+    for e in run::registry().entries() {
+        println!("  {:<20} {:<14} {}", e.name, e.family, e.description);
+    }
+    println!("datasets:");
+    for d in gm_core::data::registry() {
+        let how = if d.needs_download { "download" } else { "synthetic" };
+        println!("  {:<20} {:<14} {}", d.name, how, d.description);
+    }
+    Ok(())
+}

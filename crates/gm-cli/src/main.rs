@@ -1,0 +1,73 @@
+//! `gm`: train, sample, evaluate and inspect the generative models of the gm workspace.
+//!
+//! ```text
+//! gm train vae --dataset binarized-mnist --epochs 10      # writes runs/<name>/
+//! gm train --resume runs/<name>                          # continues exactly
+//! gm sample runs/<name> -n 64 -o grid.png
+//! gm eval runs/<name>                                     # results.json, figures
+//! gm list                                                 # models and datasets
+//! gm doctor                                               # libtorch, CUDA, threads
+//! ```
+
+mod commands;
+mod doctor;
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Deep generative models (Deep Learning, chapter 20) on libtorch: train, sample, measure.
+#[derive(Parser, Debug)]
+#[command(name = "gm", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log level: error, warn, info, debug, trace (or RUST_LOG).
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a model; writes a run directory (config, metrics, samples, checkpoints).
+    Train(commands::TrainArgs),
+    /// Draw samples from a trained run and save them as a PNG grid.
+    Sample(commands::SampleArgs),
+    /// Evaluate a trained run on the test split: likelihoods with their kind, figures.
+    Eval(commands::EvalArgs),
+    /// List the models and datasets gm knows.
+    List,
+    /// Show libtorch's version and path, CUDA devices, cuDNN, threads, default device.
+    Doctor,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .compact()
+        .init();
+    let result = match cli.command {
+        Command::Train(a) => commands::train(a),
+        Command::Sample(a) => commands::sample(a),
+        Command::Eval(a) => commands::eval(a),
+        Command::List => commands::list(),
+        Command::Doctor => doctor::doctor(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(gm_core::Error::Interrupted { .. }) = e.downcast_ref::<gm_core::Error>() {
+                eprintln!("gm: {e}");
+                return ExitCode::from(130);
+            }
+            eprintln!("gm: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+

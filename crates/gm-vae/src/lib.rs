@@ -1,0 +1,27 @@
+//! Variational autoencoders and, later, the other directed generative nets with learned
+//! inference of *Deep Learning* §20.10 (sigmoid belief nets, Helmholtz machines).
+//!
+//! [`vae`] is the VAE of §20.10.3 (Kingma & Welling 2014; Rezende et al. 2014): a Gaussian
+//! encoder q(z | x), the reparameterization trick, a Bernoulli or Gaussian decoder, the
+//! analytic KL term, β as a config field, and an importance-sampled log-likelihood.
+//!
+//! ```no_run
+//! let mut registry = gm_core::model::ModelRegistry::new();
+//! gm_vae::register(&mut registry);
+//! assert!(registry.get("vae").is_some());
+//! ```
+
+pub mod vae;
+
+use gm_core::model::{ModelEntry, ModelRegistry};
+
+/// Adds this crate's models to `registry`.
+pub fn register(registry: &mut ModelRegistry) {
+    registry.add(ModelEntry {
+        name: "vae",
+        family: "gm-vae",
+        description: "variational autoencoder (MLP, Gaussian q(z|x), Bernoulli/Gaussian decoder, β, IS log-likelihood)",
+        default_dataset: "binarized-mnist",
+        build: vae::build,
+    });
+}

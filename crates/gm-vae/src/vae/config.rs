@@ -1,0 +1,82 @@
+use gm_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// The decoder's likelihood p(x | z).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Likelihood {
+    /// Bernoulli for binary data, Gaussian otherwise.
+    #[default]
+    Auto,
+    /// Independent Bernoulli pixels (logits from the decoder); needs 0/1 data.
+    Bernoulli,
+    /// Independent Gaussians with a mean and a log-variance per dimension from the decoder.
+    Gaussian,
+}
+
+/// Hidden-layer non-linearity.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// tanh (Kingma & Welling 2014, Burda et al. 2015).
+    #[default]
+    Tanh,
+    /// ReLU.
+    Relu,
+    /// softplus.
+    Softplus,
+}
+
+/// `[model]` fields of `vae`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VaeConfig {
+    /// Widths of the encoder's hidden layers; the decoder mirrors them.
+    pub hidden: Vec<i64>,
+    /// Dimension of z.
+    pub latent: i64,
+    /// Decoder likelihood.
+    pub likelihood: Likelihood,
+    /// Weight of the KL term (1 = the ELBO; β-VAE otherwise).
+    pub beta: f64,
+    /// Hidden non-linearity.
+    pub activation: Activation,
+    /// Lower clamp of the Gaussian decoder's log-variance (keeps densities finite on
+    /// quantized data).
+    pub min_log_var: f64,
+}
+
+impl Default for VaeConfig {
+    fn default() -> Self {
+        VaeConfig {
+            hidden: vec![200, 200],
+            latent: 50,
+            likelihood: Likelihood::Auto,
+            beta: 1.0,
+            activation: Activation::Tanh,
+            min_log_var: -6.0,
+        }
+    }
+}
+
+impl VaeConfig {
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.hidden.is_empty() || self.hidden.iter().any(|&h| h <= 0) {
+            return Err(Error::config(
+                "model.hidden",
+                format!("{:?}", self.hidden),
+                "a non-empty list of positive layer widths, e.g. [200, 200]",
+            ));
+        }
+        if self.latent <= 0 {
+            return Err(Error::config("model.latent", self.latent, "a positive integer"));
+        }
+        if !(self.beta > 0.0 && self.beta.is_finite()) {
+            return Err(Error::config("model.beta", self.beta, "a positive finite number"));
+        }
+        if !self.min_log_var.is_finite() {
+            return Err(Error::config("model.min_log_var", self.min_log_var, "a finite number"));
+        }
+        Ok(())
+    }
+}
