@@ -2,5 +2,41 @@
 //! exact: the logistic fully-visible belief network, neural autoregressive networks, NADE,
 //! NADE-k, RNADE, order-agnostic and deep NADE, MADE, and PixelCNN.
 //!
-//! No model is implemented in this crate yet; it exists so that the workspace layout and
-//! dependency direction (`gm-core` ← `gm-autoregressive` ← `gm-cli`) are fixed from the start.
+//! Every model factors p(x) = Π_i p(x_{o_i} | x_{o_<i}) along an ordering o of the
+//! variables, so log p(x) is a sum of D exact terms and sampling is ancestral (D sequential
+//! steps, batched over samples). Implemented so far:
+//!
+//! - [`fvbn`]: the fully-visible belief network of §20.10.8 (Frey 1998), logistic for
+//!   binary data and linear-Gaussian for real data (with its closed-form fit);
+//! - [`nade`]: NADE (§20.10.10; Larochelle & Murray 2011), the shared-weight network whose
+//!   forward pass costs O(DH) through a running sum;
+//! - [`made`]: MADE (Germain et al. 2015), a masked MLP with connectivity-agnostic and
+//!   order-agnostic training and mask ensembles.
+//!
+//! [`common`] holds what they share (orderings, enumeration of small binary spaces, total
+//! variation, exact likelihood reports).
+//!
+//! ```no_run
+//! let mut registry = gm_core::model::ModelRegistry::new();
+//! gm_autoregressive::register(&mut registry);
+//! assert!(registry.get("nade").is_some());
+//! ```
+
+pub mod common;
+pub mod fvbn;
+
+#[cfg(test)]
+mod testutil;
+
+use gm_core::model::{ModelEntry, ModelRegistry};
+
+/// Adds this crate's models to `registry`.
+pub fn register(registry: &mut ModelRegistry) {
+    registry.add(ModelEntry {
+        name: "fvbn",
+        family: "gm-autoregressive",
+        description: "fully-visible belief net: logistic (binary) or linear-Gaussian (real, closed-form fit), exact NLL",
+        default_dataset: "binarized-mnist",
+        build: fvbn::build,
+    });
+}

@@ -12,6 +12,7 @@ use tch::Device;
 pub fn registry() -> ModelRegistry {
     let mut r = ModelRegistry::new();
     gm_vae::register(&mut r);
+    gm_autoregressive::register(&mut r);
     r
 }
 
