@@ -24,6 +24,7 @@
 
 pub mod common;
 pub mod fvbn;
+pub mod nade;
 
 #[cfg(test)]
 mod testutil;
@@ -38,5 +39,12 @@ pub fn register(registry: &mut ModelRegistry) {
         description: "fully-visible belief net: logistic (binary) or linear-Gaussian (real, closed-form fit), exact NLL",
         default_dataset: "binarized-mnist",
         build: fvbn::build,
+    });
+    registry.add(ModelEntry {
+        name: "nade",
+        family: "gm-autoregressive",
+        description: "NADE (Larochelle & Murray 2011): shared-weight O(DH) autoregressive net, any ordering, exact NLL",
+        default_dataset: "binarized-mnist",
+        build: nade::build,
     });
 }

@@ -1,0 +1,48 @@
+use crate::common::OrderingKind;
+use gm_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// `[model]` fields of `nade`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NadeConfig {
+    /// Number of hidden units H (500 in Larochelle & Murray 2011).
+    pub hidden: i64,
+    /// Order of the variables.
+    pub ordering: OrderingKind,
+    /// Seed of a random ordering.
+    pub ordering_seed: u64,
+    /// Standard deviation of the initial weights W and V is this over √fan-in.
+    pub init_scale: f64,
+}
+
+impl Default for NadeConfig {
+    fn default() -> Self {
+        NadeConfig {
+            hidden: 500,
+            ordering: OrderingKind::Identity,
+            ordering_seed: 0,
+            init_scale: 1.0,
+        }
+    }
+}
+
+impl NadeConfig {
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.hidden <= 0 {
+            return Err(Error::config(
+                "model.hidden",
+                self.hidden,
+                "a positive number of hidden units",
+            ));
+        }
+        if !(self.init_scale > 0.0 && self.init_scale.is_finite()) {
+            return Err(Error::config(
+                "model.init_scale",
+                self.init_scale,
+                "a positive finite number",
+            ));
+        }
+        Ok(())
+    }
+}

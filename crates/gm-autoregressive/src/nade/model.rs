@@ -1,0 +1,231 @@
+use super::config::NadeConfig;
+use crate::common::{self, Autoregressive};
+use gm_core::config::RunConfig;
+use gm_core::model::{params_table, parse_params, BuildContext, LogLikelihood, Metrics, Model};
+use gm_core::optim::Optimizer;
+use gm_core::Result;
+use tch::nn::{Init, VarStore};
+use tch::{Device, Kind, Tensor};
+
+/// Floats of one `[rows, D, H]` activation tensor allowed in evaluation without gradients.
+const EVAL_BUDGET: i64 = 16 << 20;
+
+/// A NADE with its parameters (in the variables' own coordinates) and optimizer.
+pub struct Nade {
+    cfg: NadeConfig,
+    shape: Vec<i64>,
+    dim: i64,
+    order_vec: Vec<i64>,
+    /// The ordering as a tensor, `None` for the identity (no gathers needed).
+    order: Option<Tensor>,
+    vs: VarStore,
+    w: Tensor,
+    v: Tensor,
+    b: Tensor,
+    c: Tensor,
+    opt: Optimizer,
+}
+
+/// Builds a NADE from a run config (the `nade` registry entry).
+pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Model>> {
+    let cfg: NadeConfig = parse_params("nade", &ctx.cfg.model.params)?;
+    Ok(Box::new(Nade::new(cfg, ctx)?))
+}
+
+impl Nade {
+    /// A new NADE for binary data shaped like `ctx.data`: small random W and V, c = 0, and b
+    /// the logits of the training means (an untrained NADE is the best factorial model).
+    pub fn new(cfg: NadeConfig, ctx: &BuildContext<'_>) -> Result<Self> {
+        cfg.validate()?;
+        let data = ctx.data;
+        common::require_binary("nade", "data.binarize", "\"none\"", data)?;
+        let dim: i64 = data.shape.iter().product();
+        common::require_dim("nade", dim, 1, &data.shape)?;
+        let h = cfg.hidden;
+        let device = ctx.device;
+        let order_vec = common::ordering(cfg.ordering, cfg.ordering_seed, dim);
+        let identity = order_vec.iter().enumerate().all(|(i, &o)| o == i as i64);
+        let order = (!identity).then(|| Tensor::from_slice(&order_vec).to_device(device));
+        let vs = VarStore::new(device);
+        let root = vs.root() / "nade";
+        let randn = |std: f64| Init::Randn {
+            mean: 0.0,
+            stdev: std,
+        };
+        let w = root.var("w", &[h, dim], randn(cfg.init_scale / (dim as f64).sqrt()));
+        let v = root.var("v", &[dim, h], randn(cfg.init_scale / (h as f64).sqrt()));
+        let b = root.var_copy("b", &common::logit_marginals(data, dim).to_device(device));
+        let c = root.zeros("c", &[h]);
+        let opt = Optimizer::new(&vs, &ctx.cfg.optim)?;
+        Ok(Nade {
+            cfg,
+            shape: data.shape.clone(),
+            dim,
+            order_vec,
+            order,
+            vs,
+            w,
+            v,
+            b,
+            c,
+            opt,
+        })
+    }
+
+    /// The ordering: `o[i]` is the variable generated at step `i`.
+    pub fn ordering(&self) -> &[i64] {
+        &self.order_vec
+    }
+
+    /// Parameters permuted into ordering coordinates: W_o `[H, D]`, V_o `[D, H]`, b_o `[D]`.
+    fn ordered_params(&self) -> (Tensor, Tensor, Tensor) {
+        match &self.order {
+            None => (
+                self.w.shallow_clone(),
+                self.v.shallow_clone(),
+                self.b.shallow_clone(),
+            ),
+            Some(o) => (
+                self.w.index_select(1, o),
+                self.v.index_select(0, o),
+                self.b.index_select(0, o),
+            ),
+        }
+    }
+
+    fn ordered_inputs(&self, x: &Tensor) -> Tensor {
+        let x = x.reshape([-1, self.dim]);
+        match &self.order {
+            None => x,
+            Some(o) => x.index_select(1, o),
+        }
+    }
+
+    /// The ordered inputs `[B, D]` and the logits of the D conditionals `[B, D]` (output `i`
+    /// is p(x_{o_i} = 1 | x_{o_<i})) for `x` `[B, …]`, in O(BDH): the pre-activations of all
+    /// conditionals are c plus an exclusive cumulative sum of W_o[:, j] x_{o_j} along the
+    /// ordering (one `cumsum`, no loop over the variables).
+    pub fn conditionals(&self, x: &Tensor) -> (Tensor, Tensor) {
+        let x_o = self.ordered_inputs(x);
+        let (w_o, v_o, b_o) = self.ordered_params();
+        let (bsz, d) = (x_o.size()[0], self.dim);
+        // Shift by one step so the running sum at step i holds inputs j < i only (exactly:
+        // no "include then subtract" rounding that would leak x_{o_i} into its own output).
+        let x_prev = Tensor::cat(
+            &[x_o.zeros_like().narrow(1, 0, 1), x_o.narrow(1, 0, d - 1)],
+            1,
+        );
+        let w_prev = Tensor::cat(
+            &[w_o.zeros_like().narrow(1, 0, 1), w_o.narrow(1, 0, d - 1)],
+            1,
+        );
+        let contrib = x_prev.unsqueeze(2) * w_prev.tr().unsqueeze(0); // [B, D, H]
+        let a = contrib.cumsum(1, Kind::Float) + &self.c;
+        let h = a.sigmoid();
+        let logits = (h * v_o.unsqueeze(0)).sum_dim_intlist(-1, false, Kind::Float) + b_o;
+        debug_assert_eq!(logits.size(), vec![bsz, d]);
+        (x_o, logits)
+    }
+
+    fn log_prob_impl(&self, x: &Tensor) -> Tensor {
+        let (x_o, logits) = self.conditionals(x);
+        (&x_o * &logits - logits.softplus()).sum_dim_intlist(-1, false, Kind::Float)
+    }
+
+    /// log p(x) without gradients, in chunks that bound the `[rows, D, H]` activations.
+    fn log_prob_eval(&self, x: &Tensor) -> Tensor {
+        let rows = (EVAL_BUDGET / (self.dim * self.cfg.hidden)).max(1);
+        common::chunked(x, rows, |c| self.log_prob_impl(c)).to_kind(Kind::Float)
+    }
+}
+
+impl Autoregressive for Nade {
+    fn dim(&self) -> i64 {
+        self.dim
+    }
+
+    fn log_prob(&self, x: &Tensor) -> Tensor {
+        self.log_prob_impl(x)
+    }
+
+    fn sample_flat(&self, n: i64) -> Tensor {
+        tch::no_grad(|| {
+            let d = self.dim;
+            let device = self.device();
+            let (w_o, v_o, b_o) = self.ordered_params();
+            let w_rows = w_o.tr().contiguous(); // [D, H]: row i is W[:, o_i]
+            let noise = common::logistic_noise(&[d, n], device); // row i: step i's thresholds
+            let x_o = Tensor::zeros([d, n], (Kind::Float, device));
+            // The running pre-activation a = c + Σ_{j<i} W[:, o_j] x_{o_j}, one per sample.
+            let mut a = self.c.unsqueeze(0).repeat([n, 1]);
+            let h = a.zeros_like();
+            for i in 0..d {
+                let _ = a.sigmoid_out(&h);
+                let logit = h.mv(&v_o.get(i)) + b_o.get(i);
+                let xi = logit.gt_tensor(&noise.get(i)).to_kind(Kind::Float);
+                x_o.get(i).copy_(&xi);
+                let _ = a.addr_(&xi, &w_rows.get(i));
+            }
+            let x_o = x_o.tr();
+            match &self.order {
+                None => x_o.contiguous(),
+                Some(o) => Tensor::zeros([n, d], (Kind::Float, device)).index_copy(1, o, &x_o),
+            }
+        })
+    }
+}
+
+impl Model for Nade {
+    fn name(&self) -> &str {
+        "nade"
+    }
+
+    fn var_stores(&self) -> Vec<(&'static str, &VarStore)> {
+        vec![("model", &self.vs)]
+    }
+
+    fn var_stores_mut(&mut self) -> Vec<(&'static str, &mut VarStore)> {
+        vec![("model", &mut self.vs)]
+    }
+
+    fn optimizers(&mut self) -> Vec<(&'static str, &mut Optimizer)> {
+        vec![("opt", &mut self.opt)]
+    }
+
+    fn optimizers_ref(&self) -> Vec<(&'static str, &Optimizer)> {
+        vec![("opt", &self.opt)]
+    }
+
+    fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
+        let lp = self.log_prob_impl(x);
+        let m = common::nll_metrics(&lp, self.dim);
+        self.opt.backward_step(&m[0].1)?;
+        Ok(m.into_iter().map(|(k, t)| (k, t.detach())).collect())
+    }
+
+    fn eval_metrics(&self, x: &Tensor) -> Result<Metrics> {
+        Ok(common::nll_metrics(&self.log_prob_eval(x), self.dim))
+    }
+
+    fn sample(&self, n: i64) -> Result<Tensor> {
+        Ok(common::unflatten(self.sample_flat(n), &self.shape))
+    }
+
+    fn log_likelihoods(&self, x: &Tensor, cfg: &RunConfig) -> Result<Vec<LogLikelihood>> {
+        let lp = common::chunked(x, cfg.data.eval_batch_size, |c| self.log_prob_eval(c));
+        let settings = serde_json::json!({
+            "hidden": self.cfg.hidden,
+            "ordering": self.cfg.ordering,
+            "ordering_seed": self.cfg.ordering_seed,
+        });
+        Ok(vec![common::exact_report("nade", settings, &lp)?])
+    }
+
+    fn resolved_params(&self) -> toml::Table {
+        params_table(&self.cfg)
+    }
+
+    fn device(&self) -> Device {
+        self.vs.device()
+    }
+}
