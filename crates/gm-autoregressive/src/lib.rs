@@ -24,6 +24,7 @@
 
 pub mod common;
 pub mod fvbn;
+pub mod made;
 pub mod nade;
 
 #[cfg(test)]
@@ -46,5 +47,12 @@ pub fn register(registry: &mut ModelRegistry) {
         description: "NADE (Larochelle & Murray 2011): shared-weight O(DH) autoregressive net, any ordering, exact NLL",
         default_dataset: "binarized-mnist",
         build: nade::build,
+    });
+    registry.add(ModelEntry {
+        name: "made",
+        family: "gm-autoregressive",
+        description: "MADE (Germain et al. 2015): masked MLP, connectivity/order-agnostic training, mask ensembles, exact NLL",
+        default_dataset: "binarized-mnist",
+        build: made::build,
     });
 }
