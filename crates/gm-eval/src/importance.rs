@@ -114,6 +114,9 @@ mod tests {
             errors.push((ll.mean - truth).abs());
         }
         assert!(errors[1] < 5e-3, "k=1e5 error {}", errors[1]);
-        assert!(errors[1] < errors[0], "error does not shrink with k: {errors:?}");
+        assert!(
+            errors[1] < errors[0],
+            "error does not shrink with k: {errors:?}"
+        );
     }
 }

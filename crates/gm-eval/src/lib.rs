@@ -12,4 +12,8 @@
 //! assert!(est.double_value(&[0]).abs() < 1e-12);
 //! ```
 
+pub mod ais;
+pub mod frechet;
 pub mod importance;
+pub mod mmd;
+pub mod parzen;
