@@ -2,8 +2,18 @@
 //!
 //! Every number it produces says what it is — exact, a bound, a stochastic estimate with
 //! its standard error, or a Parzen estimate — through
-//! [`gm_core::model::LikelihoodKind`]. This first part holds the importance-sampling
-//! estimator used by latent-variable models with a proposal (the VAE's encoder):
+//! [`gm_core::model::LikelihoodKind`], and is recorded with the data it was measured on
+//! (dataset, split, binarization scheme) in a [`results::ResultRecord`], so that
+//! incomparable numbers are never put side by side by accident.
+//!
+//! - [`importance`]: importance-sampling log-likelihood with a proposal (the VAE's encoder);
+//! - [`ais`]: annealed importance sampling for log Z of energy-based models, generic over
+//!   the target, with the RBM target in [`ais::rbm`];
+//! - [`parzen`]: Parzen-window log-likelihood from samples (a weak estimate, labelled so);
+//! - [`mmd`]: unbiased MMD² between sample sets;
+//! - [`frechet`]: Fréchet distance between feature sets (FID-style);
+//! - [`results`]: result records, their JSON files, and comparisons that refuse to compare
+//!   different binarizations or metric kinds.
 //!
 //! ```
 //! use gm_eval::importance::log_mean_exp;
@@ -17,3 +27,4 @@ pub mod frechet;
 pub mod importance;
 pub mod mmd;
 pub mod parzen;
+pub mod results;
