@@ -6,9 +6,8 @@
 //! CUDA silently reports unavailable). Call [`link_libtorch`] from `build.rs`:
 //!
 //! ```no_run
-//! fn main() {
-//!     gm_build::link_libtorch();
-//! }
+//! // build.rs
+//! gm_build::link_libtorch();
 //! ```
 //!
 //! The crate calling it must depend on `torch-sys` directly, so that cargo hands its build

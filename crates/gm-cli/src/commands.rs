@@ -31,6 +31,12 @@ pub struct TrainArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long)]
     pub device: Option<String>,
+    /// Time budget: stop (resumable) after the first epoch that ends past this many minutes.
+    #[arg(long)]
+    pub max_minutes: Option<f64>,
+    /// libtorch intra-op threads (default: libtorch's choice, usually the core count).
+    #[arg(long)]
+    pub threads: Option<i32>,
     /// Seed of every random number of the run.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -88,7 +94,9 @@ fn install_ctrlc() {
             eprintln!("\ngm: second interrupt, exiting now (the last checkpoint is intact)");
             std::process::exit(130);
         }
-        eprintln!("\ngm: interrupt: writing a checkpoint after this step (Ctrl-C again to quit now)");
+        eprintln!(
+            "\ngm: interrupt: writing a checkpoint after this step (Ctrl-C again to quit now)"
+        );
     });
 }
 
@@ -102,12 +110,22 @@ struct RunInfo {
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
+    if let Some(t) = a.threads {
+        if t <= 0 {
+            bail!("--threads must be a positive number, got {t}");
+        }
+        tch::set_num_threads(t);
+    }
     let (cfg, run_dir, resume) = match &a.resume {
         Some(dir) => {
             let mut cfg = run::read_config(dir)?;
             if let Some(m) = &a.model {
                 if *m != cfg.model.name {
-                    bail!("{} is a run of `{}`, not `{m}`", dir.display(), cfg.model.name);
+                    bail!(
+                        "{} is a run of `{}`, not `{m}`",
+                        dir.display(),
+                        cfg.model.name
+                    );
                 }
             }
             if let Some(e) = a.epochs {
@@ -116,6 +134,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             if let Some(s) = a.max_steps {
                 cfg.train.max_steps = Some(s);
             }
+            cfg.train.max_minutes = a.max_minutes.or(cfg.train.max_minutes);
             if let Some(d) = &a.device {
                 cfg.device = DeviceSpec::parse(d)?;
             }
@@ -156,6 +175,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
             if let Some(s) = a.seed {
                 cfg.seed = s;
             }
+            if a.max_minutes.is_some() {
+                cfg.train.max_minutes = a.max_minutes;
+            }
             let dir = run::new_run_dir(&a.out, a.name.as_deref(), &cfg);
             (cfg, dir, false)
         }
@@ -171,9 +193,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
     resolved.data.options.binarize_seed = cfg.data.options.binarize_seed;
 
     let progress = if resume {
-        let ckpt = checkpoint::latest(&run_dir)?.with_context(|| {
-            format!("{} has no checkpoint to resume from", run_dir.display())
-        })?;
+        let ckpt = checkpoint::latest(&run_dir)?
+            .with_context(|| format!("{} has no checkpoint to resume from", run_dir.display()))?;
         let p = checkpoint::restore(&ckpt, model.as_mut())?;
         tracing::info!(
             "resuming {} from {} (epoch {}, step {})",
@@ -207,7 +228,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 .unwrap_or(0),
             threads: tch::get_num_threads(),
         };
-        atomic_write(&run_dir.join("run.json"), &serde_json::to_vec_pretty(&info)?)?;
+        atomic_write(
+            &run_dir.join("run.json"),
+            &serde_json::to_vec_pretty(&info)?,
+        )?;
         None
     };
     tracing::info!(
@@ -222,13 +246,24 @@ pub fn train(a: TrainArgs) -> Result<()> {
     );
     install_ctrlc();
     let summary = train::fit(model.as_mut(), &data, &resolved, &run_dir, progress)?;
-    write_pictures(model.as_ref(), &data, &run_dir, cfg.seed, cfg.train.n_samples)?;
+    write_pictures(
+        model.as_ref(),
+        &data,
+        &run_dir,
+        cfg.seed,
+        cfg.train.n_samples,
+    )?;
     println!(
-        "trained {} for {} epochs / {} steps in {:.1}s; run dir {}",
+        "trained {} for {} epochs / {} steps in {:.1}s{}; run dir {}",
         cfg.model.name,
         summary.epochs,
         summary.steps,
         summary.seconds,
+        if summary.stopped_on_budget {
+            " (stopped on the time budget; --resume continues)"
+        } else {
+            ""
+        },
         run_dir.display()
     );
     for (k, v) in &summary.valid {
@@ -255,7 +290,14 @@ fn write_pictures(
         }
         for f in figs {
             let path = run_dir.join("figures").join(format!("{}.png", f.name));
-            save_grid(&f.images, &path, &GridOptions { per_row: f.per_row, ..Default::default() })?;
+            save_grid(
+                &f.images,
+                &path,
+                &GridOptions {
+                    per_row: f.per_row,
+                    ..Default::default()
+                },
+            )?;
             tracing::info!("{}: {}", path.display(), f.caption);
         }
     }
@@ -273,7 +315,12 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     seed_all(a.seed);
     let out = a.output.unwrap_or_else(|| a.run_dir.join("samples.png"));
     train::save_samples(model.as_ref(), &data, &out, a.n)?;
-    println!("{} samples of {} written to {}", a.n, cfg.model.name, out.display());
+    println!(
+        "{} samples of {} written to {}",
+        a.n,
+        cfg.model.name,
+        out.display()
+    );
     Ok(())
 }
 
@@ -349,7 +396,13 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         .collect();
     let path = a.run_dir.join("results.json");
     atomic_write(&path, &serde_json::to_vec_pretty(&records)?)?;
-    write_pictures(model.as_ref(), &data, &a.run_dir, cfg.seed, cfg.train.n_samples)?;
+    write_pictures(
+        model.as_ref(),
+        &data,
+        &a.run_dir,
+        cfg.seed,
+        cfg.train.n_samples,
+    )?;
     println!(
         "{} on {} test ({} examples, binarization {}), {:.1}s on {}:",
         cfg.model.name,
@@ -360,7 +413,11 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         device_name(device)
     );
     for r in &records {
-        let k = r.settings.get("k").map(|k| format!(", k = {k}")).unwrap_or_default();
+        let k = r
+            .settings
+            .get("k")
+            .map(|k| format!(", k = {k}"))
+            .unwrap_or_default();
         println!(
             "  {:<20} NLL {:>9.3} ± {:.3} nats  [{}{k}]",
             r.method, r.nll, r.std_err, r.kind
@@ -377,7 +434,11 @@ pub fn list() -> Result<()> {
     }
     println!("datasets:");
     for d in gm_core::data::registry() {
-        let how = if d.needs_download { "download" } else { "synthetic" };
+        let how = if d.needs_download {
+            "download"
+        } else {
+            "synthetic"
+        };
         println!("  {:<20} {:<14} {}", d.name, how, d.description);
     }
     Ok(())

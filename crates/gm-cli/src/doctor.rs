@@ -8,11 +8,18 @@ fn libtorch_path() -> Option<PathBuf> {
     maps.lines()
         .filter_map(|l| l.split_whitespace().nth(5))
         .find(|p| p.ends_with("libtorch_cpu.so") || p.contains("libtorch_cpu.so."))
-        .map(|p| PathBuf::from(p).parent().map(PathBuf::from).unwrap_or_default())
+        .map(|p| {
+            PathBuf::from(p)
+                .parent()
+                .map(PathBuf::from)
+                .unwrap_or_default()
+        })
 }
 
 fn libtorch_version(lib: &Option<PathBuf>) -> String {
-    let Some(lib) = lib else { return "unknown".into() };
+    let Some(lib) = lib else {
+        return "unknown".into();
+    };
     let torch_dir = lib.parent().map(PathBuf::from).unwrap_or_default();
     for f in ["build-version", "version.py"] {
         if let Ok(s) = std::fs::read_to_string(torch_dir.join(f)) {
@@ -35,14 +42,19 @@ pub fn doctor() -> anyhow::Result<()> {
     println!("libtorch version : {}", libtorch_version(&lib));
     println!(
         "libtorch path    : {}",
-        lib.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "not found in memory map".into())
+        lib.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "not found in memory map".into())
     );
     let cuda = tch::Cuda::is_available();
     let count = tch::Cuda::device_count();
     println!("CUDA available   : {cuda}");
     println!("CUDA devices     : {count}");
     let nvidia = std::process::Command::new("nvidia-smi")
-        .args(["--query-gpu=index,name,memory.total", "--format=csv,noheader"])
+        .args([
+            "--query-gpu=index,name,memory.total",
+            "--format=csv,noheader",
+        ])
         .output()
         .ok()
         .filter(|o| o.status.success())
@@ -66,9 +78,21 @@ pub fn doctor() -> anyhow::Result<()> {
         .map(|m| m.contains("libtorch_cuda.so"))
         .unwrap_or(false);
     println!("torch_cuda linked: {linked_cuda}");
-    println!("threads          : {} (intra-op), {} cores", tch::get_num_threads(), std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "threads          : {} (intra-op), {} cores",
+        tch::get_num_threads(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
     let dev = gm_core::device::DeviceSpec::Auto.resolve()?;
-    println!("default device   : {} (--device auto)", gm_core::device::device_name(dev));
-    println!("data cache       : {}", gm_core::data::data_dir(&Default::default()).display());
+    println!(
+        "default device   : {} (--device auto)",
+        gm_core::device::device_name(dev)
+    );
+    println!(
+        "data cache       : {}",
+        gm_core::data::data_dir(&Default::default()).display()
+    );
     Ok(())
 }

@@ -21,11 +21,17 @@ pub const CONFIG_FILE: &str = "config.toml";
 /// Reads a run's resolved config.
 pub fn read_config(run_dir: &Path) -> Result<RunConfig> {
     if !run_dir.is_dir() {
-        bail!("{} is not a run directory (it does not exist)", run_dir.display());
+        bail!(
+            "{} is not a run directory (it does not exist)",
+            run_dir.display()
+        );
     }
     let path = run_dir.join(CONFIG_FILE);
     if !path.exists() {
-        bail!("{} is not a run directory: {CONFIG_FILE} is missing", run_dir.display());
+        bail!(
+            "{} is not a run directory: {CONFIG_FILE} is missing",
+            run_dir.display()
+        );
     }
     Ok(RunConfig::from_file(&path)?)
 }
@@ -40,7 +46,11 @@ pub fn config_hash(run_dir: &Path) -> Result<String> {
 /// Loads the dataset a config names and moves it to `device`.
 pub fn load_data(cfg: &RunConfig, device: Device) -> Result<Dataset> {
     let ds = data::load(&cfg.data.dataset, &cfg.data.options)?;
-    Ok(if device == Device::Cpu { ds } else { ds.to_device(device) })
+    Ok(if device == Device::Cpu {
+        ds
+    } else {
+        ds.to_device(device)
+    })
 }
 
 /// Builds the model of `cfg` for `data` on `device`.
@@ -50,10 +60,19 @@ pub fn build_model(cfg: &RunConfig, data: &Dataset, device: Device) -> Result<Bo
 }
 
 /// Builds the model of a run and loads its newest checkpoint's weights.
-pub fn load_trained(run_dir: &Path, cfg: &RunConfig, data: &Dataset, device: Device) -> Result<Box<dyn Model>> {
+pub fn load_trained(
+    run_dir: &Path,
+    cfg: &RunConfig,
+    data: &Dataset,
+    device: Device,
+) -> Result<Box<dyn Model>> {
     let mut model = build_model(cfg, data, device)?;
-    let ckpt = gm_core::checkpoint::latest(run_dir)?
-        .with_context(|| format!("{} has no checkpoint yet (train it first)", run_dir.display()))?;
+    let ckpt = gm_core::checkpoint::latest(run_dir)?.with_context(|| {
+        format!(
+            "{} has no checkpoint yet (train it first)",
+            run_dir.display()
+        )
+    })?;
     gm_core::checkpoint::load_weights(&ckpt, model.as_mut())?;
     Ok(model)
 }

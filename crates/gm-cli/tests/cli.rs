@@ -46,8 +46,13 @@ fn write_config(dir: &Path) -> PathBuf {
 
 fn weights(run_dir: &Path) -> Vec<(String, Tensor)> {
     let latest = std::fs::read_to_string(run_dir.join("checkpoints/latest")).unwrap();
-    let mut v = Tensor::read_safetensors(run_dir.join("checkpoints").join(latest.trim()).join("model.safetensors"))
-        .unwrap();
+    let mut v = Tensor::read_safetensors(
+        run_dir
+            .join("checkpoints")
+            .join(latest.trim())
+            .join("model.safetensors"),
+    )
+    .unwrap();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
@@ -58,7 +63,12 @@ fn kill_9_then_resume_ends_with_the_same_weights_and_eval_works() {
     let cfg = write_config(tmp.path());
     let out = tmp.path().join("runs");
 
-    let o = run(gm().args(["train", "vae", "--config"]).arg(&cfg).arg("--out").arg(&out).args(["--name", "full"]));
+    let o = run(gm()
+        .args(["train", "vae", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .args(["--name", "full"]));
     assert!(o.status.success(), "{}", stderr(&o));
     let full = weights(&out.join("full"));
 
@@ -81,14 +91,23 @@ fn kill_9_then_resume_ends_with_the_same_weights_and_eval_works() {
                 break;
             }
         }
-        assert!(child.try_wait().unwrap().is_none(), "training ended before it could be killed");
-        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "training ended before it could be killed"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let before = std::fs::read_to_string(&latest).unwrap();
-    assert!(before.trim() < "step-000003000", "the run had already finished: {before}");
+    assert!(
+        before.trim() < "step-000003000",
+        "the run had already finished: {before}"
+    );
 
     let o = run(gm().args(["train", "--resume"]).arg(out.join("killed")));
     assert!(o.status.success(), "{}", stderr(&o));
@@ -105,7 +124,11 @@ fn kill_9_then_resume_ends_with_the_same_weights_and_eval_works() {
     let epochs: Vec<u64> = std::fs::read_to_string(out.join("killed/metrics.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(epochs, (1..=60).collect::<Vec<_>>());
 
@@ -113,7 +136,12 @@ fn kill_9_then_resume_ends_with_the_same_weights_and_eval_works() {
     assert!(o.status.success(), "{}", stderr(&o));
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("full/results.json")).unwrap()).unwrap();
-    let kinds: Vec<&str> = results.as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["lower_bound", "stochastic_estimate"]);
     for r in results.as_array().unwrap() {
         let nll = r["nll"].as_f64().unwrap();
@@ -124,7 +152,11 @@ fn kill_9_then_resume_ends_with_the_same_weights_and_eval_works() {
     assert!(out.join("full/figures/reconstructions.png").exists());
 
     let png = tmp.path().join("s.png");
-    let o = run(gm().arg("sample").arg(out.join("full")).args(["-n", "9", "-o"]).arg(&png));
+    let o = run(gm()
+        .arg("sample")
+        .arg(out.join("full"))
+        .args(["-n", "9", "-o"])
+        .arg(&png));
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
 }
@@ -133,8 +165,15 @@ fn assert_clean_failure(o: &Output, needle: &str, out: &Path) {
     assert!(!o.status.success(), "should fail");
     let e = stderr(o);
     assert!(e.contains(needle), "error should mention {needle:?}: {e}");
-    assert_eq!(e.trim().lines().count(), 1, "one line of error expected: {e}");
-    assert!(!out.exists(), "a failed start must not create the run directory");
+    assert_eq!(
+        e.trim().lines().count(),
+        1,
+        "one line of error expected: {e}"
+    );
+    assert!(
+        !out.exists(),
+        "a failed start must not create the run directory"
+    );
 }
 
 #[test]
@@ -145,40 +184,78 @@ fn bad_input_gives_one_clear_error_and_writes_nothing() {
     // A mistyped config field.
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, "[train]\nepocs = 3\n").unwrap();
-    let o = run(gm().args(["train", "vae", "--dataset", "bars-and-stripes", "--config"]).arg(&bad).arg("--out").arg(&out));
+    let o = run(gm()
+        .args(["train", "vae", "--dataset", "bars-and-stripes", "--config"])
+        .arg(&bad)
+        .arg("--out")
+        .arg(&out));
     assert_clean_failure(&o, "epocs", &out);
 
     // An invalid value.
     std::fs::write(&bad, "[optim]\nlr = -1.0\n").unwrap();
-    let o = run(gm().args(["train", "vae", "--dataset", "bars-and-stripes", "--config"]).arg(&bad).arg("--out").arg(&out));
+    let o = run(gm()
+        .args(["train", "vae", "--dataset", "bars-and-stripes", "--config"])
+        .arg(&bad)
+        .arg("--out")
+        .arg(&out));
     assert_clean_failure(&o, "optim.lr", &out);
 
     // Unknown model and dataset.
     let o = run(gm().args(["train", "vea"]).arg("--out").arg(&out));
     assert_clean_failure(&o, "known: vae", &out);
-    let o = run(gm().args(["train", "vae", "--dataset", "cifar"]).arg("--out").arg(&out));
+    let o = run(gm()
+        .args(["train", "vae", "--dataset", "cifar"])
+        .arg("--out")
+        .arg(&out));
     assert_clean_failure(&o, "unknown dataset", &out);
 
     // CUDA asked for on a machine without it.
     if !tch::Cuda::is_available() {
-        let o = run(gm().args(["train", "vae", "--dataset", "bars-and-stripes", "--device", "cuda"]).arg("--out").arg(&out));
+        let o = run(gm()
+            .args([
+                "train",
+                "vae",
+                "--dataset",
+                "bars-and-stripes",
+                "--device",
+                "cuda",
+            ])
+            .arg("--out")
+            .arg(&out));
         assert_clean_failure(&o, "no CUDA device", &out);
     }
 
     // A dataset that is not downloaded, then a corrupt file.
     let cache = tmp.path().join("cache");
     std::fs::create_dir_all(cache.join("fashion-mnist")).unwrap();
-    let o = run(gm().env("GM_DATA_DIR", &cache).args(["train", "vae", "--dataset", "fashion-mnist", "--out"]).arg(&out));
+    let o = run(gm()
+        .env("GM_DATA_DIR", &cache)
+        .args(["train", "vae", "--dataset", "fashion-mnist", "--out"])
+        .arg(&out));
     assert_clean_failure(&o, "cargo xtask data fashion-mnist", &out);
-    for f in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
+    for f in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
         std::fs::write(cache.join("fashion-mnist").join(f), b"not an idx file").unwrap();
     }
-    let o = run(gm().env("GM_DATA_DIR", &cache).args(["train", "vae", "--dataset", "fashion-mnist", "--out"]).arg(&out));
+    let o = run(gm()
+        .env("GM_DATA_DIR", &cache)
+        .args(["train", "vae", "--dataset", "fashion-mnist", "--out"])
+        .arg(&out));
     assert_clean_failure(&o, "fashion-mnist", &out);
-    assert!(stderr(&o).contains("train-images-idx3-ubyte") || stderr(&o).contains("t10k"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("train-images-idx3-ubyte") || stderr(&o).contains("t10k"),
+        "{}",
+        stderr(&o)
+    );
 
     // Resuming something that is not a run.
-    let o = run(gm().args(["train", "--resume"]).arg(tmp.path().join("nope")));
+    let o = run(gm()
+        .args(["train", "--resume"])
+        .arg(tmp.path().join("nope")));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("not a run directory"), "{}", stderr(&o));
 }

@@ -55,13 +55,15 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Like [`atomic_write`], for writers that need a path (e.g. safetensors).
 pub fn atomic_write_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = write(&tmp).and_then(|_| {
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-    });
+    let result =
+        write(&tmp).and_then(|_| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -128,7 +130,9 @@ pub fn save(run_dir: &Path, model: &dyn Model, progress: &Progress) -> Result<Pa
 }
 
 fn prune(root: &Path, current: &str, keep: usize) {
-    let Ok(rd) = std::fs::read_dir(root) else { return };
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return;
+    };
     let mut names: Vec<String> = rd
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
@@ -154,7 +158,10 @@ pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>> {
             } else {
                 Err(Error::Run {
                     path: pointer,
-                    msg: format!("names checkpoint {} which is incomplete or gone", name.trim()),
+                    msg: format!(
+                        "names checkpoint {} which is incomplete or gone",
+                        name.trim()
+                    ),
                 })
             }
         }
@@ -213,7 +220,9 @@ pub fn load_weights(ckpt_dir: &Path, model: &mut dyn Model) -> Result<()> {
         if let Some(extra) = saved.keys().find(|k| !vars.contains_key(*k)) {
             return Err(Error::Run {
                 path,
-                msg: format!("unexpected tensor {extra} (is this checkpoint from another model config?)"),
+                msg: format!(
+                    "unexpected tensor {extra} (is this checkpoint from another model config?)"
+                ),
             });
         }
     }

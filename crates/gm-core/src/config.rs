@@ -119,19 +119,24 @@ impl<'de> Deserialize<'de> for DataConfig {
         let mut t = toml::Table::deserialize(d)?;
         let mut cfg = DataConfig::default();
         if let Some(v) = t.remove("dataset") {
-            cfg.dataset = v.try_into().map_err(|e| D::Error::custom(format!("data.dataset: {e}")))?;
+            cfg.dataset = v
+                .try_into()
+                .map_err(|e| D::Error::custom(format!("data.dataset: {e}")))?;
         }
         for (key, slot) in [
             ("batch_size", &mut cfg.batch_size),
             ("eval_batch_size", &mut cfg.eval_batch_size),
         ] {
             if let Some(v) = t.remove(key) {
-                *slot = v.try_into().map_err(|e| D::Error::custom(format!("data.{key}: {e}")))?;
+                *slot = v
+                    .try_into()
+                    .map_err(|e| D::Error::custom(format!("data.{key}: {e}")))?;
             }
         }
         if let Some(v) = t.remove("drop_last") {
-            cfg.drop_last =
-                v.try_into().map_err(|e| D::Error::custom(format!("data.drop_last: {e}")))?;
+            cfg.drop_last = v
+                .try_into()
+                .map_err(|e| D::Error::custom(format!("data.drop_last: {e}")))?;
         }
         cfg.options = toml::Value::Table(t)
             .try_into()
@@ -208,6 +213,9 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Stop after this many steps in all (optional).
     pub max_steps: Option<u64>,
+    /// Stop at the end of the first epoch that ends after this many minutes of training in
+    /// all (optional; a budget for long runs). The run stays resumable.
+    pub max_minutes: Option<f64>,
     /// Learning-rate schedule.
     pub lr_schedule: LrSchedule,
     /// Final learning rate of the cosine / exponential schedules.
@@ -241,6 +249,7 @@ impl Default for TrainConfig {
         TrainConfig {
             epochs: 10,
             max_steps: None,
+            max_minutes: None,
             lr_schedule: LrSchedule::Constant,
             lr_min: 0.0,
             lr_gamma: 0.5,
@@ -311,10 +320,18 @@ impl RunConfig {
     /// own fields and whether it can take the dataset's shape).
     pub fn validate(&self) -> Result<()> {
         if self.model.name.is_empty() {
-            return Err(Error::config("model.name", "\"\"", "a model name (see `gm list`)"));
+            return Err(Error::config(
+                "model.name",
+                "\"\"",
+                "a model name (see `gm list`)",
+            ));
         }
         if self.data.dataset.is_empty() {
-            return Err(Error::config("data.dataset", "\"\"", "a dataset name (see `gm list`)"));
+            return Err(Error::config(
+                "data.dataset",
+                "\"\"",
+                "a dataset name (see `gm list`)",
+            ));
         }
         crate::data::validate(&self.data.dataset, &self.data.options)?;
         positive_i64("data.batch_size", self.data.batch_size)?;
@@ -325,23 +342,46 @@ impl RunConfig {
         unit_interval("optim.beta2", o.beta2)?;
         positive_f64("optim.eps", o.eps)?;
         if !(0.0..1.0).contains(&o.momentum) {
-            return Err(Error::config("optim.momentum", o.momentum, "a number in [0, 1)"));
+            return Err(Error::config(
+                "optim.momentum",
+                o.momentum,
+                "a number in [0, 1)",
+            ));
         }
         if !(o.weight_decay >= 0.0 && o.weight_decay.is_finite()) {
-            return Err(Error::config("optim.weight_decay", o.weight_decay, "a number ≥ 0"));
+            return Err(Error::config(
+                "optim.weight_decay",
+                o.weight_decay,
+                "a number ≥ 0",
+            ));
         }
         let t = &self.train;
         if t.epochs == 0 && t.max_steps.is_none() {
-            return Err(Error::config("train.epochs", 0, "at least 1 (or set train.max_steps)"));
+            return Err(Error::config(
+                "train.epochs",
+                0,
+                "at least 1 (or set train.max_steps)",
+            ));
+        }
+        if let Some(m) = t.max_minutes {
+            positive_f64("train.max_minutes", m)?;
         }
         if t.max_steps == Some(0) {
             return Err(Error::config("train.max_steps", 0, "at least 1"));
         }
         if !(t.lr_min >= 0.0 && t.lr_min <= o.lr) {
-            return Err(Error::config("train.lr_min", t.lr_min, "a number in [0, optim.lr]"));
+            return Err(Error::config(
+                "train.lr_min",
+                t.lr_min,
+                "a number in [0, optim.lr]",
+            ));
         }
         if !(t.lr_gamma > 0.0 && t.lr_gamma <= 1.0) {
-            return Err(Error::config("train.lr_gamma", t.lr_gamma, "a number in (0, 1]"));
+            return Err(Error::config(
+                "train.lr_gamma",
+                t.lr_gamma,
+                "a number in (0, 1]",
+            ));
         }
         if t.lr_step_epochs == 0 {
             return Err(Error::config("train.lr_step_epochs", 0, "at least 1"));
@@ -350,10 +390,18 @@ impl RunConfig {
             positive_f64("train.clip_grad_norm", c)?;
         }
         if t.checkpoint_every == 0 {
-            return Err(Error::config("train.checkpoint_every", 0, "at least 1 (epochs)"));
+            return Err(Error::config(
+                "train.checkpoint_every",
+                0,
+                "at least 1 (epochs)",
+            ));
         }
         if t.checkpoint_every_steps == Some(0) {
-            return Err(Error::config("train.checkpoint_every_steps", 0, "at least 1"));
+            return Err(Error::config(
+                "train.checkpoint_every_steps",
+                0,
+                "at least 1",
+            ));
         }
         positive_i64("train.n_samples", t.n_samples)?;
         if t.log_every == 0 {
@@ -462,7 +510,9 @@ mod tests {
 
     #[test]
     fn wrong_types_are_rejected() {
-        let err = cfg("[data]\nbatch_size = \"ten\"\n").unwrap_err().to_string();
+        let err = cfg("[data]\nbatch_size = \"ten\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("batch_size"), "{err}");
         let err = cfg("device = \"tpu\"\n").unwrap_err().to_string();
         assert!(err.contains("tpu"), "{err}");
@@ -486,11 +536,21 @@ mod tests {
                 other => panic!("{extra}: expected a config error, got {other:?}"),
             }
         }
-        let c = cfg("[model]\nname = \"vae\"\n[data]\ndataset = \"bars-and-stripes\"\nbatch_size = 0\n")
-            .unwrap();
-        assert!(matches!(c.validate(), Err(Error::Config { field, .. }) if field == "data.batch_size"));
+        let c = cfg(
+            "[model]\nname = \"vae\"\n[data]\ndataset = \"bars-and-stripes\"\nbatch_size = 0\n",
+        )
+        .unwrap();
+        assert!(
+            matches!(c.validate(), Err(Error::Config { field, .. }) if field == "data.batch_size")
+        );
         let c = cfg("[model]\nname = \"vae\"\n[data]\ndataset = \"no-such-set\"\n").unwrap();
-        assert!(matches!(c.validate(), Err(Error::Unknown { what: "dataset", .. })));
+        assert!(matches!(
+            c.validate(),
+            Err(Error::Unknown {
+                what: "dataset",
+                ..
+            })
+        ));
         let c = cfg("[data]\ndataset = \"bars-and-stripes\"\n").unwrap();
         assert!(matches!(c.validate(), Err(Error::Config { field, .. }) if field == "model.name"));
     }

@@ -119,9 +119,10 @@ pub fn device_name(d: Device) -> String {
 
 /// Seeds libtorch's CPU generator and every CUDA generator.
 pub fn seed_all(seed: u64) {
+    static CUDA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     // libtorch takes an i64; keep the bits.
     tch::manual_seed(seed as i64);
-    if tch::Cuda::is_available() {
+    if *CUDA.get_or_init(tch::Cuda::is_available) {
         tch::Cuda::manual_seed_all(seed);
     }
 }

@@ -35,7 +35,9 @@ pub enum Error {
         found: String,
     },
     /// A dataset's files are not in the data cache.
-    #[error("dataset {dataset} is not downloaded ({path} is missing): run `cargo xtask data {dataset}`")]
+    #[error(
+        "dataset {dataset} is not downloaded ({path} is missing): run `cargo xtask data {dataset}`"
+    )]
     NotDownloaded {
         /// Dataset name.
         dataset: String,

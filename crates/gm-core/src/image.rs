@@ -77,7 +77,14 @@ pub fn grid(images: &Tensor, opts: &GridOptions) -> Result<Tensor> {
     let full = rows * per_row;
     let x = if full > n {
         Tensor::cat(
-            &[x, Tensor::full([full - n, c, h, w], opts.pad_value, (Kind::Float, Device::Cpu))],
+            &[
+                x,
+                Tensor::full(
+                    [full - n, c, h, w],
+                    opts.pad_value,
+                    (Kind::Float, Device::Cpu),
+                ),
+            ],
             0,
         )
     } else {
@@ -115,7 +122,9 @@ impl PadFill for Tensor {
 pub fn png_bytes(img: &Tensor) -> Result<Vec<u8>> {
     let size = img.size();
     if size.len() != 3 || !(size[0] == 1 || size[0] == 3) {
-        return Err(Error::Msg(format!("png: expected [1 or 3, H, W], got {size:?}")));
+        return Err(Error::Msg(format!(
+            "png: expected [1 or 3, H, W], got {size:?}"
+        )));
     }
     let (c, h, w) = (size[0], size[1], size[2]);
     let hwc = img.permute([1, 2, 0]).contiguous().to_kind(Kind::Uint8);
@@ -152,7 +161,9 @@ pub fn save_grid(images: &Tensor, path: &Path, opts: &GridOptions) -> Result<()>
 pub fn scatter(points: &Tensor, size: i64, extent: (f64, f64)) -> Result<Tensor> {
     let s = points.size();
     if s.len() != 2 || s[1] != 2 {
-        return Err(Error::Msg(format!("scatter: expected [N, 2] points, got {s:?}")));
+        return Err(Error::Msg(format!(
+            "scatter: expected [N, 2] points, got {s:?}"
+        )));
     }
     let (lo, hi) = extent;
     let p = points.to_device(Device::Cpu).to_kind(Kind::Double);

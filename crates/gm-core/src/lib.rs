@@ -26,6 +26,7 @@ pub mod error;
 pub mod image;
 pub mod model;
 pub mod optim;
+pub mod progress;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -218,7 +218,10 @@ impl ModelRegistry {
 
 /// Deserializes a model's own parameters from `[model]`, rejecting unknown fields (the
 /// model's config struct has `#[serde(deny_unknown_fields)]`) with a message naming them.
-pub fn parse_params<T: serde::de::DeserializeOwned>(model: &str, params: &toml::Table) -> Result<T> {
+pub fn parse_params<T: serde::de::DeserializeOwned>(
+    model: &str,
+    params: &toml::Table,
+) -> Result<T> {
     toml::Value::Table(params.clone())
         .try_into()
         .map_err(|e: toml::de::Error| Error::ConfigParse {

@@ -59,7 +59,9 @@ impl Optimizer {
             .collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         if named.is_empty() {
-            return Err(Error::Msg("optimizer: the var store has no trainable variable".into()));
+            return Err(Error::Msg(
+                "optimizer: the var store has no trainable variable".into(),
+            ));
         }
         let kind = named[0].1.kind();
         let device = vs.device();
@@ -202,9 +204,9 @@ impl Optimizer {
     /// Restores the state written by [`Optimizer::state`].
     pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
         let get = |name: &str| {
-            tensors.get(&format!("{prefix}.{name}")).ok_or_else(|| {
-                Error::Msg(format!("optimizer state has no tensor {prefix}.{name}"))
-            })
+            tensors
+                .get(&format!("{prefix}.{name}"))
+                .ok_or_else(|| Error::Msg(format!("optimizer state has no tensor {prefix}.{name}")))
         };
         tch::no_grad(|| -> Result<()> {
             let m = get("m")?;
@@ -250,7 +252,9 @@ mod tests {
 
     fn loss(lin: &nn::Linear) -> Tensor {
         let x = Tensor::from_slice(&[1.0f32, -2.0, 0.5, 3.0, 0.0, 1.0, -1.0, 2.0]).view([2, 4]);
-        (lin.forward(&x) - 1.0).pow_tensor_scalar(2).sum(Kind::Float)
+        (lin.forward(&x) - 1.0)
+            .pow_tensor_scalar(2)
+            .sum(Kind::Float)
     }
 
     #[test]
@@ -273,11 +277,15 @@ mod tests {
     fn sgd_momentum_matches_formula() {
         let (_vs, lin, mut opt) = setup(OptimKind::Sgd);
         let w0 = lin.ws.detach().copy();
-        let g1 = Tensor::run_backward(&[loss(&lin)], &[&lin.ws], false, false).pop().unwrap();
+        let g1 = Tensor::run_backward(&[loss(&lin)], &[&lin.ws], false, false)
+            .pop()
+            .unwrap();
         opt.backward_step(&loss(&lin)).unwrap();
         let expect1 = &w0 - &g1 * 0.05;
         assert!((&lin.ws - &expect1).abs().max().double_value(&[]) < 1e-6);
-        let g2 = Tensor::run_backward(&[loss(&lin)], &[&lin.ws], false, false).pop().unwrap();
+        let g2 = Tensor::run_backward(&[loss(&lin)], &[&lin.ws], false, false)
+            .pop()
+            .unwrap();
         opt.backward_step(&loss(&lin)).unwrap();
         let expect2 = &expect1 - (&g1 * 0.5 + &g2) * 0.05;
         assert!((&lin.ws - &expect2).abs().max().double_value(&[]) < 1e-6);
@@ -294,8 +302,11 @@ mod tests {
             .into_iter()
             .map(|(k, t)| (k, t.copy()))
             .collect();
-        let weights: Vec<(String, Tensor)> =
-            vs.variables().into_iter().map(|(k, t)| (k, t.copy())).collect();
+        let weights: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .map(|(k, t)| (k, t.copy()))
+            .collect();
         for _ in 0..5 {
             opt.backward_step(&loss(&lin)).unwrap();
         }
@@ -323,7 +334,9 @@ mod tests {
         let b0 = lin.bs.as_ref().unwrap().detach().copy();
         opt.backward_step(&loss(&lin)).unwrap();
         let dw = (&lin.ws - &w0).pow_tensor_scalar(2).sum(Kind::Float);
-        let db = (lin.bs.as_ref().unwrap() - &b0).pow_tensor_scalar(2).sum(Kind::Float);
+        let db = (lin.bs.as_ref().unwrap() - &b0)
+            .pow_tensor_scalar(2)
+            .sum(Kind::Float);
         let step_norm = (dw + db).sqrt().double_value(&[]);
         approx::assert_abs_diff_eq!(step_norm, 0.05 * 1e-3, epsilon = 1e-7);
     }

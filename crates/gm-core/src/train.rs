@@ -69,6 +69,8 @@ pub struct FitSummary {
     pub valid: Vec<(String, f64)>,
     /// The final checkpoint.
     pub checkpoint: PathBuf,
+    /// Whether the run stopped early on `train.max_minutes`.
+    pub stopped_on_budget: bool,
 }
 
 #[derive(Serialize)]
@@ -100,15 +102,21 @@ pub fn evaluate(model: &dyn Model, x: &Tensor, batch: i64) -> Result<Vec<(String
         if names.is_empty() {
             names = m.iter().map(|(k, _)| *k).collect();
         }
-        let v = Tensor::stack(&m.iter().map(|(_, t)| t.to_kind(Kind::Double)).collect::<Vec<_>>(), 0)
-            * len as f64;
+        let v = Tensor::stack(
+            &m.iter()
+                .map(|(_, t)| t.to_kind(Kind::Double))
+                .collect::<Vec<_>>(),
+            0,
+        ) * len as f64;
         sum = Some(match sum {
             None => v,
             Some(s) => s + v,
         });
         start += len;
     }
-    let Some(sum) = sum else { return Ok(Vec::new()) };
+    let Some(sum) = sum else {
+        return Ok(Vec::new());
+    };
     let values = Vec::<f64>::try_from(sum / n as f64)?;
     Ok(names.into_iter().map(String::from).zip(values).collect())
 }
@@ -121,10 +129,26 @@ pub fn save_samples(model: &dyn Model, data: &Dataset, path: &Path, n: i64) -> R
         let mut shape = vec![n];
         shape.extend_from_slice(&data.shape);
         let per_row = (n as f64).sqrt().ceil() as i64;
-        save_grid(&s.reshape(shape.as_slice()), path, &GridOptions { per_row, ..Default::default() })
+        save_grid(
+            &s.reshape(shape.as_slice()),
+            path,
+            &GridOptions {
+                per_row,
+                ..Default::default()
+            },
+        )
     } else if data.shape == [2] {
         let img = scatter(&s, 256, (-4.0, 4.0))?;
-        save_grid(&img.unsqueeze(0), path, &GridOptions { per_row: 1, padding: 0, scale: 1, ..Default::default() })
+        save_grid(
+            &img.unsqueeze(0),
+            path,
+            &GridOptions {
+                per_row: 1,
+                padding: 0,
+                scale: 1,
+                ..Default::default()
+            },
+        )
     } else {
         Ok(())
     }
@@ -133,7 +157,9 @@ pub fn save_samples(model: &dyn Model, data: &Dataset, path: &Path, n: i64) -> R
 /// Keeps the records of `metrics.jsonl` whose epoch is ≤ `epochs_done` (after a resume, the
 /// epochs that will be re-run must not appear twice).
 pub fn truncate_metrics(path: &Path, epochs_done: usize) -> Result<()> {
-    let Ok(f) = std::fs::File::open(path) else { return Ok(()) };
+    let Ok(f) = std::fs::File::open(path) else {
+        return Ok(());
+    };
     let mut kept = Vec::new();
     for line in std::io::BufReader::new(f).lines() {
         let line = line.map_err(|e| Error::io(path, e))?;
@@ -158,7 +184,13 @@ fn append_line(path: &Path, line: &str) -> Result<()> {
     f.sync_data().map_err(|e| Error::io(path, e))
 }
 
-fn check_finite(names: &[&'static str], values: &[f64], epoch: usize, step: u64, ckpt: &Option<PathBuf>) -> Result<()> {
+fn check_finite(
+    names: &[&'static str],
+    values: &[f64],
+    epoch: usize,
+    step: u64,
+    ckpt: &Option<PathBuf>,
+) -> Result<()> {
     for (name, v) in names.iter().zip(values) {
         if !v.is_finite() {
             return Err(Error::NonFinite {
@@ -186,12 +218,19 @@ pub fn fit(
     let seed = cfg.seed;
     std::fs::create_dir_all(run_dir.join("samples")).map_err(|e| Error::io(run_dir, e))?;
     let metrics_path = run_dir.join("metrics.jsonl");
-    let mut progress = resume.unwrap_or(Progress { seed, ..Default::default() });
+    let mut progress = resume.unwrap_or(Progress {
+        seed,
+        ..Default::default()
+    });
     truncate_metrics(&metrics_path, progress.epoch)?;
 
     let n_train = data.train.len();
     let bs = cfg.data.batch_size;
-    let steps_per_epoch = if cfg.data.drop_last { n_train / bs } else { (n_train + bs - 1) / bs } as u64;
+    let steps_per_epoch = if cfg.data.drop_last {
+        n_train / bs
+    } else {
+        (n_train + bs - 1) / bs
+    } as u64;
     if steps_per_epoch == 0 {
         return Err(Error::config(
             "data.batch_size",
@@ -207,7 +246,7 @@ pub fn fit(
             None => by_epochs,
         }
     };
-    let epochs = ((total_steps + steps_per_epoch - 1) / steps_per_epoch) as usize;
+    let epochs = total_steps.div_ceil(steps_per_epoch) as usize;
     for (_, opt) in model.optimizers() {
         opt.set_clip_grad_norm(t.clip_grad_norm);
     }
@@ -237,6 +276,7 @@ pub fn fit(
     let session_start = Instant::now();
     let elapsed_before = progress.elapsed_secs;
     let mut lr = cfg.optim.lr;
+    let mut stopped_on_budget = false;
 
     while progress.epoch < epochs && progress.step < total_steps {
         let epoch = progress.epoch;
@@ -268,8 +308,12 @@ pub fn fit(
                 names = m.iter().map(|(k, _)| *k).collect();
             }
             let v = tch::no_grad(|| {
-                Tensor::stack(&m.iter().map(|(_, t)| t.detach().to_kind(Kind::Double)).collect::<Vec<_>>(), 0)
-                    * nb as f64
+                Tensor::stack(
+                    &m.iter()
+                        .map(|(_, t)| t.detach().to_kind(Kind::Double))
+                        .collect::<Vec<_>>(),
+                    0,
+                ) * nb as f64
             });
             window_sum = Some(match window_sum {
                 None => v,
@@ -280,8 +324,9 @@ pub fn fit(
             progress.batch_in_epoch += 1;
 
             let interrupted = INTERRUPT.load(Ordering::SeqCst);
-            let step_ckpt = matches!(t.checkpoint_every_steps, Some(k) if progress.step % k == 0);
-            if progress.step % t.log_every == 0 || interrupted || step_ckpt {
+            let step_ckpt =
+                matches!(t.checkpoint_every_steps, Some(k) if progress.step.is_multiple_of(k));
+            if progress.step.is_multiple_of(t.log_every) || interrupted || step_ckpt {
                 let w = window_sum.take().expect("window has a step");
                 let values = Vec::<f64>::try_from(&w / window_examples as f64)?;
                 check_finite(&names, &values, epoch, progress.step, &last_ckpt)?;
@@ -335,8 +380,21 @@ pub fn fit(
             let vn: Vec<&'static str> = vec!["valid metric"; valid_means.len()];
             let vv: Vec<f64> = valid_means.iter().map(|(_, v)| *v).collect();
             check_finite(&vn, &vv, epoch, progress.step, &last_ckpt).map_err(|e| match e {
-                Error::NonFinite { value, epoch, step, checkpoint, .. } => Error::NonFinite {
-                    metric: format!("validation {}", valid_means.iter().find(|(_, v)| !v.is_finite()).map(|(k, _)| k.as_str()).unwrap_or("metric")),
+                Error::NonFinite {
+                    value,
+                    epoch,
+                    step,
+                    checkpoint,
+                    ..
+                } => Error::NonFinite {
+                    metric: format!(
+                        "validation {}",
+                        valid_means
+                            .iter()
+                            .find(|(_, v)| !v.is_finite())
+                            .map(|(k, _)| k.as_str())
+                            .unwrap_or("metric")
+                    ),
                     value,
                     epoch,
                     step,
@@ -356,9 +414,15 @@ pub fn fit(
             train: to_map(&train_means),
             valid: &to_map(&valid_means),
         };
-        append_line(&metrics_path, &serde_json::to_string(&record).expect("record serializes"))?;
+        append_line(
+            &metrics_path,
+            &serde_json::to_string(&record).expect("record serializes"),
+        )?;
         let fmt = |v: &[(String, f64)]| {
-            v.iter().map(|(k, x)| format!("{k} {x:.4}")).collect::<Vec<_>>().join(", ")
+            v.iter()
+                .map(|(k, x)| format!("{k} {x:.4}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let line = format!(
             "epoch {}/{epochs}: train [{}] valid [{}] ({secs:.1}s, {:.0} examples/s)",
@@ -372,13 +436,18 @@ pub fn fit(
             None => tracing::info!("{line}"),
         }
 
-        let last = progress.epoch >= epochs || progress.step >= total_steps;
-        if (t.sample_every > 0 && progress.epoch % t.sample_every == 0) || last {
+        let over_budget = t
+            .max_minutes
+            .is_some_and(|m| progress.elapsed_secs >= m * 60.0);
+        let last = progress.epoch >= epochs || progress.step >= total_steps || over_budget;
+        if (t.sample_every > 0 && progress.epoch.is_multiple_of(t.sample_every)) || last {
             seed_all(derive_seed(seed, &[stream::SAMPLE, progress.epoch as u64]));
-            let path = run_dir.join("samples").join(format!("epoch-{:04}.png", progress.epoch));
+            let path = run_dir
+                .join("samples")
+                .join(format!("epoch-{:04}.png", progress.epoch));
             save_samples(model, data, &path, t.n_samples)?;
         }
-        if progress.epoch % t.checkpoint_every == 0 || last {
+        if progress.epoch.is_multiple_of(t.checkpoint_every) || last {
             last_ckpt = Some(checkpoint::save(run_dir, model, &progress)?);
         }
         if INTERRUPT.load(Ordering::SeqCst) {
@@ -387,6 +456,15 @@ pub fn fit(
                 step: progress.step,
                 run_dir: run_dir.to_path_buf(),
             });
+        }
+        if over_budget && !last_planned(&progress, epochs, total_steps) {
+            tracing::info!(
+                "time budget of {:.1} minutes reached after epoch {}; resume with --resume to continue",
+                t.max_minutes.unwrap_or_default(),
+                progress.epoch
+            );
+            stopped_on_budget = true;
+            break;
         }
     }
     if let Some(b) = &bar {
@@ -403,5 +481,10 @@ pub fn fit(
         train: train_means,
         valid: valid_means,
         checkpoint,
+        stopped_on_budget,
     })
+}
+
+fn last_planned(p: &Progress, epochs: usize, total_steps: u64) -> bool {
+    p.epoch >= epochs || p.step >= total_steps
 }

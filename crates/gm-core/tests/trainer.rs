@@ -32,7 +32,15 @@ impl Tiny {
         let enc = nn::linear(vs.root() / "enc", 16, 6, Default::default());
         let dec = nn::linear(vs.root() / "dec", 6, 16, Default::default());
         let opt = Optimizer::new(&vs, &cfg.optim).unwrap();
-        Tiny { vs, enc, dec, opt, steps: 0, interrupt_at: None, nan_at: None }
+        Tiny {
+            vs,
+            enc,
+            dec,
+            opt,
+            steps: 0,
+            interrupt_at: None,
+            nan_at: None,
+        }
     }
     fn loss(&self, x: &Tensor) -> Tensor {
         let x = x.reshape([-1, 16]);
@@ -44,7 +52,9 @@ impl Tiny {
             / x.size()[0] as f64
     }
     fn weights(&self) -> Tensor {
-        Tensor::cat(&[self.enc.ws.reshape([-1]), self.dec.ws.reshape([-1])], 0).detach().copy()
+        Tensor::cat(&[self.enc.ws.reshape([-1]), self.dec.ws.reshape([-1])], 0)
+            .detach()
+            .copy()
     }
 }
 
@@ -68,7 +78,7 @@ impl Model for Tiny {
         self.steps += 1;
         let mut loss = self.loss(x);
         if self.nan_at.is_some_and(|s| self.steps >= s) {
-            loss = loss * f64::NAN;
+            loss *= f64::NAN;
         }
         self.opt.backward_step(&loss)?;
         if self.interrupt_at == Some(self.steps) {
@@ -126,7 +136,10 @@ fn trainer_resume_and_nan() {
     assert_eq!(records.len(), 4);
     let first = records[0]["train"]["loss"].as_f64().unwrap();
     let last = records[3]["train"]["loss"].as_f64().unwrap();
-    assert!(last < first, "training loss did not fall: {first} -> {last}");
+    assert!(
+        last < first,
+        "training loss did not fall: {first} -> {last}"
+    );
     assert!(ref_dir.path().join("samples/epoch-0002.png").exists());
     assert!(ref_dir.path().join("samples/epoch-0004.png").exists());
     assert!(!ref_dir.path().join("samples/epoch-0001.png").exists());
@@ -146,12 +159,18 @@ fn trainer_resume_and_nan() {
     assert_eq!((progress.epoch, progress.batch_in_epoch), (1, 2));
     fit(&mut b, &data, &cfg, dir.path(), Some(progress)).unwrap();
     assert_eq!(
-        (b.weights() - reference.weights()).abs().max().double_value(&[]),
+        (b.weights() - reference.weights())
+            .abs()
+            .max()
+            .double_value(&[]),
         0.0,
         "resumed run differs from the uninterrupted one"
     );
     // metrics.jsonl has each epoch once.
-    let epochs: Vec<u64> = read_metrics(dir.path()).iter().map(|r| r["epoch"].as_u64().unwrap()).collect();
+    let epochs: Vec<u64> = read_metrics(dir.path())
+        .iter()
+        .map(|r| r["epoch"].as_u64().unwrap())
+        .collect();
     assert_eq!(epochs, vec![1, 2, 3, 4]);
 
     // 3. Stopped at an epoch boundary (as after kill -9 following an epoch's checkpoint),
@@ -168,9 +187,13 @@ fn trainer_resume_and_nan() {
     let mut f = Tiny::new(&cfg_c2);
     fit(&mut f, &data, &cfg_c2, part.path(), None).unwrap();
     let mut g = Tiny::new(&cfg_c);
-    let p = checkpoint::restore(&checkpoint::latest(part.path()).unwrap().unwrap(), &mut g).unwrap();
+    let p =
+        checkpoint::restore(&checkpoint::latest(part.path()).unwrap().unwrap(), &mut g).unwrap();
     fit(&mut g, &data, &cfg_c, part.path(), Some(p)).unwrap();
-    assert_eq!((g.weights() - e.weights()).abs().max().double_value(&[]), 0.0);
+    assert_eq!(
+        (g.weights() - e.weights()).abs().max().double_value(&[]),
+        0.0
+    );
 
     // 4. A NaN stops the run with a clear error; the last good checkpoint stays current.
     let dir = tempfile::tempdir().unwrap();
@@ -178,7 +201,12 @@ fn trainer_resume_and_nan() {
     h.nan_at = Some(steps_per_epoch + 1);
     let err = fit(&mut h, &data, &cfg, dir.path(), None).unwrap_err();
     match &err {
-        Error::NonFinite { metric, epoch, checkpoint: Some(c), .. } => {
+        Error::NonFinite {
+            metric,
+            epoch,
+            checkpoint: Some(c),
+            ..
+        } => {
             assert_eq!(metric, "loss");
             assert_eq!(*epoch, 1);
             assert!(c.ends_with(format!("step-{:09}", steps_per_epoch)), "{c:?}");

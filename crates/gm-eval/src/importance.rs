@@ -39,6 +39,7 @@ pub fn importance_log_likelihood(
 ) -> Result<LogLikelihood> {
     let n = x.size()[0];
     let mut per_example = Vec::with_capacity(n as usize);
+    let mut progress = gm_core::progress::Progress::new(&format!("importance sampling (k = {k})"), n as u64);
     let mut start = 0;
     while start < n {
         let len = chunk.min(n - start);
@@ -46,7 +47,9 @@ pub fn importance_log_likelihood(
         let est = log_mean_exp(&lw.to_kind(Kind::Double), 0);
         per_example.push(est);
         start += len;
+        progress.inc(len as u64);
     }
+    progress.finish();
     let all = Tensor::cat(&per_example, 0);
     let (mean, std_err) = mean_and_std_err(&all)?;
     Ok(LogLikelihood {
