@@ -39,7 +39,8 @@ pub fn importance_log_likelihood(
 ) -> Result<LogLikelihood> {
     let n = x.size()[0];
     let mut per_example = Vec::with_capacity(n as usize);
-    let mut progress = gm_core::progress::Progress::new(&format!("importance sampling (k = {k})"), n as u64);
+    let mut progress =
+        gm_core::progress::Progress::new(&format!("importance sampling (k = {k})"), n as u64);
     let mut start = 0;
     while start < n {
         let len = chunk.min(n - start);
