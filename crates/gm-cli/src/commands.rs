@@ -364,7 +364,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let hash = run::config_hash(&a.run_dir)?;
     seed_all(derive_seed(cfg.eval.seed, &[stream::EVAL]));
     tracing::info!(
-        "evaluating {} on {} test examples of {} (k = {} importance samples)",
+        "evaluating {} on {} test examples of {} (eval.is_samples = {} for importance-sampled estimates)",
         cfg.model.name,
         x.size()[0],
         cfg.data.dataset,

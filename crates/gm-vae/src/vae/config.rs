@@ -69,13 +69,25 @@ impl VaeConfig {
             ));
         }
         if self.latent <= 0 {
-            return Err(Error::config("model.latent", self.latent, "a positive integer"));
+            return Err(Error::config(
+                "model.latent",
+                self.latent,
+                "a positive integer",
+            ));
         }
         if !(self.beta > 0.0 && self.beta.is_finite()) {
-            return Err(Error::config("model.beta", self.beta, "a positive finite number"));
+            return Err(Error::config(
+                "model.beta",
+                self.beta,
+                "a positive finite number",
+            ));
         }
         if !self.min_log_var.is_finite() {
-            return Err(Error::config("model.min_log_var", self.min_log_var, "a finite number"));
+            return Err(Error::config(
+                "model.min_log_var",
+                self.min_log_var,
+                "a finite number",
+            ));
         }
         Ok(())
     }

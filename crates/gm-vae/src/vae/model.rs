@@ -1,8 +1,7 @@
 use super::config::{Activation, Likelihood, VaeConfig};
 use gm_core::config::RunConfig;
 use gm_core::model::{
-    params_table, parse_params, BuildContext, Figure, LikelihoodKind, LogLikelihood, Metrics,
-    Model,
+    params_table, parse_params, BuildContext, Figure, LikelihoodKind, LogLikelihood, Metrics, Model,
 };
 use gm_core::optim::Optimizer;
 use gm_core::{Error, Result};
@@ -55,25 +54,48 @@ impl Vae {
         };
         let dim: i64 = data.shape.iter().product();
         if dim <= 0 {
-            return Err(Error::config("data", format!("shape {:?}", data.shape), "a non-empty example shape"));
+            return Err(Error::config(
+                "data",
+                format!("shape {:?}", data.shape),
+                "a non-empty example shape",
+            ));
         }
         let vs = VarStore::new(ctx.device);
         let root = vs.root();
         let mut enc = Vec::new();
         let mut prev = dim;
         for (i, &h) in cfg.hidden.iter().enumerate() {
-            enc.push(nn::linear(&root / "encoder" / format!("fc{}", i + 1), prev, h, Default::default()));
+            enc.push(nn::linear(
+                &root / "encoder" / format!("fc{}", i + 1),
+                prev,
+                h,
+                Default::default(),
+            ));
             prev = h;
         }
         // μ and log σ² come from one layer (one matmul), split afterwards.
-        let enc_head = nn::linear(&root / "encoder" / "head", prev, 2 * cfg.latent, Default::default());
+        let enc_head = nn::linear(
+            &root / "encoder" / "head",
+            prev,
+            2 * cfg.latent,
+            Default::default(),
+        );
         let mut dec = Vec::new();
         let mut prev = cfg.latent;
         for (i, &h) in cfg.hidden.iter().rev().enumerate() {
-            dec.push(nn::linear(&root / "decoder" / format!("fc{}", i + 1), prev, h, Default::default()));
+            dec.push(nn::linear(
+                &root / "decoder" / format!("fc{}", i + 1),
+                prev,
+                h,
+                Default::default(),
+            ));
             prev = h;
         }
-        let out = if likelihood == Likelihood::Gaussian { 2 * dim } else { dim };
+        let out = if likelihood == Likelihood::Gaussian {
+            2 * dim
+        } else {
+            dim
+        };
         let dec_head = nn::linear(&root / "decoder" / "head", prev, out, Default::default());
         let opt = Optimizer::new(&vs, &ctx.cfg.optim)?;
         Ok(Vae {
@@ -139,14 +161,15 @@ impl Vae {
         match self.likelihood {
             Likelihood::Gaussian => {
                 let mean = out.narrow(-1, 0, self.dim);
-                let log_var = out.narrow(-1, self.dim, self.dim).clamp_min(self.cfg.min_log_var);
+                let log_var = out
+                    .narrow(-1, self.dim, self.dim)
+                    .clamp_min(self.cfg.min_log_var);
                 let sq = (x - mean).square() * (-&log_var).exp();
                 ((sq + log_var + LOG_2PI) * -0.5).sum_dim_intlist(-1, false, Kind::Float)
             }
             _ => {
                 if out.dim() == x.dim() {
-                    -out
-                        .binary_cross_entropy_with_logits::<Tensor>(x, None, None, Reduction::None)
+                    -out.binary_cross_entropy_with_logits::<Tensor>(x, None, None, Reduction::None)
                         .sum_dim_intlist(-1, false, Kind::Float)
                 } else {
                     // −BCE(l, x) = x·l − softplus(l), with x broadcast over samples.
@@ -165,7 +188,11 @@ impl Vae {
         let out = self.decode_raw(&z);
         let log_px = self.log_px_given_z(&out, &x);
         // KL(N(μ, σ²) ‖ N(0, 1)) = ½ Σ (μ² + σ² − log σ² − 1)
-        let kl = ((mu.square() + log_var.exp() - log_var - 1.0) * 0.5).sum_dim_intlist(-1, false, Kind::Float);
+        let kl = ((mu.square() + log_var.exp() - log_var - 1.0) * 0.5).sum_dim_intlist(
+            -1,
+            false,
+            Kind::Float,
+        );
         (log_px, kl)
     }
 
@@ -188,7 +215,8 @@ impl Vae {
         let log_px = self.log_px_given_z(&out, &x);
         let sum = |t: Tensor| t.sum_dim_intlist(-1, false, Kind::Float);
         let log_pz = sum(z.square() * -0.5) - 0.5 * LOG_2PI * self.cfg.latent as f64;
-        let log_qz = sum(eps.square() * -0.5 - &log_var * 0.5) - 0.5 * LOG_2PI * self.cfg.latent as f64;
+        let log_qz =
+            sum(eps.square() * -0.5 - &log_var * 0.5) - 0.5 * LOG_2PI * self.cfg.latent as f64;
         log_px + log_pz - log_qz
     }
 }
@@ -245,7 +273,12 @@ impl Model for Vae {
             let per_row = 8.min(n);
             let rows = n / per_row;
             let pairs = Tensor::stack(
-                &[xs.narrow(0, 0, rows * per_row).view([rows, per_row, self.dim]), rec.narrow(0, 0, rows * per_row).view([rows, per_row, self.dim])],
+                &[
+                    xs.narrow(0, 0, rows * per_row)
+                        .view([rows, per_row, self.dim]),
+                    rec.narrow(0, 0, rows * per_row)
+                        .view([rows, per_row, self.dim]),
+                ],
                 1,
             )
             .reshape(shape.as_slice());
@@ -254,7 +287,8 @@ impl Model for Vae {
             let m = (n / 2).min(8);
             let a = mu.narrow(0, 0, m).unsqueeze(1);
             let b = mu.narrow(0, m, m).unsqueeze(1);
-            let t = Tensor::linspace(0.0, 1.0, steps, (Kind::Float, mu.device())).view([1, steps, 1]);
+            let t =
+                Tensor::linspace(0.0, 1.0, steps, (Kind::Float, mu.device())).view([1, steps, 1]);
             let one_minus_t: Tensor = 1.0 - &t;
             let walk_z = (&a * &one_minus_t + &b * &t).reshape([m * steps, self.cfg.latent]);
             let walk = self.decode_mean(&walk_z).reshape(shape.as_slice());
@@ -297,7 +331,13 @@ impl Model for Vae {
         };
         let k = cfg.eval.is_samples;
         // Bound the memory of one chunk to about 64 M floats of decoder output.
-        let per_example = k * self.dim * if self.likelihood == Likelihood::Gaussian { 2 } else { 1 };
+        let per_example = k
+            * self.dim
+            * if self.likelihood == Likelihood::Gaussian {
+                2
+            } else {
+                1
+            };
         let chunk = cfg.eval.chunk.min((64_000_000 / per_example.max(1)).max(1));
         let is = importance_log_likelihood(x, k, chunk, |xc, k| Ok(self.log_weights(xc, k)))?;
         Ok(vec![elbo, is])

@@ -17,7 +17,15 @@ fn load(c: &RunConfig) -> Dataset {
 
 fn vae(c: &RunConfig, d: &Dataset) -> Vae {
     let p: VaeConfig = gm_core::model::parse_params("vae", &c.model.params).unwrap();
-    Vae::new(p, &BuildContext { cfg: c, data: d, device: Device::Cpu }).unwrap()
+    Vae::new(
+        p,
+        &BuildContext {
+            cfg: c,
+            data: d,
+            device: Device::Cpu,
+        },
+    )
+    .unwrap()
 }
 
 /// Exact log p(x) of a 1-D-latent VAE by quadrature over z, for every row of `x`.
@@ -28,13 +36,18 @@ fn exact_log_px(m: &Vae, x: &Tensor) -> Tensor {
     let xs = x.reshape([-1, m.dim]).to_kind(Kind::Double);
     let out = out.to_kind(Kind::Double).unsqueeze(1); // [G, 1, D]
     let log_px_z = (&out * &xs - out.softplus()).sum_dim_intlist(-1, false, Kind::Double); // [G, N]
-    let log_pz = grid.to_kind(Kind::Double).square() * -0.5 - 0.5 * (2.0 * std::f64::consts::PI).ln();
+    let log_pz =
+        grid.to_kind(Kind::Double).square() * -0.5 - 0.5 * (2.0 * std::f64::consts::PI).ln();
     (log_px_z + log_pz).logsumexp([0], false) + dz.ln()
 }
 
 #[test]
 fn importance_estimate_converges_to_exact_likelihood_and_elbo_bounds_it() {
-    let c = cfg("latent = 1\nhidden = [8]", "bars-and-stripes", "bars_size = 2");
+    let c = cfg(
+        "latent = 1\nhidden = [8]",
+        "bars-and-stripes",
+        "bars_size = 2",
+    );
     let d = load(&c);
     tch::manual_seed(0);
     let mut m = vae(&c, &d);
@@ -46,9 +59,17 @@ fn importance_estimate_converges_to_exact_likelihood_and_elbo_bounds_it() {
     let exact_mean = exact.mean(Kind::Double).double_value(&[]);
     // The exact probabilities of all 16 binary 2x2 images sum to one.
     let all = Tensor::arange(16, (Kind::Int64, Device::Cpu));
-    let bits = Tensor::stack(&(0..4).map(|i| (&all / 2i64.pow(i)).floor().remainder(2)).collect::<Vec<_>>(), 1)
-        .to_kind(Kind::Float);
-    let total = exact_log_px(&m, &bits).exp().sum(Kind::Double).double_value(&[]);
+    let bits = Tensor::stack(
+        &(0..4)
+            .map(|i| (&all / 2i64.pow(i)).floor().remainder(2))
+            .collect::<Vec<_>>(),
+        1,
+    )
+    .to_kind(Kind::Float);
+    let total = exact_log_px(&m, &bits)
+        .exp()
+        .sum(Kind::Double)
+        .double_value(&[]);
     approx::assert_abs_diff_eq!(total, 1.0, epsilon = 1e-4);
 
     let mut run = c.clone();
@@ -68,7 +89,10 @@ fn importance_estimate_converges_to_exact_likelihood_and_elbo_bounds_it() {
     // A single-sample ELBO is noisy; its expectation (over many z) must lie below log p(x).
     let reps = x.repeat([4000, 1, 1, 1]);
     let elbo_mean = m.eval_metrics(&reps).unwrap()[1].1.double_value(&[]);
-    assert!(elbo_mean < exact_mean, "E[ELBO] {elbo_mean} above exact {exact_mean}");
+    assert!(
+        elbo_mean < exact_mean,
+        "E[ELBO] {elbo_mean} above exact {exact_mean}"
+    );
     assert!((elbo.mean - elbo_mean).abs() < 4.0 * elbo.std_err + 0.05);
 }
 
@@ -86,24 +110,44 @@ fn training_on_bars_and_stripes_approaches_the_optimum() {
     }
     let mut run = c.clone();
     run.eval.is_samples = 500;
-    let lls = m.log_likelihoods(&gm_core::data::bars_and_stripes_patterns(4), &run).unwrap();
+    let lls = m
+        .log_likelihoods(&gm_core::data::bars_and_stripes_patterns(4), &run)
+        .unwrap();
     let nll = lls[1].nll();
     // Uniform over 16 pixels: 11.09 nats; the optimum (uniform over 30 patterns): 3.40.
-    assert!(before < -9.0, "an untrained model should be near uniform, ELBO {before}");
-    eprintln!("bars-and-stripes VAE: IS NLL {nll:.3} (optimum {:.3})", 30f64.ln());
-    assert!(nll < 4.5, "IS NLL after training {nll}, optimum is ln 30 = 3.40");
-    assert!(nll > 30f64.ln() - 0.05, "NLL {nll} below the optimum ln 30: estimator is wrong");
+    assert!(
+        before < -9.0,
+        "an untrained model should be near uniform, ELBO {before}"
+    );
+    eprintln!(
+        "bars-and-stripes VAE: IS NLL {nll:.3} (optimum {:.3})",
+        30f64.ln()
+    );
+    assert!(
+        nll < 4.5,
+        "IS NLL after training {nll}, optimum is ln 30 = 3.40"
+    );
+    assert!(
+        nll > 30f64.ln() - 0.05,
+        "NLL {nll} below the optimum ln 30: estimator is wrong"
+    );
 }
 
 #[test]
 fn gaussian_decoder_log_density_is_the_normal_density() {
-    let c = cfg("latent = 2\nhidden = [4]\nlikelihood = \"gaussian\"", "two-moons", "");
+    let c = cfg(
+        "latent = 2\nhidden = [4]\nlikelihood = \"gaussian\"",
+        "two-moons",
+        "",
+    );
     let d = load(&c);
     let m = vae(&c, &d);
     let out = Tensor::from_slice(&[0.5f32, -1.0, 0.0, 2f32.ln()]).view([1, 4]); // means, log-vars
     let x = Tensor::from_slice(&[1.5f32, -1.0]).view([1, 2]);
     let got = m.log_px_given_z(&out, &x).double_value(&[0]);
-    let n = |x: f64, mu: f64, var: f64| -0.5 * (2.0 * std::f64::consts::PI * var).ln() - (x - mu).powi(2) / (2.0 * var);
+    let n = |x: f64, mu: f64, var: f64| {
+        -0.5 * (2.0 * std::f64::consts::PI * var).ln() - (x - mu).powi(2) / (2.0 * var)
+    };
     approx::assert_abs_diff_eq!(got, n(1.5, 0.5, 1.0) + n(-1.0, -1.0, 2.0), epsilon = 1e-5);
 }
 
@@ -112,25 +156,39 @@ fn bernoulli_on_real_valued_data_is_a_config_error() {
     let c = cfg("likelihood = \"bernoulli\"", "two-moons", "");
     let d = load(&c);
     let p: VaeConfig = gm_core::model::parse_params("vae", &c.model.params).unwrap();
-    let err = Vae::new(p, &BuildContext { cfg: &c, data: &d, device: Device::Cpu })
-        .err()
-        .expect("must fail")
-        .to_string();
-    assert!(err.contains("model.likelihood") && err.contains("binarize"), "{err}");
+    let err = Vae::new(
+        p,
+        &BuildContext {
+            cfg: &c,
+            data: &d,
+            device: Device::Cpu,
+        },
+    )
+    .err()
+    .expect("must fail")
+    .to_string();
+    assert!(
+        err.contains("model.likelihood") && err.contains("binarize"),
+        "{err}"
+    );
 }
 
 #[test]
 fn invalid_model_fields_are_rejected() {
-    let err = gm_core::model::parse_params::<VaeConfig>("vae", &cfg("latnet = 3", "two-moons", "").model.params)
-        .unwrap_err()
-        .to_string();
+    let err = gm_core::model::parse_params::<VaeConfig>(
+        "vae",
+        &cfg("latnet = 3", "two-moons", "").model.params,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("latnet"), "{err}");
     for (field, extra) in [
         ("model.hidden", "hidden = []"),
         ("model.latent", "latent = 0"),
         ("model.beta", "beta = -1.0"),
     ] {
-        let p: VaeConfig = gm_core::model::parse_params("vae", &cfg(extra, "two-moons", "").model.params).unwrap();
+        let p: VaeConfig =
+            gm_core::model::parse_params("vae", &cfg(extra, "two-moons", "").model.params).unwrap();
         match p.validate() {
             Err(gm_core::Error::Config { field: f, .. }) => assert_eq!(f, field),
             other => panic!("{extra}: {other:?}"),
