@@ -34,9 +34,6 @@ pub struct TrainArgs {
     /// Time budget: stop (resumable) after the first epoch that ends past this many minutes.
     #[arg(long)]
     pub max_minutes: Option<f64>,
-    /// libtorch intra-op threads (default: libtorch's choice, usually the core count).
-    #[arg(long)]
-    pub threads: Option<i32>,
     /// Seed of every random number of the run.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -110,12 +107,6 @@ struct RunInfo {
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
-    if let Some(t) = a.threads {
-        if t <= 0 {
-            bail!("--threads must be a positive number, got {t}");
-        }
-        tch::set_num_threads(t);
-    }
     let (cfg, run_dir, resume) = match &a.resume {
         Some(dir) => {
             let mut cfg = run::read_config(dir)?;

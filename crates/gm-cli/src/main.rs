@@ -25,6 +25,9 @@ struct Cli {
     /// Log level: error, warn, info, debug, trace (or RUST_LOG).
     #[arg(long, global = true, default_value = "info")]
     log: String,
+    /// libtorch intra-op threads (default: libtorch's choice, usually the core count).
+    #[arg(long, global = true)]
+    threads: Option<i32>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -42,6 +45,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    gm_core::device::tune_allocator();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
@@ -51,6 +55,13 @@ fn main() -> ExitCode {
         .with_target(false)
         .compact()
         .init();
+    if let Some(t) = cli.threads {
+        if t <= 0 {
+            eprintln!("gm: error: --threads must be a positive number, got {t}");
+            return ExitCode::FAILURE;
+        }
+        tch::set_num_threads(t);
+    }
     let result = match cli.command {
         Command::Train(a) => commands::train(a),
         Command::Sample(a) => commands::sample(a),

@@ -117,6 +117,22 @@ pub fn device_name(d: Device) -> String {
     }
 }
 
+/// Tunes glibc's allocator for libtorch's large, short-lived CPU tensors: without it every
+/// tensor above the (adaptive, at most 32 MB) mmap threshold is mapped and page-faulted
+/// afresh, and freed heap tops are returned to the kernel, which can cost more system time
+/// than the arithmetic (measured on the VAE's importance sampling: 25 % less CPU time).
+/// Call once at program start; a no-op off Linux/glibc.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: mallopt only changes allocator parameters; called before other threads
+    // allocate heavily, with valid parameter codes.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
 /// Seeds libtorch's CPU generator and every CUDA generator.
 pub fn seed_all(seed: u64) {
     static CUDA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();

@@ -330,7 +330,9 @@ impl Model for Vae {
             n,
         };
         let k = cfg.eval.is_samples;
-        // Bound the memory of one chunk to about 64 M floats of decoder output.
+        // Keep one chunk's decoder output near 4 M floats (16 MB): larger tensors are
+        // mmap-ed and page-faulted afresh by the allocator on every chunk, which costs more
+        // than the arithmetic.
         let per_example = k
             * self.dim
             * if self.likelihood == Likelihood::Gaussian {
@@ -338,7 +340,7 @@ impl Model for Vae {
             } else {
                 1
             };
-        let chunk = cfg.eval.chunk.min((64_000_000 / per_example.max(1)).max(1));
+        let chunk = cfg.eval.chunk.min((4_000_000 / per_example.max(1)).max(1));
         let is = importance_log_likelihood(x, k, chunk, |xc, k| Ok(self.log_weights(xc, k)))?;
         Ok(vec![elbo, is])
     }
