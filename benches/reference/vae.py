@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""PyTorch reference of gm's `bench-vae`: the same VAE, trained the same way, timed the same way.
+
+Model (as configs/vae-binarized-mnist.toml and gm_vae::vae): encoder 784-200-200 (tanh) and one
+linear head 200 -> 100 giving (mu, log sigma^2); decoder 50-200-200 (tanh) -> 784 Bernoulli
+logits; nn.Linear's default initialisation; loss = mean over the batch of
+BCE-with-logits summed over pixels + analytic KL(q(z|x) || N(0, I)); Adam(lr=1e-3, eps=1e-4)
+with PyTorch's default implementation choice. Data: Larochelle's statically binarized MNIST
+from gm's cache ($GM_DATA_DIR, else ${XDG_CACHE_HOME:-~/.cache}/gm/datasets), shuffled batches
+every epoch. After WARMUP_STEPS untimed steps, --steps steps are timed; every LOG_EVERY steps the
+accumulated loss is read back to the host (as gm's trainer does). Then the test ELBO (one z per
+example) is averaged over the 10,000 test examples in batches of 1000.
+
+    python benches/reference/vae.py --steps 2000 --threads 2 --json out.json
+
+Writes one JSON object with the keys `cargo xtask bench` requires (see xtask/src/bench.rs).
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+import warnings
+from pathlib import Path
+
+# The private venv has torch without NumPy, which nothing here needs.
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+WARMUP_STEPS = 20  # gm_benches::WARMUP_STEPS
+LOG_EVERY = 20  # gm_benches::LOG_EVERY
+DIM, HIDDEN, LATENT = 784, 200, 50
+EVAL_BATCH = 1000
+# gm_benches::THREADING_ENV: recorded with the result when set.
+THREADING_ENV = ["OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY"]
+
+
+def data_dir() -> Path:
+    d = os.environ.get("GM_DATA_DIR")
+    if d:
+        return Path(d)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    cache = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return cache / "gm" / "datasets"
+
+
+def read_amat(path: Path, rows: int) -> torch.Tensor:
+    """A binarized-MNIST .amat file (rows of 784 space-separated 0/1) as float32 [rows, 784].
+
+    Every value is a single character '0' or '1', so the digits are the bytes that are one of
+    those two; no text parsing is needed.
+    """
+    if not path.exists():
+        sys.exit(f"{path} is missing: run `cargo xtask data binarized-mnist`")
+    buf = bytearray(path.stat().st_size)
+    with open(path, "rb") as f:
+        f.readinto(buf)
+    raw = torch.frombuffer(buf, dtype=torch.uint8)
+    digits = raw[raw > ord(" ")]  # drop the spaces and newlines
+    if digits.numel() != rows * DIM or bool(((digits != ord("0")) & (digits != ord("1"))).any()):
+        sys.exit(f"{path}: expected {rows} rows of {DIM} values 0 or 1")
+    return (digits - ord("0")).to(torch.float32).view(rows, DIM)
+
+
+class VAE(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc1 = nn.Linear(DIM, HIDDEN)
+        self.enc2 = nn.Linear(HIDDEN, HIDDEN)
+        self.enc_head = nn.Linear(HIDDEN, 2 * LATENT)  # mu and log sigma^2 in one matmul
+        self.dec1 = nn.Linear(LATENT, HIDDEN)
+        self.dec2 = nn.Linear(HIDDEN, HIDDEN)
+        self.dec_head = nn.Linear(HIDDEN, DIM)
+
+    def encode(self, x):
+        h = torch.tanh(self.enc2(torch.tanh(self.enc1(x))))
+        mu, log_var = self.enc_head(h).chunk(2, dim=1)
+        return mu, log_var
+
+    def decode(self, z):
+        return self.dec_head(torch.tanh(self.dec2(torch.tanh(self.dec1(z)))))
+
+    def forward(self, x):
+        """Per-example reconstruction term -log p(x|z) and KL, each [B]."""
+        mu, log_var = self.encode(x)
+        std = torch.exp(0.5 * log_var)
+        z = mu + std * torch.randn_like(std)
+        logits = self.decode(z)
+        rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
+        kl = 0.5 * (mu.square() + log_var.exp() - log_var - 1.0).sum(1)
+        return rec, kl
+
+
+def adam_implementation(params) -> str:
+    """Which Adam PyTorch picks by default for these parameters (for the record)."""
+    try:
+        from torch.optim.optimizer import _default_to_fused_or_foreach
+
+        fused, foreach = _default_to_fused_or_foreach(list(params), differentiable=False, use_fused=False)
+        return "fused" if fused else ("foreach" if foreach else "single-tensor (for-loop)")
+    except Exception:  # private helper: absent or changed in some version
+        return "default"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--json", type=Path, required=True)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--dataset", default="binarized-mnist")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    if a.dataset != "binarized-mnist":
+        sys.exit("the reference reads binarized-mnist only")
+    if a.steps <= 0 or a.threads <= 0 or a.batch_size <= 0:
+        sys.exit("--steps, --threads and --batch-size must be positive")
+    torch.set_num_threads(a.threads)
+
+    t0 = time.perf_counter()
+    d = data_dir() / "binarized-mnist"
+    train = read_amat(d / "binarized_mnist_train.amat", 50_000)
+    test = read_amat(d / "binarized_mnist_test.amat", 10_000)
+    load_seconds = time.perf_counter() - t0
+
+    torch.manual_seed(a.seed)
+    model = VAE()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-4)
+    gen = torch.Generator().manual_seed(a.seed)
+
+    def batches():
+        epoch = 0
+        n = train.shape[0]
+        while True:
+            order = torch.randperm(n, generator=gen)
+            for s in range(0, n, a.batch_size):
+                yield epoch, train.index_select(0, order[s : s + a.batch_size])
+            epoch += 1
+
+    def step(x):
+        rec, kl = model(x)
+        loss = (rec + kl).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    stream = batches()
+    window, window_n, steps, last_loss, epoch = None, 0, 0, float("nan"), 0
+
+    def run(k):
+        nonlocal window, window_n, steps, last_loss, epoch
+        examples = 0
+        for _ in range(k):
+            epoch, x = next(stream)
+            nb = x.shape[0]
+            loss = step(x) * nb
+            window = loss if window is None else window + loss
+            window_n += nb
+            examples += nb
+            steps += 1
+            if steps % LOG_EVERY == 0:
+                last_loss = (window / window_n).item()
+                if not torch.isfinite(torch.tensor(last_loss)):
+                    sys.exit(f"training loss is {last_loss} after step {steps}")
+                window, window_n = None, 0
+        if window is not None:
+            last_loss = (window / window_n).item()
+            window, window_n = None, 0
+        return examples
+
+    model.train()
+    run(WARMUP_STEPS)
+    cores = len(os.sched_getaffinity(0))
+    if os.getloadavg()[0] > cores:
+        print(
+            f"warning: load average {os.getloadavg()[0]:.1f} on {cores} cores: other work competes "
+            "for the CPU and these timings are not reliable (OMP_WAIT_POLICY=passive steadies them)",
+            file=sys.stderr,
+        )
+    load_before = list(os.getloadavg())
+    start = time.perf_counter()
+    examples = run(a.steps)
+    seconds = time.perf_counter() - start
+    load_after = list(os.getloadavg())
+
+    t_eval = time.perf_counter()
+    torch.manual_seed(a.seed + 1)
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64)
+    with torch.no_grad():
+        for s in range(0, test.shape[0], EVAL_BATCH):
+            rec, kl = model(test[s : s + EVAL_BATCH])
+            total += (-(rec + kl)).sum(dtype=torch.float64)
+    test_elbo = (total / test.shape[0]).item()
+    eval_seconds = time.perf_counter() - t_eval
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    result = {
+        "impl": "pytorch",
+        "steps": a.steps,
+        "warmup_steps": WARMUP_STEPS,
+        "batch_size": a.batch_size,
+        "threads": a.threads,
+        "seconds": seconds,
+        "ms_per_step": 1000.0 * seconds / a.steps,
+        "examples_per_sec": examples / seconds,
+        "test_elbo": test_elbo,
+        "test_examples": test.shape[0],
+        "eval_seconds": eval_seconds,
+        "train_loss_last_window": last_loss,
+        "epochs_touched": epoch + 1,
+        "load_seconds": load_seconds,
+        "peak_rss_mb": peak,
+        "dataset": "binarized-mnist",
+        "binarization": "static-file",
+        "model": "vae 784-200-200-50 tanh, Bernoulli decoder, analytic KL",
+        "optimizer": {
+            "kind": "adam",
+            "lr": 1e-3,
+            "beta1": 0.9,
+            "beta2": 0.999,
+            "eps": 1e-4,
+            "implementation": adam_implementation(model.parameters()),
+        },
+        "device": "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
+        "env": {k: os.environ[k] for k in THREADING_ENV if k in os.environ},
+        "torch_version": torch.__version__,
+        "python": sys.version.split()[0],
+    }
+    a.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        f"pytorch vae: {a.steps} steps x {a.batch_size} in {seconds:.2f}s "
+        f"({examples / seconds:.0f} examples/s, {1000.0 * seconds / a.steps:.2f} ms/step), "
+        f"test ELBO {test_elbo:.2f} nats, peak RSS {peak:.0f} MB, {a.threads} threads"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+//! What gm's benchmarks share: the VAE run config they build, a training loop that does the
+//! per-step work of [`gm_core::train::fit`] (minus checkpoints and reseeding), random binary
+//! data for the criterion benches, and peak-memory readings.
+//!
+//! Two kinds of benchmark live in this package (see `benches/README.md`):
+//! - criterion benches (`cargo bench -p gm-benches`), which time small pieces in isolation;
+//! - timed programs such as `bench-vae`, run by `cargo xtask bench vae` beside the PyTorch
+//!   reference of the same model (`benches/reference/vae.py`), which write one JSON result.
+//!
+//! ```no_run
+//! use gm_benches::{random_binary_dataset, vae_run_config};
+//! use gm_core::model::BuildContext;
+//! let cfg = vae_run_config("binarized-mnist", 100)?;
+//! let data = random_binary_dataset(200, 0);
+//! let mut vae = gm_vae::vae::build(&BuildContext { cfg: &cfg, data: &data, device: tch::Device::Cpu })?;
+//! vae.train_step(&data.train.x.narrow(0, 0, 100))?;
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+use anyhow::{bail, Result};
+use gm_core::config::RunConfig;
+use gm_core::data::{Binarization, Dataset, Split};
+use gm_core::model::Model;
+use tch::{Device, Kind, Tensor};
+
+/// Untimed training steps before the timed ones (both implementations).
+pub const WARMUP_STEPS: u64 = 20;
+
+/// Steps between reads of the accumulated metrics, as the trainer's default `log_every`.
+pub const LOG_EVERY: u64 = 20;
+
+/// The VAE of `configs/vae-binarized-mnist.toml` (784-200-200-50, tanh, Bernoulli decoder,
+/// Adam lr 1e-3, eps 1e-4), with the dataset and batch size given. The learning rate is
+/// kept constant (the config's exponential decay is a property of a 300-epoch run, not of a
+/// step), as in the PyTorch reference. A test checks that the `[model]` and `[optim]` tables
+/// agree with the config file.
+pub fn vae_config_toml(dataset: &str, batch_size: i64) -> String {
+    format!(
+        r#"seed = 0
+
+[model]
+name = "vae"
+hidden = [200, 200]
+latent = 50
+likelihood = "bernoulli"
+activation = "tanh"
+
+[data]
+dataset = "{dataset}"
+batch_size = {batch_size}
+eval_batch_size = 1000
+
+[optim]
+kind = "adam"
+lr = 1e-3
+beta2 = 0.999
+eps = 1e-4
+
+[train]
+epochs = 1
+"#
+    )
+}
+
+/// [`vae_config_toml`] parsed and validated.
+pub fn vae_run_config(dataset: &str, batch_size: i64) -> Result<RunConfig> {
+    let cfg = RunConfig::from_toml_str(&vae_config_toml(dataset, batch_size))?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// `n` random 0/1 MNIST-shaped examples (`[n, 1, 28, 28]`, every split), seeded, for the
+/// criterion benches: speed does not depend on the values, only on their shape.
+pub fn random_binary_dataset(n: i64, seed: i64) -> Dataset {
+    tch::manual_seed(seed);
+    let x = || {
+        Tensor::rand([n, 1, 28, 28], (Kind::Float, Device::Cpu))
+            .lt(0.5)
+            .to_kind(Kind::Float)
+    };
+    Dataset {
+        name: "random-binary".to_owned(),
+        train: Split { x: x(), y: None },
+        valid: Split { x: x(), y: None },
+        test: Split { x: x(), y: None },
+        shape: vec![1, 28, 28],
+        num_classes: None,
+        binarization: Binarization::StaticFile,
+        binary: true,
+        is_image: true,
+    }
+}
+
+/// Runs training steps with the per-step work of [`gm_core::train::fit`]: set the learning
+/// rate, [`Model::train_step`], add the detached metrics (×batch size, as `f64`) to a window
+/// sum, and every [`LOG_EVERY`] steps read the window back to the host and check it is
+/// finite. Reseeding libtorch per step, checkpoints, validation and sample grids are left out.
+#[derive(Debug)]
+pub struct StepLoop {
+    lr: f64,
+    names: Vec<&'static str>,
+    window_sum: Option<Tensor>,
+    window_examples: i64,
+    window_steps: u64,
+    steps: u64,
+    last: Vec<f64>,
+}
+
+impl StepLoop {
+    /// A loop with a constant learning rate `lr`.
+    pub fn new(lr: f64) -> Self {
+        StepLoop {
+            lr,
+            names: Vec::new(),
+            window_sum: None,
+            window_examples: 0,
+            window_steps: 0,
+            steps: 0,
+            last: Vec::new(),
+        }
+    }
+
+    /// One training step on `x`.
+    pub fn step(&mut self, model: &mut dyn Model, x: &Tensor) -> Result<()> {
+        for (_, opt) in model.optimizers() {
+            opt.set_lr(self.lr);
+        }
+        let m = model.train_step(x)?;
+        let nb = x.size()[0];
+        if self.names.is_empty() {
+            self.names = m.iter().map(|(k, _)| *k).collect();
+        }
+        let v = tch::no_grad(|| {
+            Tensor::stack(
+                &m.iter()
+                    .map(|(_, t)| t.detach().to_kind(Kind::Double))
+                    .collect::<Vec<_>>(),
+                0,
+            ) * nb as f64
+        });
+        self.window_sum = Some(match self.window_sum.take() {
+            None => v,
+            Some(s) => s + v,
+        });
+        self.window_examples += nb;
+        self.window_steps += 1;
+        self.steps += 1;
+        if self.window_steps == LOG_EVERY {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Reads the window's means back to the host (a synchronisation point) and checks them.
+    pub fn flush(&mut self) -> Result<()> {
+        let Some(w) = self.window_sum.take() else {
+            return Ok(());
+        };
+        let values = Vec::<f64>::try_from(&w / self.window_examples as f64)?;
+        self.window_examples = 0;
+        self.window_steps = 0;
+        if let Some((name, v)) = self.names.iter().zip(&values).find(|(_, v)| !v.is_finite()) {
+            bail!("training metric {name} is {v} after step {}", self.steps);
+        }
+        self.last = values;
+        Ok(())
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// The means of the last flushed window, by name.
+    pub fn last_means(&self) -> Vec<(&'static str, f64)> {
+        self.names
+            .iter()
+            .copied()
+            .zip(self.last.iter().copied())
+            .collect()
+    }
+}
+
+/// Peak resident set size of this process in MB (`VmHWM` of `/proc/self/status`, which is
+/// in KiB; MB here means MiB, as `ru_maxrss / 1024` in the Python references).
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// The 1-, 5- and 15-minute load averages (`/proc/loadavg`): recorded with each result,
+/// since other work on the machine skews the timings.
+pub fn load_average() -> Option<[f64; 3]> {
+    let s = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut it = s.split_whitespace().map(|v| v.parse::<f64>().ok());
+    Some([it.next()??, it.next()??, it.next()??])
+}
+
+/// Environment variables that change how libtorch's CPU kernels run (OpenMP and MKL
+/// threading): recorded with each result. Unset ones are left out.
+pub const THREADING_ENV: &[&str] = &[
+    "OMP_NUM_THREADS",
+    "OMP_WAIT_POLICY",
+    "GOMP_SPINCOUNT",
+    "MKL_NUM_THREADS",
+    "ATEN_CPU_CAPABILITY",
+];
+
+/// The set variables of [`THREADING_ENV`], as a JSON object.
+pub fn threading_env() -> serde_json::Value {
+    THREADING_ENV
+        .iter()
+        .filter_map(|k| {
+            Some((
+                k.to_string(),
+                serde_json::Value::String(std::env::var(k).ok()?),
+            ))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// A warning when the 1-minute load average exceeds the cores available: other work then
+/// competes for them, and OpenMP's spinning threads make multi-threaded timings erratic.
+pub fn busy_machine_warning() -> Option<String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load = load_average()?[0];
+    (load > cores as f64).then(|| {
+        format!(
+            "warning: load average {load:.1} on {cores} cores: other work competes for the CPU \
+             and these timings are not reliable (OMP_WAIT_POLICY=passive steadies them)"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_agrees_with_the_repository_config() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../configs/vae-binarized-mnist.toml"
+        );
+        let Ok(file) = RunConfig::from_file(std::path::Path::new(path)) else {
+            // The config file is not part of every checkout (e.g. a packaged crate).
+            return;
+        };
+        let ours = vae_run_config("binarized-mnist", 100).unwrap();
+        assert_eq!(ours.model, file.model);
+        assert_eq!(ours.data.dataset, file.data.dataset);
+        assert_eq!(ours.data.batch_size, file.data.batch_size);
+        let (a, b) = (&ours.optim, &file.optim);
+        assert_eq!(a.kind, b.kind);
+        assert_eq!(
+            (a.lr, a.beta1, a.beta2, a.eps, a.weight_decay),
+            (b.lr, b.beta1, b.beta2, b.eps, b.weight_decay)
+        );
+    }
+
+    #[test]
+    fn step_loop_trains_and_reads_metrics() {
+        let cfg = vae_run_config("binarized-mnist", 10).unwrap();
+        let data = random_binary_dataset(20, 0);
+        let ctx = gm_core::model::BuildContext {
+            cfg: &cfg,
+            data: &data,
+            device: Device::Cpu,
+        };
+        let mut vae = gm_vae::vae::build(&ctx).unwrap();
+        let mut lp = StepLoop::new(cfg.optim.lr);
+        for _ in 0..LOG_EVERY {
+            lp.step(vae.as_mut(), &data.train.x.narrow(0, 0, 10))
+                .unwrap();
+        }
+        assert_eq!(lp.steps(), LOG_EVERY);
+        let means = lp.last_means();
+        assert_eq!(means[0].0, "loss");
+        assert!(means[0].1 > 0.0 && means[0].1 < 784.0 * 2.0, "{means:?}");
+        assert!(peak_rss_mb().is_some_and(|m| m > 1.0));
+    }
+}
