@@ -305,9 +305,20 @@ impl RunConfig {
     }
 
     fn parse(s: &str, path: &Path) -> Result<Self> {
-        toml::from_str(s).map_err(|e| Error::ConfigParse {
-            path: PathBuf::from(path),
-            msg: e.to_string().trim().replace('\n', " "),
+        toml::from_str(s).map_err(|e: toml::de::Error| {
+            let line = e
+                .span()
+                .map(|sp| {
+                    format!(
+                        "line {}: ",
+                        s[..sp.start.min(s.len())].matches('\n').count() + 1
+                    )
+                })
+                .unwrap_or_default();
+            Error::ConfigParse {
+                path: PathBuf::from(path),
+                msg: format!("{line}{}", e.message().trim().replace('\n', " ")),
+            }
         })
     }
 
