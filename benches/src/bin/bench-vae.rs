@@ -48,12 +48,19 @@ struct Args {
     /// Seed of the model's initialisation, the shuffles and the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Tune glibc's allocator as the `gm` command does at start
+    /// (`gm_core::device::tune_allocator`); off by default, like the Python reference.
+    #[arg(long)]
+    tune_allocator: bool,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
     if args.steps == 0 || args.threads == 0 || args.batch_size <= 0 {
         bail!("--steps, --threads and --batch-size must be positive");
+    }
+    if args.tune_allocator {
+        gm_core::device::tune_allocator();
     }
     tch::set_num_threads(args.threads as i32);
     let mut cfg = vae_run_config(&args.dataset, args.batch_size)?;
@@ -170,6 +177,7 @@ fn main() -> Result<()> {
         "loadavg_before": load_before,
         "loadavg_after": load_after,
         "env": threading_env(),
+        "allocator": if args.tune_allocator { "gm_core::device::tune_allocator" } else { "glibc default" },
     });
     std::fs::write(&args.json, serde_json::to_string_pretty(&result)? + "\n")
         .with_context(|| format!("writing {}", args.json.display()))?;
