@@ -3,7 +3,8 @@
 
 Model (as configs/vae-binarized-mnist.toml and gm_vae::vae): encoder 784-200-200 (tanh) and one
 linear head 200 -> 100 giving (mu, log sigma^2); decoder 50-200-200 (tanh) -> 784 Bernoulli
-logits; nn.Linear's default initialisation; loss = mean over the batch of
+logits; weights initialised as gm's (tch's default: Kaiming-uniform for ReLU gain, bound
+sqrt(6 / fan_in)), biases as nn.Linear's; loss = mean over the batch of
 BCE-with-logits summed over pixels + analytic KL(q(z|x) || N(0, I)); Adam(lr=1e-3, eps=1e-4)
 with PyTorch's default implementation choice. Data: Larochelle's statically binarized MNIST
 from gm's cache ($GM_DATA_DIR, else ${XDG_CACHE_HOME:-~/.cache}/gm/datasets), shuffled batches
@@ -75,6 +76,11 @@ class VAE(nn.Module):
         self.dec1 = nn.Linear(LATENT, HIDDEN)
         self.dec2 = nn.Linear(HIDDEN, HIDDEN)
         self.dec_head = nn.Linear(HIDDEN, DIM)
+        # Same weight initialisation as gm (tch's nn::linear default), so that the ELBOs
+        # reached after the same number of steps are comparable.
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_uniform_(m.weight, nonlinearity="relu")
 
     def encode(self, x):
         h = torch.tanh(self.enc2(torch.tanh(self.enc1(x))))

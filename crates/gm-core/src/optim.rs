@@ -4,8 +4,9 @@
 //! it cannot be read back, so a run resumed from a checkpoint would restart Adam from zero.
 //! [`Optimizer`] keeps that state in tensors it owns. It also gathers every trainable
 //! parameter of a [`VarStore`] into one flat buffer (the parameters become views of it), so
-//! that one update touches a handful of large tensors instead of a few small ones per
-//! parameter.
+//! the state is three flat tensors; the update itself runs parameter by parameter on views of
+//! them with a persistent scratch buffer (seven in-place passes, no allocation), which keeps
+//! each parameter's working set in cache.
 //!
 //! ```no_run
 //! use gm_core::{config::OptimConfig, optim::Optimizer};
@@ -34,6 +35,11 @@ pub struct Optimizer {
     flat: Tensor,
     m: Tensor,
     v: Option<Tensor>,
+    // Per-parameter views of m, v and a persistent scratch buffer: the update runs parameter
+    // by parameter (each one's buffers stay in cache) without allocating.
+    m_views: Vec<Tensor>,
+    v_views: Vec<Tensor>,
+    scratch: Vec<Tensor>,
     step: Tensor,
     steps: u64,
 }
@@ -88,10 +94,28 @@ impl Optimizer {
         })?;
         let m = flat.zeros_like();
         let v = (cfg.kind == OptimKind::Adam).then(|| flat.zeros_like());
+        let views = |buf: &Tensor| -> Vec<Tensor> {
+            let mut off = 0;
+            params
+                .iter()
+                .map(|p| {
+                    let n = p.numel() as i64;
+                    let view = buf.narrow(0, off, n).view(p.size().as_slice());
+                    off += n;
+                    view
+                })
+                .collect()
+        };
+        let m_views = views(&m);
+        let v_views = v.as_ref().map(views).unwrap_or_default();
+        let scratch = views(&flat.zeros_like());
         Ok(Optimizer {
             cfg: cfg.clone(),
             lr: cfg.lr,
             clip: None,
+            m_views,
+            v_views,
+            scratch,
             params,
             m,
             v,
@@ -142,21 +166,24 @@ impl Optimizer {
                 self.params.len()
             )));
         }
-        tch::no_grad(|| {
-            let flat_grads: Vec<Tensor> = grads.iter().map(|g| g.reshape([-1])).collect();
-            let mut g = Tensor::f_cat(&flat_grads, 0)?;
-            self.update(&mut g)
-        })
+        tch::no_grad(|| self.update(grads))
     }
 
-    fn update(&mut self, g: &mut Tensor) -> Result<()> {
+    fn update(&mut self, grads: &[Tensor]) -> Result<()> {
+        let mut grads: Vec<Tensor> = grads.iter().map(|g| g.shallow_clone()).collect();
         if let Some(max_norm) = self.clip {
-            let norm = g.norm();
+            let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
+            let norm = Tensor::f_stack(&norms, 0)?.norm();
             let scale = (max_norm / (norm + 1e-6)).clamp_max(1.0);
-            let _ = g.f_mul_(&scale)?;
+            grads = grads.iter().map(|g| g * &scale).collect();
         }
         if self.cfg.weight_decay > 0.0 {
-            let _ = g.f_add_(&(&self.flat * self.cfg.weight_decay))?;
+            let wd = self.cfg.weight_decay;
+            grads = grads
+                .iter()
+                .zip(&self.params)
+                .map(|(g, p)| g + p * wd)
+                .collect();
         }
         self.steps += 1;
         let _ = self.step.fill_(self.steps as i64);
@@ -165,24 +192,33 @@ impl Optimizer {
                 let (b1, b2) = (self.cfg.beta1, self.cfg.beta2);
                 let t = self.steps as i32;
                 let bc1 = 1.0 - b1.powi(t);
-                let bc2 = 1.0 - b2.powi(t);
-                let v = self.v.as_mut().expect("adam has a second moment");
-                let _ = self.m.f_lerp_(g, 1.0 - b1)?;
-                let _ = v.f_mul_scalar_(b2)?;
-                let _ = v.f_addcmul_(&(&*g * (1.0 - b2)), g)?;
-                let mut denom = v.sqrt();
-                let _ = denom.f_mul_scalar_(1.0 / bc2.sqrt())?;
-                let _ = denom.f_add_scalar_(self.cfg.eps)?;
-                let _ = denom.f_mul_scalar_(-bc1 / self.lr)?;
-                let _ = self.flat.f_addcdiv_(&self.m, &denom)?;
+                let sqrt_bc2 = (1.0 - b2.powi(t)).sqrt();
+                // p -= lr/bc1 · m / (sqrt(v)/sqrt(bc2) + eps), as p += m / d with
+                // d = (sqrt(v) + eps·sqrt(bc2)) · (−bc1 / (lr·sqrt(bc2))).
+                let shift = self.cfg.eps * sqrt_bc2;
+                let scale = -bc1 / (self.lr * sqrt_bc2);
+                for i in 0..self.params.len() {
+                    let g = &grads[i];
+                    let s = &mut self.scratch[i];
+                    let _ = g.f_mul_out(s, g)?;
+                    let _ = self.m_views[i].f_lerp_(g, 1.0 - b1)?;
+                    let _ = self.v_views[i].f_lerp_(s, 1.0 - b2)?;
+                    let _ = self.v_views[i].f_sqrt_out(s)?;
+                    let _ = s.f_add_scalar_(shift)?;
+                    let _ = s.f_mul_scalar_(scale)?;
+                    let _ = self.params[i].f_addcdiv_(&self.m_views[i], s)?;
+                }
             }
             OptimKind::Sgd => {
-                if self.cfg.momentum > 0.0 {
-                    let _ = self.m.f_mul_scalar_(self.cfg.momentum)?;
-                    let _ = self.m.f_add_(g)?;
-                    let _ = self.flat.f_add_(&(&self.m * -self.lr))?;
-                } else {
-                    let _ = self.flat.f_add_(&(&*g * -self.lr))?;
+                for i in 0..self.params.len() {
+                    let g = &grads[i];
+                    if self.cfg.momentum > 0.0 {
+                        let _ = self.m_views[i].f_mul_scalar_(self.cfg.momentum)?;
+                        let _ = self.m_views[i].f_add_(g)?;
+                        let _ = self.params[i].f_add_(&(&self.m_views[i] * -self.lr))?;
+                    } else {
+                        let _ = self.params[i].f_add_(&(g * -self.lr))?;
+                    }
                 }
             }
         }
@@ -324,6 +360,27 @@ mod tests {
             opt2.backward_step(&loss(&lin2)).unwrap();
         }
         assert_eq!((&lin2.ws - &after).abs().max().double_value(&[]), 0.0);
+    }
+
+    #[test]
+    fn weight_decay_adds_to_the_gradient() {
+        tch::manual_seed(0);
+        let vs = VarStore::new(Device::Cpu);
+        let lin = nn::linear(vs.root() / "fc", 4, 2, Default::default());
+        let cfg = OptimConfig {
+            kind: OptimKind::Sgd,
+            lr: 0.1,
+            weight_decay: 0.5,
+            ..Default::default()
+        };
+        let mut opt = Optimizer::new(&vs, &cfg).unwrap();
+        let w0 = lin.ws.detach().copy();
+        let g = Tensor::run_backward(&[loss(&lin)], &[&lin.ws], false, false)
+            .pop()
+            .unwrap();
+        opt.backward_step(&loss(&lin)).unwrap();
+        let expect = &w0 - (&g + &w0 * 0.5) * 0.1;
+        assert!((&lin.ws - &expect).abs().max().double_value(&[]) < 1e-6);
     }
 
     #[test]
