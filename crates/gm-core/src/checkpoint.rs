@@ -2,8 +2,10 @@
 //!
 //! A checkpoint is a folder `checkpoints/step-<N>/` in the run directory holding
 //! `<store>.safetensors` for each of the model's `VarStore`s (readable from Python),
-//! `optimizer.safetensors` with every optimizer's state, and `progress.json` (epochs done,
-//! global step, batches done in the current epoch, seed, elapsed time). It is written into a
+//! `optimizer.safetensors` with every optimizer's state, `progress.json` (epochs done,
+//! global step, batches done in the current epoch, seed, elapsed time: with the seed, the
+//! whole random state, since every random stream is derived from them) and, from the
+//! trainer, the run's `config.toml`. It is written into a
 //! temporary folder that is renamed into place, and only then does `checkpoints/latest`
 //! (replaced atomically) name it; a crash at any moment leaves the previous checkpoint
 //! complete and current. The two newest checkpoints are kept.
@@ -99,6 +101,16 @@ fn checkpoints_dir(run_dir: &Path) -> PathBuf {
 
 /// Saves the model, its optimizers and `progress`; returns the checkpoint folder.
 pub fn save(run_dir: &Path, model: &dyn Model, progress: &Progress) -> Result<PathBuf> {
+    save_with(run_dir, model, progress, &[])
+}
+
+/// Like [`save`], with extra files (e.g. the run config) written into the checkpoint.
+pub fn save_with(
+    run_dir: &Path,
+    model: &dyn Model,
+    progress: &Progress,
+    extra: &[(&str, &[u8])],
+) -> Result<PathBuf> {
     let root = checkpoints_dir(run_dir);
     std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
     let name = format!("step-{:09}", progress.step);
@@ -117,6 +129,9 @@ pub fn save(run_dir: &Path, model: &dyn Model, progress: &Progress) -> Result<Pa
     }
     if !opt_state.is_empty() {
         write_tensors(&tmp.join("optimizer.safetensors"), &opt_state)?;
+    }
+    for (name, bytes) in extra {
+        atomic_write(&tmp.join(name), bytes)?;
     }
     let json = serde_json::to_vec_pretty(progress).expect("progress serializes");
     atomic_write(&tmp.join("progress.json"), &json)?;

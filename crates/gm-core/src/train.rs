@@ -276,6 +276,7 @@ pub fn fit(
     let session_start = Instant::now();
     let elapsed_before = progress.elapsed_secs;
     let mut lr = cfg.optim.lr;
+    let config_text = cfg.to_toml();
     let mut stopped_on_budget = false;
 
     while progress.epoch < epochs && progress.step < total_steps {
@@ -342,7 +343,12 @@ pub fn fit(
                 window_examples = 0;
                 if interrupted || step_ckpt {
                     progress.elapsed_secs = elapsed_before + session_start.elapsed().as_secs_f64();
-                    let dir = checkpoint::save(run_dir, model, &progress)?;
+                    let dir = checkpoint::save_with(
+                        run_dir,
+                        model,
+                        &progress,
+                        &[("config.toml", config_text.as_bytes())],
+                    )?;
                     last_ckpt = Some(dir);
                     if interrupted {
                         if let Some(b) = &bar {
@@ -448,7 +454,12 @@ pub fn fit(
             save_samples(model, data, &path, t.n_samples)?;
         }
         if progress.epoch.is_multiple_of(t.checkpoint_every) || last {
-            last_ckpt = Some(checkpoint::save(run_dir, model, &progress)?);
+            last_ckpt = Some(checkpoint::save_with(
+                run_dir,
+                model,
+                &progress,
+                &[("config.toml", config_text.as_bytes())],
+            )?);
         }
         if INTERRUPT.load(Ordering::SeqCst) {
             return Err(Error::Interrupted {
@@ -472,7 +483,12 @@ pub fn fit(
     }
     let checkpoint = match last_ckpt {
         Some(c) => c,
-        None => checkpoint::save(run_dir, model, &progress)?,
+        None => checkpoint::save_with(
+            run_dir,
+            model,
+            &progress,
+            &[("config.toml", config_text.as_bytes())],
+        )?,
     };
     Ok(FitSummary {
         epochs: progress.epoch,
