@@ -197,27 +197,33 @@ impl Optimizer {
                 // d = (sqrt(v) + eps·sqrt(bc2)) · (−bc1 / (lr·sqrt(bc2))).
                 let shift = self.cfg.eps * sqrt_bc2;
                 let scale = -bc1 / (self.lr * sqrt_bc2);
-                for i in 0..self.params.len() {
-                    let g = &grads[i];
-                    let s = &mut self.scratch[i];
+                let per_param = grads
+                    .iter()
+                    .zip(self.scratch.iter_mut())
+                    .zip(self.m_views.iter_mut().zip(self.v_views.iter_mut()))
+                    .zip(self.params.iter_mut());
+                for (((g, s), (m, v)), p) in per_param {
                     let _ = g.f_mul_out(s, g)?;
-                    let _ = self.m_views[i].f_lerp_(g, 1.0 - b1)?;
-                    let _ = self.v_views[i].f_lerp_(s, 1.0 - b2)?;
-                    let _ = self.v_views[i].f_sqrt_out(s)?;
+                    let _ = m.f_lerp_(g, 1.0 - b1)?;
+                    let _ = v.f_lerp_(s, 1.0 - b2)?;
+                    let _ = v.f_sqrt_out(s)?;
                     let _ = s.f_add_scalar_(shift)?;
                     let _ = s.f_mul_scalar_(scale)?;
-                    let _ = self.params[i].f_addcdiv_(&self.m_views[i], s)?;
+                    let _ = p.f_addcdiv_(m, s)?;
                 }
             }
             OptimKind::Sgd => {
-                for i in 0..self.params.len() {
-                    let g = &grads[i];
+                let per_param = grads
+                    .iter()
+                    .zip(self.m_views.iter_mut())
+                    .zip(self.params.iter_mut());
+                for ((g, m), p) in per_param {
                     if self.cfg.momentum > 0.0 {
-                        let _ = self.m_views[i].f_mul_scalar_(self.cfg.momentum)?;
-                        let _ = self.m_views[i].f_add_(g)?;
-                        let _ = self.params[i].f_add_(&(&self.m_views[i] * -self.lr))?;
+                        let _ = m.f_mul_scalar_(self.cfg.momentum)?;
+                        let _ = m.f_add_(g)?;
+                        let _ = p.f_add_(&(&*m * -self.lr))?;
                     } else {
-                        let _ = self.params[i].f_add_(&(g * -self.lr))?;
+                        let _ = p.f_add_(&(g * -self.lr))?;
                     }
                 }
             }
