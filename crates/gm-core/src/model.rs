@@ -136,6 +136,38 @@ pub trait Model {
     fn device(&self) -> Device;
 }
 
+/// Writes the four storage accessors of [`Model`] (`var_stores`, `var_stores_mut`,
+/// `optimizers`, `optimizers_ref`) for a model with one network: a `VarStore` field saved as
+/// `model.safetensors` and one [`Optimizer`] field whose state is saved under `$name`.
+/// Use it inside `impl Model for …`:
+///
+/// ```text
+/// impl Model for MyModel {
+///     gm_core::single_network!(vs, opt, "opt");
+///     // … the other methods
+/// }
+/// ```
+#[macro_export]
+macro_rules! single_network {
+    ($vs:ident, $opt:ident, $name:literal) => {
+        fn var_stores(&self) -> Vec<(&'static str, &tch::nn::VarStore)> {
+            vec![("model", &self.$vs)]
+        }
+
+        fn var_stores_mut(&mut self) -> Vec<(&'static str, &mut tch::nn::VarStore)> {
+            vec![("model", &mut self.$vs)]
+        }
+
+        fn optimizers(&mut self) -> Vec<(&'static str, &mut $crate::optim::Optimizer)> {
+            vec![($name, &mut self.$opt)]
+        }
+
+        fn optimizers_ref(&self) -> Vec<(&'static str, &$crate::optim::Optimizer)> {
+            vec![($name, &self.$opt)]
+        }
+    };
+}
+
 /// What a builder gets: the run config, the dataset it will see, the device.
 pub struct BuildContext<'a> {
     /// The whole run config (`cfg.model.params` are the model's own fields).

@@ -262,21 +262,7 @@ impl Model for Made {
         "made"
     }
 
-    fn var_stores(&self) -> Vec<(&'static str, &VarStore)> {
-        vec![("model", &self.vs)]
-    }
-
-    fn var_stores_mut(&mut self) -> Vec<(&'static str, &mut VarStore)> {
-        vec![("model", &mut self.vs)]
-    }
-
-    fn optimizers(&mut self) -> Vec<(&'static str, &mut Optimizer)> {
-        vec![("opt", &mut self.opt)]
-    }
-
-    fn optimizers_ref(&self) -> Vec<(&'static str, &Optimizer)> {
-        vec![("opt", &self.opt)]
-    }
+    gm_core::single_network!(vs, opt, "opt");
 
     fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
         let device = self.device();

@@ -226,21 +226,7 @@ impl Model for Vae {
         "vae"
     }
 
-    fn var_stores(&self) -> Vec<(&'static str, &VarStore)> {
-        vec![("model", &self.vs)]
-    }
-
-    fn var_stores_mut(&mut self) -> Vec<(&'static str, &mut VarStore)> {
-        vec![("model", &mut self.vs)]
-    }
-
-    fn optimizers(&mut self) -> Vec<(&'static str, &mut Optimizer)> {
-        vec![("adam", &mut self.opt)]
-    }
-
-    fn optimizers_ref(&self) -> Vec<(&'static str, &Optimizer)> {
-        vec![("adam", &self.opt)]
-    }
+    gm_core::single_network!(vs, opt, "adam");
 
     fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
         let (log_px, kl) = self.terms(x);
