@@ -13,6 +13,7 @@ pub fn registry() -> ModelRegistry {
     let mut r = ModelRegistry::new();
     gm_vae::register(&mut r);
     gm_autoregressive::register(&mut r);
+    gm_boltzmann::register(&mut r);
     r
 }
 

@@ -279,6 +279,11 @@ pub struct EvalConfig {
     pub limit: Option<i64>,
     /// Seed of the estimators' randomness.
     pub seed: u64,
+    /// AIS chains (M) for partition-function estimates.
+    pub ais_chains: i64,
+    /// AIS intermediate distributions: absent = the 14,500-temperature schedule of
+    /// Salakhutdinov & Murray (2008); a number = that many, linearly spaced.
+    pub ais_steps: Option<usize>,
 }
 
 impl Default for EvalConfig {
@@ -288,6 +293,8 @@ impl Default for EvalConfig {
             chunk: 4,
             limit: None,
             seed: 1234,
+            ais_chains: 100,
+            ais_steps: None,
         }
     }
 }
@@ -426,6 +433,10 @@ impl RunConfig {
         if let Some(v) = self.eval.limit {
             positive_i64("eval.limit", v)?;
         }
+        positive_i64("eval.ais_chains", self.eval.ais_chains)?;
+        if self.eval.ais_steps == Some(0) {
+            return Err(Error::config("eval.ais_steps", 0, "at least 1"));
+        }
         Ok(())
     }
 
@@ -540,6 +551,8 @@ mod tests {
             ("[train]\nclip_grad_norm = -1.0\n", "train.clip_grad_norm"),
             ("[train]\ncheckpoint_every = 0\n", "train.checkpoint_every"),
             ("[eval]\nis_samples = 0\n", "eval.is_samples"),
+            ("[eval]\nais_chains = 0\n", "eval.ais_chains"),
+            ("[eval]\nais_steps = 0\n", "eval.ais_steps"),
         ] {
             let c = cfg(&format!("{BASE}{}", extra.replace("[data]\n", ""))).unwrap();
             match c.validate() {

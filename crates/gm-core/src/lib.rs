@@ -27,6 +27,7 @@ pub mod image;
 pub mod model;
 pub mod optim;
 pub mod progress;
+pub mod sampling;
 pub mod train;
 
 pub use error::{Error, Result};
