@@ -23,9 +23,14 @@
 //! ```
 
 pub mod common;
+pub mod deepnade;
 pub mod fvbn;
 pub mod made;
 pub mod nade;
+pub mod nadek;
+pub mod narn;
+pub mod pixelcnn;
+pub mod rnade;
 
 #[cfg(test)]
 mod testutil;
@@ -55,4 +60,9 @@ pub fn register(registry: &mut ModelRegistry) {
         default_dataset: "binarized-mnist",
         build: made::build,
     });
+    narn::register(registry);
+    nadek::register(registry);
+    rnade::register(registry);
+    deepnade::register(registry);
+    pixelcnn::register(registry);
 }
