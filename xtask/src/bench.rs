@@ -3,12 +3,13 @@
 //!
 //! Each bench is one entry of [`BENCHES`]: the gm binary (in the `gm-benches` package) and
 //! the Python script under `benches/reference/`. Both take
-//! `--steps N --threads T --json <file>` and write one JSON object with at least
-//! `impl`, `steps`, `batch_size`, `seconds`, `examples_per_sec`, `test_elbo`, `peak_rss_mb`.
+//! `--steps N --threads T [the bench's args] --json <file>` and write one JSON object with at
+//! least `impl`, `steps`, `seconds`, `peak_rss_mb` and the bench's own columns.
 //! The result goes to `benches/results/<name>-<UTC date>-<hostname>.json`.
 //!
 //! ```text
 //! cargo xtask bench vae --steps 500 --threads 2
+//! cargo xtask bench ais
 //! ```
 
 use std::{
@@ -40,28 +41,89 @@ pub struct Bench {
     pub bin: &'static str,
     /// The PyTorch reference script, relative to the repository root.
     pub script: &'static str,
+    /// Extra arguments given to both programs (after `--steps/--threads/--json`).
+    pub args: &'static [&'static str],
+    /// `--steps` when none is given (what a step is depends on the bench).
+    pub default_steps: u64,
     /// Datasets both programs read (fetched first with `cargo xtask data`).
     pub datasets: &'static [&'static str],
+    /// Numeric keys both programs must write besides [`REQUIRED_KEYS`], shown as table
+    /// columns: (key, header, decimals).
+    pub columns: &'static [(&'static str, &'static str, usize)],
 }
 
 /// The benches `cargo xtask bench` knows. Adding one is adding an entry here.
-pub const BENCHES: &[Bench] = &[Bench {
-    name: "vae",
-    about: "VAE training steps + test ELBO on static binarized MNIST",
-    package: "gm-benches",
-    bin: "bench-vae",
-    script: "benches/reference/vae.py",
-    datasets: &["binarized-mnist"],
-}];
+pub const BENCHES: &[Bench] = &[
+    Bench {
+        name: "vae",
+        about: "VAE training steps + test ELBO on static binarized MNIST",
+        package: "gm-benches",
+        bin: "bench-vae",
+        script: "benches/reference/vae.py",
+        args: &[],
+        default_steps: 2000,
+        datasets: &["binarized-mnist"],
+        columns: &[
+            ("batch_size", "batch", 0),
+            ("examples_per_sec", "examples/s", 0),
+            ("test_elbo", "test ELBO", 2),
+        ],
+    },
+    Bench {
+        name: "ais",
+        about: "AIS log Z of a fixed 784-500 RBM, 100 chains, 14,500 temperatures \
+                (Salakhutdinov & Murray 2008); --steps 0 = that schedule, N = linear(N)",
+        package: "gm-benches",
+        bin: "bench-ais",
+        script: "benches/reference/ais.py",
+        args: &[],
+        default_steps: 0,
+        datasets: &[],
+        columns: &[
+            ("chains", "chains", 0),
+            ("us_per_step", "us/step", 1),
+            ("log_z", "log Z", 3),
+            ("log_z_std_err", "+-", 3),
+        ],
+    },
+    Bench {
+        name: "nade-train",
+        about: "NADE 784-500 Adam training steps (batch 100) + exact NLL of 1,000 test images, \
+                static binarized MNIST",
+        package: "gm-benches",
+        bin: "bench-nade",
+        script: "benches/reference/nade.py",
+        args: &["--mode", "train"],
+        default_steps: 100,
+        datasets: &["binarized-mnist"],
+        columns: &[
+            ("batch_size", "batch", 0),
+            ("examples_per_sec", "examples/s", 0),
+            ("test_nll_1000", "test NLL", 2),
+        ],
+    },
+    Bench {
+        name: "nade-sample",
+        about: "NADE 784-500 ancestral sampling: rounds of 100 images, 784 sequential steps each",
+        package: "gm-benches",
+        bin: "bench-nade",
+        script: "benches/reference/nade.py",
+        args: &["--mode", "sample"],
+        default_steps: 10,
+        datasets: &["binarized-mnist"],
+        columns: &[
+            ("samples", "samples", 0),
+            ("samples_per_sec", "samples/s", 1),
+            ("mean_pixel", "mean pixel", 4),
+        ],
+    },
+];
 
-/// Keys both programs must write, and whether each is numeric.
+/// Keys every bench program must write, and whether each is numeric.
 pub const REQUIRED_KEYS: &[(&str, bool)] = &[
     ("impl", false),
     ("steps", true),
-    ("batch_size", true),
     ("seconds", true),
-    ("examples_per_sec", true),
-    ("test_elbo", true),
     ("peak_rss_mb", true),
 ];
 
@@ -70,8 +132,8 @@ pub const REQUIRED_KEYS: &[(&str, bool)] = &[
 pub struct Options {
     /// Bench name (an entry of [`BENCHES`]).
     pub name: String,
-    /// Training steps.
-    pub steps: u64,
+    /// Steps (None: the bench's default).
+    pub steps: Option<u64>,
     /// Threads for both programs.
     pub threads: usize,
     /// Data mirror, for fetching the bench's datasets.
@@ -98,17 +160,17 @@ pub fn run(lt: &Libtorch, opts: &Options) -> Result<()> {
     let pid = std::process::id();
     let gm_json = tmp.join(format!("gm-bench-{}-gm-{pid}.json", bench.name));
     let torch_json = tmp.join(format!("gm-bench-{}-torch-{pid}.json", bench.name));
+    let steps = opts.steps.unwrap_or(bench.default_steps);
     let common = [
         "--steps".to_owned(),
-        opts.steps.to_string(),
+        steps.to_string(),
         "--threads".to_owned(),
         opts.threads.to_string(),
-        "--json".to_owned(),
     ];
 
     println!(
         "bench {}: {} ({} steps, {} threads)",
-        bench.name, bench.about, opts.steps, opts.threads
+        bench.name, bench.about, steps, opts.threads
     );
     let _ = fs::remove_file(&gm_json);
     let mut cmd = util::cargo(lt);
@@ -122,9 +184,11 @@ pub fn run(lt: &Libtorch, opts: &Options) -> Result<()> {
         "--",
     ])
     .args(&common)
+    .args(bench.args)
+    .arg("--json")
     .arg(&gm_json);
     util::run(&mut cmd, &format!("gm bench {}", bench.bin))?;
-    let gm = read_result(&gm_json).context("gm's bench output")?;
+    let gm = read_result(&gm_json, bench).context("gm's bench output")?;
     let _ = fs::remove_file(&gm_json);
 
     let torch = match lt.python() {
@@ -138,9 +202,11 @@ pub fn run(lt: &Libtorch, opts: &Options) -> Result<()> {
             cmd.current_dir(&repo)
                 .arg(bench.script)
                 .args(&common)
+                .args(bench.args)
+                .arg("--json")
                 .arg(&torch_json);
             util::run(&mut cmd, &format!("PyTorch reference {}", bench.script))?;
-            let v = read_result(&torch_json).context("the PyTorch reference's output")?;
+            let v = read_result(&torch_json, bench).context("the PyTorch reference's output")?;
             let _ = fs::remove_file(&torch_json);
             Some(v)
         }
@@ -160,7 +226,7 @@ pub fn run(lt: &Libtorch, opts: &Options) -> Result<()> {
     });
 
     println!();
-    print!("{}", table(&[Some(&gm), torch.as_ref()]));
+    print!("{}", table(bench, &[Some(&gm), torch.as_ref()]));
     match ratio {
         Some(r) => println!(
             "time ratio gm/PyTorch = {r:.3} ({}; <= 1 means gm is faster)",
@@ -193,7 +259,7 @@ pub fn run(lt: &Libtorch, opts: &Options) -> Result<()> {
         "about": bench.about,
         "date_utc": date,
         "unix_time": now,
-        "args": { "steps": opts.steps, "threads": opts.threads },
+        "args": { "steps": steps, "threads": opts.threads, "extra": bench.args },
         "gm": gm,
         "pytorch": torch,
         "ratio_seconds_gm_over_pytorch": ratio,
@@ -206,19 +272,21 @@ pub fn run(lt: &Libtorch, opts: &Options) -> Result<()> {
 }
 
 /// Reads a bench program's JSON output and checks the required keys.
-pub fn read_result(path: &Path) -> Result<Value> {
+pub fn read_result(path: &Path, bench: &Bench) -> Result<Value> {
     let text =
         fs::read_to_string(path).with_context(|| format!("{} was not written", path.display()))?;
     let v: Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    check_result(&v).with_context(|| format!("{}", path.display()))?;
+    check_result(&v, bench).with_context(|| format!("{}", path.display()))?;
     Ok(v)
 }
 
-/// Checks that a result object has every key of [`REQUIRED_KEYS`] with the right type.
-pub fn check_result(v: &Value) -> Result<()> {
+/// Checks that a result object has every key of [`REQUIRED_KEYS`] and of the bench's
+/// columns, with the right type.
+pub fn check_result(v: &Value, bench: &Bench) -> Result<()> {
     let obj = v.as_object().context("not a JSON object")?;
-    for &(key, numeric) in REQUIRED_KEYS {
+    let columns = bench.columns.iter().map(|&(k, _, _)| (k, true));
+    for (key, numeric) in REQUIRED_KEYS.iter().copied().chain(columns) {
         let val = obj
             .get(key)
             .with_context(|| format!("missing key {key:?}"))?;
@@ -238,7 +306,7 @@ pub fn check_result(v: &Value) -> Result<()> {
 }
 
 /// A small fixed-width table of results (rows that are `None` are skipped).
-pub fn table(rows: &[Option<&Value>]) -> String {
+pub fn table(bench: &Bench, rows: &[Option<&Value>]) -> String {
     let name = |r: &Value| {
         r.get("impl")
             .and_then(Value::as_str)
@@ -252,22 +320,23 @@ pub fn table(rows: &[Option<&Value>]) -> String {
         .max()
         .unwrap_or(0)
         .max(4);
-    let mut s = format!(
-        "{:<w$}  {:>7} {:>6} {:>10} {:>12} {:>11} {:>12}\n",
-        "impl", "steps", "batch", "seconds", "examples/s", "test ELBO", "peak RSS MB"
-    );
+    let mut s = format!("{:<w$}  {:>7} {:>10}", "impl", "steps", "seconds");
+    for &(_, header, _) in bench.columns {
+        s += &format!(" {header:>12}");
+    }
+    s += &format!(" {:>12}\n", "peak RSS MB");
     for r in rows.iter().flatten() {
         let num = |k: &str| r.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
         s += &format!(
-            "{:<w$}  {:>7} {:>6} {:>10.2} {:>12.0} {:>11.2} {:>12.0}\n",
+            "{:<w$}  {:>7} {:>10.2}",
             name(r),
             num("steps"),
-            num("batch_size"),
-            num("seconds"),
-            num("examples_per_sec"),
-            num("test_elbo"),
-            num("peak_rss_mb"),
+            num("seconds")
         );
+        for &(key, _, decimals) in bench.columns {
+            s += &format!(" {:>12.decimals$}", num(key));
+        }
+        s += &format!(" {:>12.0}\n", num("peak_rss_mb"));
     }
     s
 }
@@ -421,17 +490,18 @@ mod tests {
 
     #[test]
     fn result_keys_are_checked() {
+        let vae = &BENCHES[0];
         let good = json!({"impl": "gm", "steps": 10, "batch_size": 128, "seconds": 1.5,
             "examples_per_sec": 853.3, "test_elbo": -101.2, "peak_rss_mb": 300.0, "extra": 1});
-        check_result(&good).unwrap();
+        check_result(&good, vae).unwrap();
         let mut missing = good.clone();
         missing.as_object_mut().unwrap().remove("test_elbo");
-        assert!(check_result(&missing).is_err());
+        assert!(check_result(&missing, vae).is_err());
         let mut wrong = good.clone();
         wrong["seconds"] = json!("1.5");
-        assert!(check_result(&wrong).is_err());
-        assert!(check_result(&json!([1, 2])).is_err());
-        let t = table(&[Some(&good), None]);
+        assert!(check_result(&wrong, vae).is_err());
+        assert!(check_result(&json!([1, 2]), vae).is_err());
+        let t = table(vae, &[Some(&good), None]);
         assert_eq!(t.lines().count(), 2);
         assert!(t.contains("gm") && t.contains("-101.20"));
     }
@@ -444,6 +514,7 @@ mod tests {
         assert_eq!(names.len(), BENCHES.len(), "duplicate bench names");
         for b in BENCHES {
             assert!(b.script.starts_with("benches/reference/") && b.script.ends_with(".py"));
+            assert!(script_path(b).exists(), "{} is missing", b.script);
             assert!(script_path(b).starts_with(util::repo_root()));
         }
     }

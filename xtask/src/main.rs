@@ -8,7 +8,7 @@
 //! cargo xtask data mnist | --all         # fetch + verify datasets into the cache
 //! cargo xtask test [-- <cargo test args>]
 //! cargo xtask demo                       # train + evaluate a small VAE on Fashion-MNIST
-//! cargo xtask bench vae [--steps N] [--threads T]
+//! cargo xtask bench vae|ais|nade-train|nade-sample [--steps N] [--threads T]
 //! ```
 //!
 //! Environment: `LIBTORCH` (a libtorch of your own; overrides setup's search),
@@ -106,9 +106,10 @@ enum Cmd {
         /// Which bench.
         #[arg(value_parser = PossibleValuesParser::new(bench::BENCHES.iter().map(|b| b.name)))]
         name: String,
-        /// Training steps for both implementations.
-        #[arg(long, default_value_t = 2000)]
-        steps: u64,
+        /// Steps for both implementations [default: the bench's own; vae 2000 training
+        /// steps, ais 0 = the 14,500-temperature schedule].
+        #[arg(long)]
+        steps: Option<u64>,
         /// Threads for both implementations [default: number of cores].
         #[arg(long)]
         threads: Option<usize>,
@@ -149,9 +150,6 @@ fn run(cli: Cli) -> Result<()> {
             threads,
             mirror,
         } => {
-            if steps == 0 {
-                bail!("--steps must be positive");
-            }
             let threads = threads.unwrap_or_else(bench::default_threads);
             if threads == 0 {
                 bail!("--threads must be positive");
@@ -291,7 +289,7 @@ mod tests {
         assert!(matches!(
             c.cmd,
             Cmd::Bench {
-                steps: 10,
+                steps: Some(10),
                 threads: None,
                 ..
             }
