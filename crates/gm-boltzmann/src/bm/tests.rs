@@ -227,9 +227,9 @@ fn mean_field_positive_phase_is_exact_without_hidden_couplings() {
 #[test]
 fn training_on_bars_and_stripes_raises_the_exact_log_likelihood() {
     let c = cfg(
-        "hidden = 4\nchains = 200\npositive_steps = 3\nnegative_sweeps = 1\ninit_scale = 0.1",
+        "hidden = 4\nchains = 500\npositive_steps = 3\nnegative_sweeps = 1\ninit_scale = 0.1",
         "bars_size = 3\nsynthetic_size = 200",
-        "lr = 0.05",
+        "kind = \"sgd\"\nlr = 0.05\nmomentum = 0.5",
     );
     let d = data::load("bars-and-stripes", &c.data.options).unwrap();
     tch::manual_seed(8);
@@ -242,19 +242,19 @@ fn training_on_bars_and_stripes_raises_the_exact_log_likelihood() {
             .double_value(&[])
     };
     let before = ll(&m);
-    for _ in 0..300 {
+    for _ in 0..400 {
         m.train_step(&x).unwrap();
     }
     let after = ll(&m);
-    // 14 patterns: the best model scores −ln 14 = −2.64 nats; the start is the factorial
-    // model of the pixel means (about −6.2 nats).
+    // 14 patterns: the best model scores −ln 14 = −2.64 nats; the start (the factorial model
+    // of the pixel means) about −6.4. Seeds 1–4 measured −6.55…−6.35 → −3.13…−2.92 nats.
     assert!(
-        after > before + 1.0,
+        after > before + 2.0 && after > -3.6,
         "exact train log-likelihood {before:.3} → {after:.3}"
     );
     let reported = m.log_likelihoods(&d.test.x, &c).unwrap();
     assert_eq!(reported[0].kind, LikelihoodKind::Exact);
-    assert!(reported[0].mean > before + 1.0, "test {}", reported[0].mean);
+    assert!(reported[0].mean > -3.6, "test {}", reported[0].mean);
     eprintln!(
         "bm 9+4 on 3×3 bars and stripes: train LL {before:.3} → {after:.3} nats, test {:.3}",
         reported[0].mean
