@@ -321,7 +321,7 @@ impl Bm {
                 for _ in 0..self.cfg.positive_steps {
                     for k in 0..nh {
                         let field = drive.select(1, k) + mu.mv(&s2.select(0, k));
-                        let _ = mu.select(1, k).copy_(&field.sigmoid());
+                        mu.select(1, k).copy_(&field.sigmoid());
                     }
                 }
                 Ok(Tensor::cat(&[v.shallow_clone(), mu], 1))

@@ -83,7 +83,7 @@ pub fn recall(
                         let field = x.mv(&w.select(0, i)) + bias.select(0, i);
                         let xi = x.select(1, i);
                         let new = sign_keep(&field, &xi);
-                        let _ = x.select(1, i).copy_(&new);
+                        x.select(1, i).copy_(&new);
                         if let Some(e) = energies.as_mut() {
                             e.push(energy(w, b, &x));
                         }

@@ -178,7 +178,7 @@ impl<'a> PairwiseBinary<'a> {
                     let s = s as i64;
                     let logit = x.mv(&rows[s as usize]) + bias.select(0, s);
                     let on = u.select(1, s).lt_tensor(&logit).to_kind(x.kind());
-                    let _ = x.select(1, site).copy_(&self.units.from_bits(&on));
+                    x.select(1, site).copy_(&self.units.from_bits(&on));
                 }
             }
         });

@@ -121,7 +121,7 @@ pub fn leapfrog(
         x = &x + &r * eps;
         lp_grad = log_p_and_grad(log_p, &x)?;
         let scale = if s + 1 == steps { 0.5 * eps } else { eps };
-        r = r + &lp_grad.1 * scale;
+        r += &lp_grad.1 * scale;
     }
     Ok((x, r, lp_grad.0, lp_grad.1))
 }
@@ -172,7 +172,7 @@ where
             }
         } else {
             let _ = accepted.g_add_(&ok.sum(Kind::Int64));
-            if (t - cfg.burn_in + 1) % cfg.thin == 0 {
+            if (t - cfg.burn_in + 1).is_multiple_of(cfg.thin) {
                 kept.push(x.copy());
             }
         }

@@ -79,8 +79,8 @@ pub(crate) fn accept(
 ) -> Tensor {
     let log_u = lp.rand_like().log();
     let ok = log_u.lt_tensor(&(lp_new - &*lp + log_ratio));
-    let _ = x.copy_(&xp.where_self(&ok.unsqueeze(1), &*x));
-    let _ = lp.copy_(&lp_new.where_self(&ok, &*lp));
+    x.copy_(&xp.where_self(&ok.unsqueeze(1), &*x));
+    lp.copy_(&lp_new.where_self(&ok, &*lp));
     ok
 }
 
@@ -110,7 +110,7 @@ where
             let ok = accept(&mut x, &mut lp, &xp, &lp_new, &log_ratio);
             if t >= cfg.burn_in {
                 let _ = accepted.g_add_(&ok.sum(Kind::Int64));
-                if (t - cfg.burn_in + 1) % cfg.thin == 0 {
+                if (t - cfg.burn_in + 1).is_multiple_of(cfg.thin) {
                     kept.push(x.copy());
                 }
             }
