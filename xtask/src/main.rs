@@ -9,6 +9,7 @@
 //! cargo xtask test [-- <cargo test args>]
 //! cargo xtask demo                       # train + evaluate a small VAE on Fashion-MNIST
 //! cargo xtask bench vae|ais|nade-train|nade-sample [--steps N] [--threads T]
+//! cargo xtask zoo rbm|autoregressive|<entry>... [--minutes M]   # reproduce the tables
 //! ```
 //!
 //! Environment: `LIBTORCH` (a libtorch of your own; overrides setup's search),
@@ -22,6 +23,7 @@ mod data;
 mod manifest;
 mod setup;
 mod util;
+mod zoo;
 
 use std::path::PathBuf;
 
@@ -117,6 +119,31 @@ enum Cmd {
         #[arg(long, value_name = "DIR|URL", env = "GM_DATA_MIRROR")]
         mirror: Option<String>,
     },
+
+    /// Reproduce published tables within a time budget.
+    ///
+    /// Trains each selected entry (a config under configs/) into runs/zoo/<entry> with the
+    /// release `gm` for at most --minutes (an existing run is resumed, so calls add up),
+    /// evaluates it with `gm eval`, and prints and writes runs/zoo/<selection>.md/.json:
+    /// epochs reached, wall time, test NLL with its kind, the published figure, and what
+    /// the full configured run needs at the measured pace.
+    Zoo {
+        /// Families (rbm, autoregressive) or entry names.
+        #[arg(required = true)]
+        select: Vec<String>,
+        /// Training minutes per entry for this call.
+        #[arg(long, default_value_t = 20.0)]
+        minutes: f64,
+        /// libtorch threads of `gm` [default: gm's].
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Only evaluate and tabulate existing runs.
+        #[arg(long)]
+        eval_only: bool,
+        /// Data mirror (as for `data`).
+        #[arg(long, value_name = "DIR|URL", env = "GM_DATA_MIRROR")]
+        mirror: Option<String>,
+    },
 }
 
 fn main() {
@@ -144,6 +171,24 @@ fn run(cli: Cli) -> Result<()> {
             util::run(&mut cmd, "cargo test")?;
         }
         Cmd::Demo { mirror } => demo(mirror)?,
+        Cmd::Zoo {
+            select,
+            minutes,
+            threads,
+            eval_only,
+            mirror,
+        } => {
+            if !(minutes > 0.0) {
+                bail!("--minutes must be positive");
+            }
+            zoo::run(&zoo::Options {
+                select,
+                minutes,
+                threads,
+                eval_only,
+                mirror,
+            })?;
+        }
         Cmd::Bench {
             name,
             steps,
@@ -257,7 +302,7 @@ fn selects_packages(args: &[String]) -> bool {
 
 /// Cargo's target folder for the main workspace: `CARGO_TARGET_DIR` /
 /// `CARGO_BUILD_TARGET_DIR` when set, else `<repo>/target`.
-fn target_dir(repo: &std::path::Path) -> PathBuf {
+pub(crate) fn target_dir(repo: &std::path::Path) -> PathBuf {
     for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR"] {
         if let Some(d) = util::env_nonempty(var) {
             let d = PathBuf::from(d);

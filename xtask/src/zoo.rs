@@ -1,0 +1,466 @@
+//! `cargo xtask zoo <family|entry>...`: reproduce the published tables within a time budget.
+//!
+//! Each [`Entry`] is a config under `configs/` and the published number it is held against
+//! (DESIGN.md §4). For every selected entry the zoo trains `runs/zoo/<entry>` with the
+//! release `gm` for at most `--minutes` (resuming the run if it already exists, so repeated
+//! calls continue where the last one stopped), evaluates it with `gm eval`, and prints one
+//! table: epochs reached of the config's total, wall time, the test NLL with its kind and
+//! standard error, the published figure, and the wall time the whole configured run needs
+//! at the measured pace. The table is also written to `runs/zoo/<selection>.md` and
+//! `.json`, with the command and the machine.
+//!
+//! ```text
+//! cargo xtask zoo autoregressive --minutes 20
+//! cargo xtask zoo rbm-cd1 rbm-pcd --minutes 10 --threads 2
+//! ```
+
+use std::{fs, path::Path, process::Command, time::Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::{data, setup, util};
+
+/// One reproducible result.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// `cargo xtask zoo <name>` and the run directory `runs/zoo/<name>`.
+    pub name: &'static str,
+    /// Family selector (`cargo xtask zoo <family>`).
+    pub family: &'static str,
+    /// Registry name of the model.
+    pub model: &'static str,
+    /// Run config, relative to the repository root.
+    pub config: &'static str,
+    /// Published test NLL (nats) on the same data, if there is one.
+    pub published: Option<f64>,
+    /// Where the published number comes from.
+    pub source: &'static str,
+    /// Extra arguments of `gm eval` (e.g. a limit for slow exact evaluations).
+    pub eval_args: &'static [&'static str],
+}
+
+/// The zoo. Adding an entry is adding a config and a line here.
+pub const ENTRIES: &[Entry] = &[
+    Entry {
+        name: "rbm-cd1",
+        family: "rbm",
+        model: "rbm",
+        config: "configs/rbm-cd1-mnist.toml",
+        published: Some(125.53),
+        source: "Salakhutdinov & Murray 2008, CD-1, 500 hidden, AIS",
+        eval_args: &[],
+    },
+    Entry {
+        name: "rbm-cd3",
+        family: "rbm",
+        model: "rbm",
+        config: "configs/rbm-cd3-mnist.toml",
+        published: Some(105.50),
+        source: "Salakhutdinov & Murray 2008, CD-3, 500 hidden, AIS",
+        eval_args: &[],
+    },
+    Entry {
+        name: "rbm-cd25",
+        family: "rbm",
+        model: "rbm",
+        config: "configs/rbm-cd25-mnist.toml",
+        published: Some(86.34),
+        source: "Salakhutdinov & Murray 2008, CD-25, 500 hidden, AIS",
+        eval_args: &[],
+    },
+    Entry {
+        name: "rbm-pcd",
+        family: "rbm",
+        model: "rbm",
+        config: "configs/rbm-pcd-mnist.toml",
+        published: None,
+        source: "no published figure for this exact setting",
+        eval_args: &[],
+    },
+    Entry {
+        name: "fvbn",
+        family: "autoregressive",
+        model: "fvbn",
+        config: "configs/fvbn-mnist.toml",
+        published: Some(97.45),
+        source: "Frey 1998, as reported by Larochelle & Murray 2011",
+        eval_args: &[],
+    },
+    Entry {
+        name: "nade",
+        family: "autoregressive",
+        model: "nade",
+        config: "configs/nade-mnist.toml",
+        published: Some(88.33),
+        source: "Larochelle & Murray 2011 (88.33-88.86)",
+        eval_args: &[],
+    },
+    Entry {
+        name: "made",
+        family: "autoregressive",
+        model: "made",
+        config: "configs/made-mnist.toml",
+        published: Some(86.64),
+        source: "Germain et al. 2015, 1 hidden layer, 32 masks",
+        eval_args: &[],
+    },
+];
+
+/// Options of `cargo xtask zoo`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Entry names or family names.
+    pub select: Vec<String>,
+    /// Training budget per entry, minutes (this call; a resumed run gets a new budget).
+    pub minutes: f64,
+    /// libtorch threads of `gm`.
+    pub threads: Option<usize>,
+    /// Skip training; only evaluate and tabulate what exists.
+    pub eval_only: bool,
+    /// Data mirror, for fetching the datasets.
+    pub mirror: Option<String>,
+}
+
+/// The entries a selection names (entry names or family names), in table order.
+pub fn select(names: &[String]) -> Result<Vec<&'static Entry>> {
+    if names.is_empty() {
+        bail!("name a family ({}) or entries", families().join(", "));
+    }
+    for n in names {
+        if !ENTRIES.iter().any(|e| e.name == n || e.family == n) {
+            bail!(
+                "unknown zoo entry or family {n:?}; families: {}; entries: {}",
+                families().join(", "),
+                ENTRIES
+                    .iter()
+                    .map(|e| e.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    Ok(ENTRIES
+        .iter()
+        .filter(|e| names.iter().any(|n| n == e.name || n == e.family))
+        .collect())
+}
+
+/// The distinct family names.
+pub fn families() -> Vec<&'static str> {
+    let mut f: Vec<_> = ENTRIES.iter().map(|e| e.family).collect();
+    f.dedup();
+    f
+}
+
+/// Runs the selected entries and writes the table.
+pub fn run(opts: &Options) -> Result<()> {
+    let entries = select(&opts.select)?;
+    let repo = util::repo_root();
+    for e in &entries {
+        if !repo.join(e.config).exists() {
+            bail!("{}: config {} is missing", e.name, e.config);
+        }
+    }
+    let lt = setup::ensure(false)?;
+    data::run(&data::Options {
+        names: vec!["binarized-mnist".into()],
+        all: false,
+        mirror: opts.mirror.clone(),
+    })?;
+    util::run(
+        util::cargo(&lt).args(["build", "--release", "-p", "gm-cli"]),
+        "cargo build --release -p gm-cli",
+    )?;
+    let gm = crate::target_dir(&repo).join("release/gm");
+    let zoo_dir = repo.join("runs/zoo");
+    fs::create_dir_all(&zoo_dir).with_context(|| format!("creating {}", zoo_dir.display()))?;
+
+    let mut rows = Vec::new();
+    for e in &entries {
+        let run_dir = zoo_dir.join(e.name);
+        let gm_cmd = |args: &[&str]| {
+            let mut c = Command::new(&gm);
+            c.current_dir(&repo);
+            if let Some(t) = opts.threads {
+                c.args(["--threads", &t.to_string()]);
+            }
+            c.args(args);
+            util::apply_libtorch_env(&mut c, &lt);
+            c
+        };
+        let t0 = Instant::now();
+        if !opts.eval_only {
+            let minutes = opts.minutes.to_string();
+            let resumable = run_dir.join("checkpoints/latest").exists();
+            let mut c = if resumable {
+                println!("==> zoo {}: resuming {}", e.name, util::show(&run_dir));
+                gm_cmd(&[
+                    "train",
+                    "--resume",
+                    &run_dir.display().to_string(),
+                    "--max-minutes",
+                    &minutes,
+                ])
+            } else {
+                println!("==> zoo {}: training {} ({})", e.name, e.model, e.config);
+                gm_cmd(&[
+                    "train",
+                    e.model,
+                    "--config",
+                    e.config,
+                    "--out",
+                    &zoo_dir.display().to_string(),
+                    "--name",
+                    e.name,
+                    "--force",
+                    "--max-minutes",
+                    &minutes,
+                ])
+            };
+            util::run(&mut c, &format!("gm train ({})", e.name))?;
+        }
+        let train_call_seconds = t0.elapsed().as_secs_f64();
+        println!("==> zoo {}: evaluating", e.name);
+        let t1 = Instant::now();
+        let run_str = run_dir.display().to_string();
+        let mut args = vec!["eval", run_str.as_str()];
+        args.extend_from_slice(e.eval_args);
+        util::run(&mut gm_cmd(&args), &format!("gm eval ({})", e.name))?;
+        let eval_seconds = t1.elapsed().as_secs_f64();
+        rows.push(row(e, &run_dir, train_call_seconds, eval_seconds)?);
+    }
+
+    let table = markdown(&rows);
+    println!("\n{table}");
+    let stem = opts.select.join("+");
+    let md = zoo_dir.join(format!("{stem}.md"));
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let command = format!(
+        "cargo xtask zoo {} --minutes {}{}",
+        opts.select.join(" "),
+        opts.minutes,
+        opts.threads
+            .map(|t| format!(" --threads {t}"))
+            .unwrap_or_default()
+    );
+    fs::write(
+        &md,
+        format!(
+            "# gm zoo: {stem}\n\n`{command}` on {} ({} cores)\n\n{table}",
+            host.trim(),
+            crate::bench::default_threads()
+        ),
+    )
+    .with_context(|| format!("writing {}", md.display()))?;
+    let js = zoo_dir.join(format!("{stem}.json"));
+    fs::write(
+        &js,
+        serde_json::to_string_pretty(&json!({"command": command, "rows": rows}))? + "\n",
+    )
+    .with_context(|| format!("writing {}", js.display()))?;
+    println!("zoo: wrote {} and {}", util::show(&md), util::show(&js));
+    Ok(())
+}
+
+/// What a run directory says about one entry.
+fn row(e: &Entry, run_dir: &Path, train_call_seconds: f64, eval_seconds: f64) -> Result<Value> {
+    let metrics = run_dir.join("metrics.jsonl");
+    let last = fs::read_to_string(&metrics)
+        .with_context(|| format!("reading {}", metrics.display()))?
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok());
+    let epochs_done = last
+        .as_ref()
+        .and_then(|v| v.get("epoch"))
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
+    let train_seconds = last
+        .as_ref()
+        .and_then(|v| v.get("seconds"))
+        .and_then(Value::as_f64);
+    let cfg_path = run_dir.join("config.toml");
+    let cfg: toml::Table = fs::read_to_string(&cfg_path)
+        .with_context(|| format!("reading {}", cfg_path.display()))?
+        .parse()
+        .with_context(|| format!("parsing {}", cfg_path.display()))?;
+    let epochs_total = cfg
+        .get("train")
+        .and_then(|t| t.get("epochs"))
+        .and_then(toml::Value::as_integer)
+        .map(|v| v as f64);
+    let full_run_hours = match (train_seconds, epochs_total) {
+        (Some(s), Some(total)) if epochs_done > 0.0 => Some(s / epochs_done * total / 3600.0),
+        _ => None,
+    };
+    let results = load_results(&run_dir.join("results.json"))?;
+    let best = best_nll(&results);
+    Ok(json!({
+        "entry": e.name,
+        "model": e.model,
+        "config": e.config,
+        "run_dir": run_dir.display().to_string(),
+        "epochs_done": epochs_done,
+        "epochs_total": epochs_total,
+        "train_seconds": train_seconds,
+        "this_call_train_seconds": train_call_seconds,
+        "eval_seconds": eval_seconds,
+        "full_run_hours_at_this_pace": full_run_hours,
+        "test_nll": best.as_ref().map(|b| b.0),
+        "test_nll_std_err": best.as_ref().and_then(|b| b.1),
+        "kind": best.as_ref().map(|b| b.2.clone()),
+        "method": best.as_ref().map(|b| b.3.clone()),
+        "published": e.published,
+        "published_source": e.source,
+    }))
+}
+
+fn load_results(path: &Path) -> Result<Vec<Value>> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(match v {
+        Value::Array(a) => a,
+        Value::Object(o) => o
+            .get("results")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    })
+}
+
+/// (NLL, std err, kind, method) of a test log-likelihood record: exact first, then
+/// stochastic estimates, then bounds.
+fn best_nll(records: &[Value]) -> Option<(f64, Option<f64>, String, String)> {
+    let parsed: Vec<_> = records.iter().filter_map(parse_nll).collect();
+    for kind in ["exact", "stochastic_estimate", "lower_bound"] {
+        if let Some(r) = parsed.iter().find(|r| r.2 == kind) {
+            return Some(r.clone());
+        }
+    }
+    None
+}
+
+/// Reads one record in either results.json layout: `{kind, nll, std_err, method}` or
+/// gm-eval's `{metric: {log_likelihood: kind}, value, std_err, method}`.
+fn parse_nll(r: &Value) -> Option<(f64, Option<f64>, String, String)> {
+    if r.get("split")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s != "test")
+    {
+        return None;
+    }
+    let method = r.get("method").and_then(Value::as_str).unwrap_or("?");
+    let se = r.get("std_err").and_then(Value::as_f64);
+    if let (Some(nll), Some(kind)) = (
+        r.get("nll").and_then(Value::as_f64),
+        r.get("kind").and_then(Value::as_str),
+    ) {
+        return Some((nll, se, kind.to_owned(), method.to_owned()));
+    }
+    let kind = r.get("metric")?.get("log_likelihood")?.as_str()?;
+    let value = r.get("value")?.as_f64()?;
+    Some((-value, se, kind.to_owned(), method.to_owned()))
+}
+
+/// The rows as a Markdown table.
+pub fn markdown(rows: &[Value]) -> String {
+    let mut s = String::from(
+        "| entry | epochs | train time | test NLL (nats) | kind | published | full run needs |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let f = |k: &str| r.get(k).and_then(Value::as_f64);
+        let epochs = match (f("epochs_done"), f("epochs_total")) {
+            (Some(d), Some(t)) => format!("{d:.0} / {t:.0}"),
+            (Some(d), None) => format!("{d:.0}"),
+            _ => "?".into(),
+        };
+        let nll = match (f("test_nll"), f("test_nll_std_err")) {
+            (Some(v), Some(se)) => format!("{v:.2} ± {se:.2}"),
+            (Some(v), None) => format!("{v:.2}"),
+            _ => "—".into(),
+        };
+        s += &format!(
+            "| {} | {epochs} | {} | {nll} | {} {} | {} | {} |\n",
+            r["entry"].as_str().unwrap_or("?"),
+            f("train_seconds").map_or("—".into(), |t| format!("{:.1} min", t / 60.0)),
+            r["kind"].as_str().unwrap_or("—"),
+            r["method"]
+                .as_str()
+                .map(|m| format!("({m})"))
+                .unwrap_or_default(),
+            f("published").map_or("—".into(), |p| format!("{p:.2}")),
+            f("full_run_hours_at_this_pace").map_or("—".into(), |h| format!("{h:.1} h")),
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// The configs every entry names, for the consistency test.
+    fn config_paths() -> Vec<PathBuf> {
+        ENTRIES
+            .iter()
+            .map(|e| util::repo_root().join(e.config))
+            .collect()
+    }
+
+    #[test]
+    fn selection_by_family_and_name() {
+        let all_rbm = select(&["rbm".into()]).unwrap();
+        assert!(all_rbm.iter().all(|e| e.family == "rbm") && all_rbm.len() >= 3);
+        let one = select(&["nade".into()]).unwrap();
+        assert_eq!(one.len(), 1);
+        assert!(select(&["nope".into()]).is_err());
+        assert!(select(&[]).is_err());
+    }
+
+    #[test]
+    fn entries_are_unique_and_configs_name_their_model() {
+        let mut names: Vec<_> = ENTRIES.iter().map(|e| e.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ENTRIES.len());
+        for (e, p) in ENTRIES.iter().zip(config_paths()) {
+            let Ok(text) = fs::read_to_string(&p) else {
+                panic!("{}: config {} is missing", e.name, p.display());
+            };
+            let t: toml::Table = text.parse().unwrap();
+            assert_eq!(
+                t["model"]["name"].as_str(),
+                Some(e.model),
+                "{}: [model] name",
+                e.name
+            );
+        }
+    }
+
+    #[test]
+    fn both_result_layouts_are_read() {
+        let old = json!({"split": "test", "kind": "exact", "nll": 88.5, "std_err": 0.3, "method": "nade"});
+        let new = json!({"split": "test", "metric": {"log_likelihood": "stochastic_estimate"},
+                         "value": -90.0, "std_err": 0.5, "method": "ais"});
+        let valid = json!({"split": "valid", "kind": "exact", "nll": 1.0, "method": "x"});
+        let best = best_nll(&[new.clone(), old.clone(), valid]).unwrap();
+        assert_eq!((best.0, best.2.as_str()), (88.5, "exact"));
+        let only_new = best_nll(&[new]).unwrap();
+        assert_eq!((only_new.0, only_new.1), (90.0, Some(0.5)));
+        let row = json!({"entry": "nade", "epochs_done": 3.0, "epochs_total": 100.0,
+            "train_seconds": 600.0, "test_nll": 95.0, "test_nll_std_err": 0.3, "kind": "exact",
+            "method": "nade", "published": 88.33, "full_run_hours_at_this_pace": 5.6});
+        let md = markdown(&[row]);
+        assert!(
+            md.contains(
+                "| nade | 3 / 100 | 10.0 min | 95.00 ± 0.30 | exact (nade) | 88.33 | 5.6 h |"
+            ),
+            "{md}"
+        );
+    }
+}
