@@ -178,7 +178,7 @@ fn run(cli: Cli) -> Result<()> {
             eval_only,
             mirror,
         } => {
-            if !(minutes > 0.0) {
+            if minutes.is_nan() || minutes <= 0.0 {
                 bail!("--minutes must be positive");
             }
             zoo::run(&zoo::Options {
