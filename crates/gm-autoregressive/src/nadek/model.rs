@@ -56,7 +56,8 @@ impl NadeK {
         let w1 = root.var("w1", &[h, dim], randn(dim));
         let u = cfg.mask_input.then(|| root.var("u", &[h, dim], randn(dim)));
         let c1 = root.zeros("c1", &[h]);
-        let second = (cfg.layers == 2).then(|| (root.var("w2", &[h, h], randn(h)), root.zeros("c2", &[h])));
+        let second =
+            (cfg.layers == 2).then(|| (root.var("w2", &[h, h], randn(h)), root.zeros("c2", &[h])));
         let v = root.var("v", &[dim, h], randn(h));
         let logits = common::logit_marginals(data, dim).to_device(device);
         let b = root.var_copy("b", &logits);
@@ -139,26 +140,43 @@ impl NadeK {
     /// The ordered inputs `[B, D]` and the logits of the D conditionals along `order`
     /// (column i is p(x_{o_i} = 1 | x_{o_<i})), `[B, D]`: D fill-in passes (one per
     /// position, observed set o_<i), batched `positions` at a time.
-    pub fn conditionals_along(&self, x: &Tensor, order: &[i64], positions: i64) -> (Tensor, Tensor) {
+    pub fn conditionals_along(
+        &self,
+        x: &Tensor,
+        order: &[i64],
+        positions: i64,
+    ) -> (Tensor, Tensor) {
         let x = x.reshape([-1, self.dim]);
         let (bsz, d) = (x.size()[0], self.dim);
         let device = x.device();
         let o = Tensor::from_slice(order).to_device(device);
         // rank[var] = the step at which var is generated.
-        let rank = Tensor::zeros([d], (Kind::Int64, device))
-            .index_copy(0, &o, &Tensor::arange(d, (Kind::Int64, device)));
+        let rank = Tensor::zeros([d], (Kind::Int64, device)).index_copy(
+            0,
+            &o,
+            &Tensor::arange(d, (Kind::Int64, device)),
+        );
         let mut out = Vec::new();
         let mut start = 0;
         while start < d {
             let p = positions.max(1).min(d - start);
             let steps = Tensor::arange_start(start, start + p, (Kind::Int64, device));
             // observed[s, ·, var] = rank[var] < step s
-            let observed = rank.unsqueeze(0).lt_tensor(&steps.unsqueeze(1)).unsqueeze(1);
+            let observed = rank
+                .unsqueeze(0)
+                .lt_tensor(&steps.unsqueeze(1))
+                .unsqueeze(1);
             let xs = x.unsqueeze(0).expand([p, bsz, d], false);
             let logits = self
-                .fill_in(&xs.reshape([p * bsz, d]), &observed.expand([p, bsz, d], false).reshape([p * bsz, d]))
+                .fill_in(
+                    &xs.reshape([p * bsz, d]),
+                    &observed.expand([p, bsz, d], false).reshape([p * bsz, d]),
+                )
                 .reshape([p, bsz, d]);
-            let var = o.narrow(0, start, p).view([p, 1, 1]).expand([p, bsz, 1], false);
+            let var = o
+                .narrow(0, start, p)
+                .view([p, 1, 1])
+                .expand([p, bsz, 1], false);
             out.push(logits.gather(2, &var, false).squeeze_dim(2).tr());
             start += p;
         }
@@ -186,7 +204,11 @@ impl NadeK {
         if e == 0 {
             self.order_vec.clone()
         } else {
-            common::ordering(OrderingKind::Random, self.cfg.ordering_seed + e as u64, self.dim)
+            common::ordering(
+                OrderingKind::Random,
+                self.cfg.ordering_seed + e as u64,
+                self.dim,
+            )
         }
     }
 
@@ -270,7 +292,11 @@ impl Model for NadeK {
         let mut out = vec![common::exact_report("nade-k", settings(1), &lp)?];
         if self.cfg.ensemble > 1 {
             let lp = common::chunked(x, chunk, |c| self.log_prob_ensemble(c));
-            out.push(common::exact_report("nade-k-ensemble", settings(self.cfg.ensemble), &lp)?);
+            out.push(common::exact_report(
+                "nade-k-ensemble",
+                settings(self.cfg.ensemble),
+                &lp,
+            )?);
         }
         Ok(out)
     }

@@ -44,7 +44,11 @@ fn groups(n: i64, group: i64, device: Device) -> Tensor {
 /// `1[row_pos[r] ≥ col_pos[k]]` (`inclusive`) or `1[row_pos[r] > col_pos[k]]`, `f32`.
 fn position_mask(row_pos: &Tensor, col_pos: &Tensor, inclusive: bool) -> Tensor {
     let (r, k) = (row_pos.unsqueeze(1), col_pos.unsqueeze(0));
-    let m = if inclusive { r.ge_tensor(&k) } else { r.gt_tensor(&k) };
+    let m = if inclusive {
+        r.ge_tensor(&k)
+    } else {
+        r.gt_tensor(&k)
+    };
     m.to_kind(Kind::Float)
 }
 
@@ -68,7 +72,7 @@ impl Narn {
         let w_mask = position_mask(&grp, &pos, true); // group j reads positions ≤ j
         let v_mask = position_mask(&pos, &grp, false); // output i reads groups < i
         let a_mask = position_mask(&pos, &pos, false); // output i reads positions < i
-        // Weights N(0, scale²/fan-in) with each row's own fan-in, zero where masked.
+                                                       // Weights N(0, scale²/fan-in) with each row's own fan-in, zero where masked.
         let init = |mask: &Tensor| {
             let fan_in = mask.sum_dim_intlist(1, true, Kind::Float).clamp_min(1.0);
             Tensor::randn(mask.size().as_slice(), (Kind::Float, device)) * mask * cfg.init_scale

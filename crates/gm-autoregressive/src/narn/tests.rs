@@ -92,18 +92,21 @@ fn masked_forward_equals_the_per_group_definition() {
             xo.select(1, i as i64),
             x.select(1, oi).to_kind(Kind::Double)
         );
-        let mut logit = b.get(i as i64).expand([4], false);
+        let mut logit = b.get(i as i64).expand([4], false).copy();
         for j in 0..i as i64 {
             let rows = w.narrow(0, 2 * j, 2).narrow(1, 0, j + 1); // [2, j+1]
             let h = (xo.narrow(1, 0, j + 1).matmul(&rows.tr()) + cc.narrow(0, 2 * j, 2)).tanh();
-            logit = logit + h.mv(&v.get(i as i64).narrow(0, 2 * j, 2));
-            logit = logit + xo.select(1, j) * a.get(i as i64).get(j);
+            logit += h.mv(&v.get(i as i64).narrow(0, 2 * j, 2));
+            logit += xo.select(1, j) * a.get(i as i64).get(j);
         }
         let diff = (&logit - fast.select(1, i as i64).to_kind(Kind::Double))
             .abs()
             .max()
             .double_value(&[]);
-        assert!(diff < 1e-5, "conditional {i}: loops and masked forward differ by {diff}");
+        assert!(
+            diff < 1e-5,
+            "conditional {i}: loops and masked forward differ by {diff}"
+        );
     }
 }
 
@@ -127,10 +130,14 @@ fn fits_a_random_distribution_on_64_states_and_samples_match() {
     tch::manual_seed(5);
     let mut m = narn(&c, &dataset_of(&x, true)).unwrap();
     let before = total_variation(&exact_distribution(&m), &emp);
-    let nll0 = -tch::no_grad(|| m.log_prob(&x)).mean(Kind::Float).double_value(&[]);
+    let nll0 = -tch::no_grad(|| m.log_prob(&x))
+        .mean(Kind::Float)
+        .double_value(&[]);
     let nll = train(&mut m, &x, 500);
     // The best achievable NLL on these rows is the empirical entropy.
-    let h_emp = -(&emp * emp.clamp_min(1e-300).log()).sum(Kind::Double).double_value(&[]);
+    let h_emp = -(&emp * emp.clamp_min(1e-300).log())
+        .sum(Kind::Double)
+        .double_value(&[]);
     let after = total_variation(&exact_distribution(&m), &emp);
     assert!(
         after < 0.04 && nll < h_emp + 0.03 && nll0 > nll + 0.3,
@@ -177,7 +184,10 @@ fn invalid_configs_are_rejected_naming_the_field() {
         );
     }
     assert_config_error(
-        narn(&cfg("narn", "", "bars-and-stripes", "", ""), &binary_rows(1)),
+        narn(
+            &cfg("narn", "", "bars-and-stripes", "", ""),
+            &binary_rows(1),
+        ),
         "data",
     );
     let real = dataset_of(&Tensor::rand([10, 3], (Kind::Float, Device::Cpu)), false);
