@@ -87,6 +87,40 @@ pub const BENCHES: &[Bench] = &[
         ],
     },
     Bench {
+        name: "rbm-cd1",
+        about: "RBM 784-500 CD-1 updates (batch 100, SGD + momentum) on static binarized MNIST, \
+                GFLOP/s beside a plain 2048^3 matmul",
+        package: "gm-benches",
+        bin: "bench-rbm",
+        script: "benches/reference/rbm.py",
+        args: &["--rule", "cd", "--k", "1"],
+        default_steps: 1000,
+        datasets: &["binarized-mnist"],
+        columns: &[
+            ("examples_per_sec", "examples/s", 0),
+            ("gflops", "GFLOP/s", 1),
+            ("matmul_gflops", "matmul GF/s", 1),
+            ("test_recon_err_1000", "recon err", 2),
+        ],
+    },
+    Bench {
+        name: "rbm-pcd",
+        about: "RBM 784-500 PCD-1 updates (100 persistent chains, batch 100) on static binarized \
+                MNIST, GFLOP/s beside a plain 2048^3 matmul",
+        package: "gm-benches",
+        bin: "bench-rbm",
+        script: "benches/reference/rbm.py",
+        args: &["--rule", "pcd", "--k", "1"],
+        default_steps: 1000,
+        datasets: &["binarized-mnist"],
+        columns: &[
+            ("examples_per_sec", "examples/s", 0),
+            ("gflops", "GFLOP/s", 1),
+            ("matmul_gflops", "matmul GF/s", 1),
+            ("test_recon_err_1000", "recon err", 2),
+        ],
+    },
+    Bench {
         name: "nade-train",
         about: "NADE 784-500 Adam training steps (batch 100) + exact NLL of 1,000 test images, \
                 static binarized MNIST",

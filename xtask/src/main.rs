@@ -8,7 +8,7 @@
 //! cargo xtask data mnist | --all         # fetch + verify datasets into the cache
 //! cargo xtask test [-- <cargo test args>]
 //! cargo xtask demo                       # train + evaluate a small VAE on Fashion-MNIST
-//! cargo xtask bench vae|ais|nade-train|nade-sample [--steps N] [--threads T]
+//! cargo xtask bench vae|ais|rbm-cd1|rbm-pcd|nade-train|nade-sample [--steps N] [--threads T]
 //! cargo xtask zoo rbm|autoregressive|<entry>... [--minutes M]   # reproduce the tables
 //! ```
 //!
