@@ -15,6 +15,7 @@
 //! - [`features`]: the feature network gm trains itself (MNIST, Fashion-MNIST), cached;
 //! - [`quality`]: precision / recall, label entropy and class coverage, the
 //!   nearest-neighbour copy check;
+//! - [`assess`]: all of them for one sample set, with the test split's floors;
 //! - [`published`]: published numbers to hold results against;
 //! - [`report`]: the HTML report of run directories;
 //! - [`results`]: result records, their JSON files, and comparisons that refuse to compare
@@ -28,6 +29,7 @@
 //! ```
 
 pub mod ais;
+pub mod assess;
 pub mod features;
 pub mod frechet;
 pub mod importance;
@@ -35,4 +37,5 @@ pub mod mmd;
 pub mod parzen;
 pub mod published;
 pub mod quality;
+pub mod report;
 pub mod results;
