@@ -84,7 +84,10 @@ pub fn assess(ctx: &RecordContext, inputs: &Inputs<'_>) -> Result<Assessment> {
         return Err(Error::config(
             "samples",
             n,
-            format!("more samples (and test / train examples) than k = {}", inputs.k),
+            format!(
+                "more samples (and test / train examples) than k = {}",
+                inputs.k
+            ),
         ));
     }
     if inputs.samples.size()[1..] != inputs.train.size()[1..] {
@@ -130,13 +133,27 @@ pub fn assess(ctx: &RecordContext, inputs: &Inputs<'_>) -> Result<Assessment> {
     s["min"] = copy.samples.min.into();
     s["ratio_to_test"] = copy.median_ratio.into();
     s["space"] = "pixels".into();
-    model_recs.push(mctx.value(Metric::NnDistance, "nn-median", s, copy.samples.median, n, nn_secs));
+    model_recs.push(mctx.value(
+        Metric::NnDistance,
+        "nn-median",
+        s,
+        copy.samples.median,
+        n,
+        nn_secs,
+    ));
     let mut s = base("test split");
     s["mean"] = copy.test.mean.into();
     s["p01"] = copy.test.p01.into();
     s["min"] = copy.test.min.into();
     s["space"] = "pixels".into();
-    floor_recs.push(fctx.value(Metric::NnDistance, "nn-median", s, copy.test.median, n, nn_secs));
+    floor_recs.push(fctx.value(
+        Metric::NnDistance,
+        "nn-median",
+        s,
+        copy.test.median,
+        n,
+        nn_secs,
+    ));
     let mut s = base("samples");
     s["threshold"] = copy.threshold.into();
     s["flagged"] = (copy.flagged.len() as i64).into();
@@ -178,7 +195,14 @@ pub fn assess(ctx: &RecordContext, inputs: &Inputs<'_>) -> Result<Assessment> {
             let sec = secs(t);
             let mut s = base(src);
             s["k"] = inputs.k.into();
-            recs.push(c.value(Metric::Precision, "knn-manifold", s.clone(), pr.precision, n, sec));
+            recs.push(c.value(
+                Metric::Precision,
+                "knn-manifold",
+                s.clone(),
+                pr.precision,
+                n,
+                sec,
+            ));
             recs.push(c.value(Metric::Recall, "knn-manifold", s, pr.recall, n, sec));
         }
         for (p, c, recs, src) in [
@@ -191,7 +215,14 @@ pub fn assess(ctx: &RecordContext, inputs: &Inputs<'_>) -> Result<Assessment> {
             let mut s = base(src);
             s["histogram"] = serde_json::json!(l.histogram);
             s["score"] = l.score.into();
-            recs.push(c.value(Metric::LabelEntropy, "classifier", s.clone(), l.mean_entropy, n, sec));
+            recs.push(c.value(
+                Metric::LabelEntropy,
+                "classifier",
+                s.clone(),
+                l.mean_entropy,
+                n,
+                sec,
+            ));
             recs.push(c.value(
                 Metric::MarginalLabelEntropy,
                 "classifier",
@@ -201,7 +232,14 @@ pub fn assess(ctx: &RecordContext, inputs: &Inputs<'_>) -> Result<Assessment> {
                 sec,
             ));
             s["min_share"] = l.min_share.into();
-            recs.push(c.value(Metric::ClassCoverage, "classifier", s, l.covered as f64, n, sec));
+            recs.push(c.value(
+                Metric::ClassCoverage,
+                "classifier",
+                s,
+                l.covered as f64,
+                n,
+                sec,
+            ));
         }
         // Feature-space nearest neighbours in the whole training split, for the grid.
         let ftrain = net.features(inputs.train)?;
@@ -273,8 +311,15 @@ mod tests {
             batch_size: 32,
             ..Default::default()
         };
-        let net = FeatureNet::train("blocks", (&train, &labels), (&test, &tl), 4, Device::Cpu, &opts)
-            .unwrap();
+        let net = FeatureNet::train(
+            "blocks",
+            (&train, &labels),
+            (&test, &tl),
+            4,
+            Device::Cpu,
+            &opts,
+        )
+        .unwrap();
         // Samples: only classes 0 and 1 (two modes dropped), the first 4 copied from training.
         let samples = blocks(200, &[0, 1], 3);
         for i in 0..4 {
@@ -312,10 +357,15 @@ mod tests {
         assert_eq!(get("test split", Metric::ClassCoverage), 4.0);
         // Half the modes: about half the floor's recall (0.40 vs 0.80 measured), precision
         // like the floor's (0.82 vs 0.835).
-        let (rs, rt) = (get("toy", Metric::Recall), get("test split", Metric::Recall));
+        let (rs, rt) = (
+            get("toy", Metric::Recall),
+            get("test split", Metric::Recall),
+        );
         assert!(rt > 0.7 && rs < 0.6 * rt, "recall {rs} vs floor {rt}");
         assert!(get("toy", Metric::Precision) > 0.7);
-        assert!(get("toy", Metric::FrechetDistance) > 5.0 * get("test split", Metric::FrechetDistance));
+        assert!(
+            get("toy", Metric::FrechetDistance) > 5.0 * get("test split", Metric::FrechetDistance)
+        );
         assert!(get("test split", Metric::MarginalLabelEntropy) > 1.3); // ln 4 = 1.386
         assert!((get("toy", Metric::MarginalLabelEntropy) - 2f64.ln()).abs() < 0.1);
         for i in 0..4 {
@@ -325,6 +375,9 @@ mod tests {
         assert_eq!(a.grid_per_row, 3);
         // The copies are the closest samples: their pixel neighbour is the original.
         assert!((0..4).any(|i| a.grid.get(1).equal(&train.get(12 + 4 * i))));
-        assert!(a.records.iter().all(|r| r.split == "train" && r.settings["features"] == "blocks-convnet-v1"));
+        assert!(a
+            .records
+            .iter()
+            .all(|r| r.split == "train" && r.settings["features"] == "blocks-convnet-v1"));
     }
 }

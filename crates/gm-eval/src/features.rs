@@ -289,7 +289,10 @@ impl FeatureNet {
         let delete = |p: &Path, msg: String| {
             Error::format(
                 p,
-                format!("{msg}; delete {} and its .json to retrain", weights.display()),
+                format!(
+                    "{msg}; delete {} and its .json to retrain",
+                    weights.display()
+                ),
             )
         };
         let text = std::fs::read_to_string(json).map_err(|e| Error::io(json, e))?;
@@ -311,10 +314,7 @@ impl FeatureNet {
         if sha != info.weights_sha256 {
             return Err(delete(
                 weights,
-                format!(
-                    "sha256 is {sha}, the record says {}",
-                    info.weights_sha256
-                ),
+                format!("sha256 is {sha}, the record says {}", info.weights_sha256),
             ));
         }
         let mut vs = nn::VarStore::new(device);
@@ -357,7 +357,8 @@ impl FeatureNet {
         let (x, y) = (train.0.to_device(device), train.1.to_device(device));
         let n = size[0];
         for epoch in 0..opts.epochs {
-            let order = Tensor::from_slice(&epoch_order(n, true, opts.seed, epoch)).to_device(device);
+            let order =
+                Tensor::from_slice(&epoch_order(n, true, opts.seed, epoch)).to_device(device);
             let mut s = 0;
             while s < n {
                 let len = opts.batch_size.min(n - s);
@@ -400,7 +401,11 @@ impl FeatureNet {
     pub fn accuracy(&self, x: &Tensor, y: &Tensor) -> Result<f64> {
         let pred = self.logits(x)?.argmax(1, false);
         let y = y.to_device(pred.device());
-        Ok(pred.eq_tensor(&y).to_kind(Kind::Double).mean(Kind::Double).double_value(&[]))
+        Ok(pred
+            .eq_tensor(&y)
+            .to_kind(Kind::Double)
+            .mean(Kind::Double)
+            .double_value(&[]))
     }
 
     fn check(&self, x: &Tensor) -> Result<()> {
@@ -484,11 +489,7 @@ mod tests {
         let yv = Vec::<i64>::try_from(&y).unwrap();
         for (i, c) in yv.iter().enumerate() {
             let (r, col) = ((c / 2) * 6 + 1, (c % 2) * 6 + 1);
-            let _ = x
-                .get(i as i64)
-                .narrow(1, r, 4)
-                .narrow(2, col, 4)
-                .fill_(1.0);
+            let _ = x.get(i as i64).narrow(1, r, 4).narrow(2, col, 4).fill_(1.0);
         }
         (x, y)
     }
@@ -503,13 +504,19 @@ mod tests {
             ..Default::default()
         };
         let net = FeatureNet::train("blocks", (&x, &y), (&xt, &yt), 4, Device::Cpu, &opts).unwrap();
-        assert!(net.test_accuracy() > 0.97, "accuracy {}", net.test_accuracy());
+        assert!(
+            net.test_accuracy() > 0.97,
+            "accuracy {}",
+            net.test_accuracy()
+        );
         assert_eq!(net.features(&xt).unwrap().size(), [400, FEATURE_DIM]);
         let p = net.probs(&xt).unwrap();
         let sums = p.sum_dim_intlist(1, false, Kind::Double);
         assert!((sums - 1.0).abs().max().double_value(&[]) < 1e-5);
         assert_eq!(net.id(), "blocks-convnet-v1");
-        assert!(net.features(&Tensor::zeros([2, 1, 28, 28], (Kind::Float, Device::Cpu))).is_err());
+        assert!(net
+            .features(&Tensor::zeros([2, 1, 28, 28], (Kind::Float, Device::Cpu)))
+            .is_err());
     }
 
     #[test]
@@ -524,11 +531,18 @@ mod tests {
             lr: -1.0,
             ..Default::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("features.lr"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("features.lr"));
         let err = FeatureNet::load_or_train("two-moons", Device::Cpu, &FeatureOptions::default())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("two-moons") && err.contains("fashion-mnist"), "{err}");
+        assert!(
+            err.contains("two-moons") && err.contains("fashion-mnist"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -61,19 +61,91 @@ use LikelihoodKind::{Exact, StochasticEstimate};
 
 /// Every published number gm knows.
 pub const TABLE: &[Published] = &[
-    bm("rbm", "500 hidden, CD-1", StochasticEstimate, 125.53, "Salakhutdinov & Murray 2008 (AIS)"),
-    bm("rbm", "500 hidden, CD-3", StochasticEstimate, 105.50, "Salakhutdinov & Murray 2008 (AIS)"),
-    bm("rbm", "500 hidden, CD-25", StochasticEstimate, 86.34, "Salakhutdinov & Murray 2008 (AIS)"),
-    bm("dbm", "2 hidden layers", StochasticEstimate, 84.62, "Salakhutdinov & Hinton 2009 (AIS)"),
-    bm("fvbn", "logistic FVBN", Exact, 97.5, "Larochelle & Murray 2011"),
-    bm("nade", "500 hidden", Exact, 88.33, "Larochelle & Murray 2011"),
-    bm("nadek", "NADE-k, 2 hidden layers", Exact, 87.13, "Raiko et al. 2014"),
-    bm("deepnade", "EoNADE 2 layers, 128 orderings", Exact, 85.10, "Uria et al. 2014"),
+    bm(
+        "rbm",
+        "500 hidden, CD-1",
+        StochasticEstimate,
+        125.53,
+        "Salakhutdinov & Murray 2008 (AIS)",
+    ),
+    bm(
+        "rbm",
+        "500 hidden, CD-3",
+        StochasticEstimate,
+        105.50,
+        "Salakhutdinov & Murray 2008 (AIS)",
+    ),
+    bm(
+        "rbm",
+        "500 hidden, CD-25",
+        StochasticEstimate,
+        86.34,
+        "Salakhutdinov & Murray 2008 (AIS)",
+    ),
+    bm(
+        "dbm",
+        "2 hidden layers",
+        StochasticEstimate,
+        84.62,
+        "Salakhutdinov & Hinton 2009 (AIS)",
+    ),
+    bm(
+        "fvbn",
+        "logistic FVBN",
+        Exact,
+        97.5,
+        "Larochelle & Murray 2011",
+    ),
+    bm(
+        "nade",
+        "500 hidden",
+        Exact,
+        88.33,
+        "Larochelle & Murray 2011",
+    ),
+    bm(
+        "nadek",
+        "NADE-k, 2 hidden layers",
+        Exact,
+        87.13,
+        "Raiko et al. 2014",
+    ),
+    bm(
+        "deepnade",
+        "EoNADE 2 layers, 128 orderings",
+        Exact,
+        85.10,
+        "Uria et al. 2014",
+    ),
     bm("made", "32 masks", Exact, 86.64, "Germain et al. 2015"),
-    bm("vae", "1 stochastic layer, k = 1 (VAE), IS k = 5000", StochasticEstimate, 88.71, "Burda et al. 2015, appendix (static binarization)"),
-    bm("iwae", "1 stochastic layer, k = 5, IS k = 5000", StochasticEstimate, 87.63, "Burda et al. 2015, appendix (static binarization)"),
-    bm("iwae", "1 stochastic layer, k = 50, IS k = 5000", StochasticEstimate, 87.10, "Burda et al. 2015, appendix (static binarization)"),
-    bm("pixelcnn", "PixelCNN", Exact, 81.30, "van den Oord et al. 2016"),
+    bm(
+        "vae",
+        "1 stochastic layer, k = 1 (VAE), IS k = 5000",
+        StochasticEstimate,
+        88.71,
+        "Burda et al. 2015, appendix (static binarization)",
+    ),
+    bm(
+        "iwae",
+        "1 stochastic layer, k = 5, IS k = 5000",
+        StochasticEstimate,
+        87.63,
+        "Burda et al. 2015, appendix (static binarization)",
+    ),
+    bm(
+        "iwae",
+        "1 stochastic layer, k = 50, IS k = 5000",
+        StochasticEstimate,
+        87.10,
+        "Burda et al. 2015, appendix (static binarization)",
+    ),
+    bm(
+        "pixelcnn",
+        "PixelCNN",
+        Exact,
+        81.30,
+        "van den Oord et al. 2016",
+    ),
 ];
 
 /// The published numbers for `model` on `dataset` with `binarization`, of likelihood `kind`.
@@ -100,14 +172,37 @@ mod tests {
 
     #[test]
     fn lookups_are_keyed_by_every_field() {
-        let v = lookup("vae", "binarized-mnist", Binarization::StaticFile, StochasticEstimate);
+        let v = lookup(
+            "vae",
+            "binarized-mnist",
+            Binarization::StaticFile,
+            StochasticEstimate,
+        );
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].nll, 88.71);
-        assert!(lookup("vae", "binarized-mnist", Binarization::StaticFile, LikelihoodKind::LowerBound).is_empty());
+        assert!(lookup(
+            "vae",
+            "binarized-mnist",
+            Binarization::StaticFile,
+            LikelihoodKind::LowerBound
+        )
+        .is_empty());
         assert!(lookup("vae", "mnist", Binarization::StaticFile, StochasticEstimate).is_empty());
-        assert_eq!(lookup("rbm", "binarized-mnist", Binarization::StaticFile, StochasticEstimate).len(), 3);
+        assert_eq!(
+            lookup(
+                "rbm",
+                "binarized-mnist",
+                Binarization::StaticFile,
+                StochasticEstimate
+            )
+            .len(),
+            3
+        );
         for p in TABLE {
-            assert!(p.nll > 80.0 && p.nll < 130.0 && !p.citation.is_empty(), "{p:?}");
+            assert!(
+                p.nll > 80.0 && p.nll < 130.0 && !p.citation.is_empty(),
+                "{p:?}"
+            );
         }
     }
 }

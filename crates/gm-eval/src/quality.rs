@@ -86,7 +86,11 @@ fn coverage(q: &Tensor, centres: &Tensor, radii: &Tensor, chunk: i64) -> f64 {
     let r2 = radii.square().unsqueeze(0);
     let mut inside = 0i64;
     for_chunks(q, centres, chunk, |_, d| {
-        inside += d.le_tensor(&r2).any_dim(1, false).sum(Kind::Int64).int64_value(&[]);
+        inside += d
+            .le_tensor(&r2)
+            .any_dim(1, false)
+            .sum(Kind::Int64)
+            .int64_value(&[]);
     });
     inside as f64 / q.size()[0] as f64
 }
@@ -163,7 +167,8 @@ pub fn label_stats(probs: &Tensor, min_share: f64) -> Result<LabelStats> {
     let _g = tch::no_grad_guard();
     let (n, c) = (probs.size()[0], probs.size()[1]);
     let p = probs.to_kind(Kind::Double);
-    let ent = |p: &Tensor| -(p * p.clamp_min(1e-300).log()).sum_dim_intlist(-1, false, Kind::Double);
+    let ent =
+        |p: &Tensor| -(p * p.clamp_min(1e-300).log()).sum_dim_intlist(-1, false, Kind::Double);
     let mean_entropy = ent(&p).mean(Kind::Double).double_value(&[]);
     let marginal_entropy = ent(&p.mean_dim(0, false, Kind::Double)).double_value(&[]);
     let hist = p
@@ -222,7 +227,10 @@ impl DistanceStats {
     /// The statistics of `d` `[N]`.
     pub fn of(d: &Tensor) -> Result<DistanceStats> {
         let d = d.to_kind(Kind::Double).to_device(tch::Device::Cpu);
-        let q = |p: f64| d.quantile_scalar(p, None, false, "linear").double_value(&[]);
+        let q = |p: f64| {
+            d.quantile_scalar(p, None, false, "linear")
+                .double_value(&[])
+        };
         if d.numel() == 0 {
             return Err(Error::Msg("distance statistics of no distances".into()));
         }
@@ -314,7 +322,10 @@ mod tests {
         assert_eq!(r1, [1.0, 1.0, 2.0, 3.0]);
         let r2 = Vec::<f32>::try_from(&knn_radii(&x, 2, 1).unwrap()).unwrap();
         assert_eq!(r2, [3.0, 2.0, 3.0, 5.0]);
-        assert!(knn_radii(&x, 4, 2).unwrap_err().to_string().contains("k = 4"));
+        assert!(knn_radii(&x, 4, 2)
+            .unwrap_err()
+            .to_string()
+            .contains("k = 4"));
     }
 
     #[test]
@@ -354,7 +365,13 @@ mod tests {
         // 100 one-hot predictions: 50 class 0, 30 class 1, 20 class 2, none of classes 3, 4.
         let mut p = vec![0.0f64; 100 * 5];
         for i in 0..100 {
-            let c = if i < 50 { 0 } else if i < 80 { 1 } else { 2 };
+            let c = if i < 50 {
+                0
+            } else if i < 80 {
+                1
+            } else {
+                2
+            };
             p[i * 5 + c] = 1.0;
         }
         let probs = Tensor::from_slice(&p).view([100, 5]);
@@ -388,7 +405,10 @@ mod tests {
         let q = Tensor::randn([37, 6], F32);
         let r = Tensor::randn([53, 6], F32);
         let (d, i) = nearest(&q, &r, 8).unwrap();
-        let full = (q.unsqueeze(1) - r.unsqueeze(0)).square().sum_dim_intlist(2, false, Kind::Float);
+        let full =
+            (q.unsqueeze(1) - r.unsqueeze(0))
+                .square()
+                .sum_dim_intlist(2, false, Kind::Float);
         let (d2, i2) = full.min_dim(1, false);
         assert!((d - d2.sqrt()).abs().max().double_value(&[]) < 1e-4);
         assert!(i.equal(&i2));

@@ -93,7 +93,11 @@ pub fn load_run(dir: &Path) -> Result<RunData> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        push(&mut images, &stem, f);
+        let caption = match stem.as_str() {
+            "nn-grid" => "nn-grid: sample | nearest training image in pixels | in features (with a feature network)".into(),
+            _ => stem,
+        };
+        push(&mut images, &caption, f);
     }
     let mut epochs: Vec<PathBuf> = std::fs::read_dir(dir.join("samples"))
         .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -105,7 +109,11 @@ pub fn load_run(dir: &Path) -> Result<RunData> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        push(&mut images, &format!("samples during training ({stem})"), last);
+        push(
+            &mut images,
+            &format!("samples during training ({stem})"),
+            last,
+        );
     }
     Ok(RunData {
         name: dir
@@ -195,6 +203,9 @@ fn settings_text(v: &serde_json::Value) -> String {
             .iter()
             .map(|(k, v)| match v {
                 serde_json::Value::String(s) => format!("{k}={s}"),
+                serde_json::Value::Number(x) if x.is_f64() => {
+                    format!("{k}={}", fmt_num(x.as_f64().unwrap_or(f64::NAN)))
+                }
                 other => format!("{k}={other}"),
             })
             .collect::<Vec<_>>()
@@ -236,10 +247,7 @@ fn group_records(runs: &[RunData], force: bool) -> Result<Vec<Group<'_>>> {
                     Err(e) => {
                         return Err(Error::Msg(format!(
                             "{} (run {}) cannot share a table with {} ({}): {e}",
-                            r.model,
-                            run.name,
-                            first.model,
-                            g.rows[0].0.name
+                            r.model, run.name, first.model, g.rows[0].0.name
                         )))
                     }
                 }
@@ -292,10 +300,13 @@ pub fn render(runs: &[RunData], opts: &ReportOptions) -> Result<String> {
     for g in &groups {
         let ll = matches!(g.metric, Metric::LogLikelihood(_));
         let title = if ll {
-            format!("NLL, nats ({})", match g.metric {
-                Metric::LogLikelihood(k) => k.to_string(),
-                _ => String::new(),
-            })
+            format!(
+                "NLL, nats ({})",
+                match g.metric {
+                    Metric::LogLikelihood(k) => k.to_string(),
+                    _ => String::new(),
+                }
+            )
         } else {
             g.metric.to_string()
         };
@@ -551,7 +562,10 @@ mod tests {
         ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 
     fn run(name: &str, binarization: Binarization) -> RunData {
@@ -588,7 +602,10 @@ mod tests {
     #[test]
     fn renders_tables_with_published_numbers_and_curves() {
         let html = render(
-            &[run("a", Binarization::StaticFile), run("b", Binarization::StaticFile)],
+            &[
+                run("a", Binarization::StaticFile),
+                run("b", Binarization::StaticFile),
+            ],
             &ReportOptions::default(),
         )
         .unwrap();
@@ -606,7 +623,9 @@ mod tests {
             run("a", Binarization::StaticFile),
             run("b", Binarization::Dynamic { seed: 0 }),
         ];
-        let err = render(&runs, &ReportOptions::default()).unwrap_err().to_string();
+        let err = render(&runs, &ReportOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("binarization"), "{err}");
         let html = render(
             &runs,

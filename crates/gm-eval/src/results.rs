@@ -96,10 +96,9 @@ impl Metric {
         match self {
             Metric::LogLikelihood(_) => Some(true),
             Metric::LogPartition => None,
-            Metric::Mmd2
-            | Metric::FrechetDistance
-            | Metric::LabelEntropy
-            | Metric::NearCopies => Some(false),
+            Metric::Mmd2 | Metric::FrechetDistance | Metric::LabelEntropy | Metric::NearCopies => {
+                Some(false)
+            }
             Metric::Precision
             | Metric::Recall
             | Metric::MarginalLabelEntropy
