@@ -266,10 +266,7 @@ impl FeatureNet {
             device,
             opts,
         )?;
-        atomic_write_with(&weights, |tmp| Ok(net.vs.save(tmp)?))?;
-        net.info.weights_sha256 = sha256_file(&weights)?;
-        let text = serde_json::to_vec_pretty(&net.info).map_err(|e| Error::Msg(e.to_string()))?;
-        atomic_write(&json, &text)?;
+        net.save_cache(&weights, &json)?;
         tracing::info!(
             "feature network {}: test accuracy {:.4}, {:.0}s",
             net.info.id,
@@ -277,6 +274,22 @@ impl FeatureNet {
             net.info.seconds
         );
         Ok(net)
+    }
+
+    /// Writes the weights (safetensors) and then the JSON record with their sha256.
+    fn save_cache(&mut self, weights: &Path, json: &Path) -> Result<()> {
+        let named: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .map(|(k, v)| (k, v.to_device(Device::Cpu)))
+            .collect();
+        // `Tensor::write_safetensors` writes safetensors whatever the (temporary) file name.
+        atomic_write_with(weights, |tmp| Ok(Tensor::write_safetensors(&named, tmp)?))?;
+        self.info.weights_sha256 = sha256_file(weights)?;
+        let text =
+            serde_json::to_vec_pretty(&self.info).map_err(|e| Error::Msg(e.to_string()))?;
+        atomic_write(json, &text)
     }
 
     fn load(
@@ -317,10 +330,29 @@ impl FeatureNet {
                 format!("sha256 is {sha}, the record says {}", info.weights_sha256),
             ));
         }
-        let mut vs = nn::VarStore::new(device);
+        let vs = nn::VarStore::new(device);
         let net = Net::new(&vs.root(), info.image_hw, info.classes);
-        vs.load(weights)
-            .map_err(|e| delete(weights, format!("unreadable weights ({e})")))?;
+        let stored: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(weights)
+            .map_err(|e| delete(weights, format!("unreadable weights ({e})")))?
+            .into_iter()
+            .collect();
+        let vars = vs.variables();
+        if stored.len() != vars.len() {
+            return Err(delete(
+                weights,
+                format!("{} tensors, the network has {}", stored.len(), vars.len()),
+            ));
+        }
+        tch::no_grad(|| -> Result<()> {
+            for (k, mut v) in vars {
+                let t = stored
+                    .get(&k)
+                    .filter(|t| t.size() == v.size())
+                    .ok_or_else(|| delete(weights, format!("{k} is missing or has another shape")))?;
+                v.copy_(t);
+            }
+            Ok(())
+        })?;
         Ok(FeatureNet { vs, net, info })
     }
 
@@ -543,6 +575,36 @@ mod tests {
             err.contains("two-moons") && err.contains("fashion-mnist"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_cache_round_trips_and_checks_the_weights_hash() {
+        let dir = std::env::temp_dir().join(format!("gm-features-rt-{}", std::process::id()));
+        let (x, y) = blocks(64, 3);
+        let opts = FeatureOptions {
+            epochs: 1,
+            batch_size: 32,
+            ..Default::default()
+        };
+        let mut net = FeatureNet::train("mnist", (&x, &y), (&x, &y), 4, Device::Cpu, &opts).unwrap();
+        let (w, j) = (dir.join("m.safetensors"), dir.join("m.json"));
+        net.save_cache(&w, &j).unwrap();
+        let back = FeatureNet::load(&w, &j, "mnist", Device::Cpu, &opts).unwrap();
+        assert_eq!(back.info(), net.info());
+        let (a, b) = (net.features(&x).unwrap(), back.features(&x).unwrap());
+        assert_eq!((a - b).abs().max().double_value(&[]), 0.0);
+        // Other settings than the cached ones: an error naming the record.
+        let other = FeatureOptions { epochs: 2, ..opts.clone() };
+        let err = FeatureNet::load(&w, &j, "mnist", Device::Cpu, &other).unwrap_err().to_string();
+        assert!(err.contains("m.json") && err.contains("epochs: 2"), "{err}");
+        // Changed weights: the hash no longer matches.
+        let mut bytes = std::fs::read(&w).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&w, bytes).unwrap();
+        let err = FeatureNet::load(&w, &j, "mnist", Device::Cpu, &opts).unwrap_err().to_string();
+        assert!(err.contains("m.safetensors") && err.contains("sha256"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
