@@ -309,7 +309,11 @@ fn write_pictures(
     seed_all(derive_seed(seed, &[stream::SAMPLE, u64::MAX]));
     train::save_samples(model, data, &run_dir.join("samples.png"), n)?;
     if data.is_image {
-        let x = data.test.x.narrow(0, 0, data.test.len().min(32));
+        // Evenly spaced test examples: test files may be sorted by class (binarized MNIST's is).
+        let n_test = data.test.len();
+        let m = n_test.min(32);
+        let idx = tch::Tensor::arange(m, (tch::Kind::Int64, data.test.x.device())) * (n_test / m);
+        let x = data.test.x.index_select(0, &idx);
         let figs = model.figures(&x)?;
         if !figs.is_empty() {
             std::fs::create_dir_all(run_dir.join("figures"))?;
@@ -380,7 +384,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let path = a.run_dir.join("results.json");
     // Records of the parts that are skipped this time are kept from an earlier evaluation.
     let old = if path.exists() {
-        results::load(&path).unwrap_or_default()
+        results::load(&path).unwrap_or_else(|e| {
+            tracing::warn!("{e}: not gm-eval records (an older gm?), replaced");
+            Vec::new()
+        })
     } else {
         Vec::new()
     };
@@ -545,6 +552,7 @@ fn eval_quality(
             k: a.pr_k,
             chunk: 512,
             samples_note: note,
+            seed: cfg.eval.seed,
         },
     )?;
     let grid_path = a.run_dir.join("figures").join("nn-grid.png");
@@ -582,7 +590,9 @@ pub fn report(a: ReportArgs) -> Result<()> {
     println!("report: {}", a.out.display());
     if a.screenshot {
         let png = a.out.with_extension("png");
-        let height = 600 + 2200 * runs.len() as u32;
+        // Headless Chromium shoots the window only: make it as tall as the page is likely to be.
+        let records: usize = runs.iter().map(|r| r.results.len()).sum();
+        let height = (700 + 80 * records + 1100 * runs.len()).min(16_000) as u32;
         crate::screenshot::screenshot(&a.out, &png, 1280, height)?;
         println!("screenshot: {}", png.display());
     }

@@ -92,7 +92,7 @@ fn report_of_a_tiny_run_has_its_rows_and_only_existing_references() {
         "NN distance to train",
         "near-copies",
         "<polyline",
-        "alt=\"nn-grid: sample | nearest training image in pixels",
+        "alt=\"nn-grid: sample | NN in pixels",
         "alt=\"samples\"",
     ] {
         assert!(html.contains(needle), "the page lacks {needle}");

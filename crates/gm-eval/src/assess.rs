@@ -2,8 +2,9 @@
 //! [`crate::quality`] and the Fréchet distance, for the samples and — in place of samples —
 //! for the test split, as [`ResultRecord`]s, plus the nearest-neighbour grid.
 //!
-//! Protocol (n = min(samples, test, train) examples everywhere): the reference set is the
-//! first n training images; the model's samples and the first n test images are each compared
+//! Protocol (n = min(samples, test, train) examples everywhere): the reference set is a
+//! seeded random subset of n training images; the model's samples and a seeded random subset
+//! of n test images are each compared
 //! with it (Fréchet distance and precision / recall on the feature network's features, k-NN
 //! radii with k = `k`), classified (label entropy, coverage), and matched with their nearest
 //! neighbour in the *whole* training split, in pixel space and in feature space. The test
@@ -18,7 +19,7 @@
 //! # fn f(ctx: &RecordContext, s: &tch::Tensor, train: &tch::Tensor, test: &tch::Tensor,
 //! #      net: &gm_eval::features::FeatureNet) -> gm_core::Result<()> {
 //! let out = assess(ctx, &Inputs { samples: s, train, test, net: Some(net), k: 3, chunk: 512,
-//!                                 samples_note: "Model::sample".into() })?;
+//!                                 samples_note: "Model::sample".into(), seed: 0 })?;
 //! gm_core::image::save_grid(&out.grid, std::path::Path::new("nn-grid.png"),
 //!     &gm_core::image::GridOptions { per_row: out.grid_per_row, ..Default::default() })?;
 //! # Ok(()) }
@@ -26,6 +27,7 @@
 
 use std::time::Instant;
 
+use gm_core::data::epoch_order;
 use gm_core::{Error, Result};
 use tch::{Kind, Tensor};
 
@@ -50,6 +52,8 @@ pub struct Inputs<'a> {
     pub chunk: i64,
     /// How the samples were produced (recorded in every model record's settings).
     pub samples_note: String,
+    /// Seed of the random test and training subsets.
+    pub seed: u64,
 }
 
 /// The records and the nearest-neighbour grid.
@@ -98,8 +102,14 @@ pub fn assess(ctx: &RecordContext, inputs: &Inputs<'_>) -> Result<Assessment> {
         )));
     }
     let samples = inputs.samples.narrow(0, 0, n).to_kind(Kind::Float);
-    let test = inputs.test.narrow(0, 0, n);
-    let reference = inputs.train.narrow(0, 0, n);
+    // Seeded random subsets: data files may be sorted by class (binarized MNIST's test file is).
+    let subset = |x: &Tensor, total: i64, stream: usize| {
+        let mut idx = epoch_order(total, true, inputs.seed, stream);
+        idx.truncate(n as usize);
+        x.index_select(0, &Tensor::from_slice(&idx).to_device(x.device()))
+    };
+    let test = subset(inputs.test, nte, 1);
+    let reference = subset(inputs.train, ntr, 2);
     let mut mctx = ctx.clone();
     mctx.split = "train".into();
     let mut fctx = mctx.clone();
@@ -107,7 +117,8 @@ pub fn assess(ctx: &RecordContext, inputs: &Inputs<'_>) -> Result<Assessment> {
     let base = |source: &str| {
         let mut s = serde_json::json!({
             "source": source,
-            "reference": format!("first {n} training images"),
+            "reference": format!("{n} training images (seeded subset)"),
+            "seed": inputs.seed,
         });
         if source == "samples" {
             s["samples"] = serde_json::json!(inputs.samples_note);
@@ -343,6 +354,7 @@ mod tests {
                 k: 3,
                 chunk: 64,
                 samples_note: "constructed".into(),
+                seed: 7,
             },
         )
         .unwrap();

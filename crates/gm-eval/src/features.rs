@@ -287,8 +287,7 @@ impl FeatureNet {
         // `Tensor::write_safetensors` writes safetensors whatever the (temporary) file name.
         atomic_write_with(weights, |tmp| Ok(Tensor::write_safetensors(&named, tmp)?))?;
         self.info.weights_sha256 = sha256_file(weights)?;
-        let text =
-            serde_json::to_vec_pretty(&self.info).map_err(|e| Error::Msg(e.to_string()))?;
+        let text = serde_json::to_vec_pretty(&self.info).map_err(|e| Error::Msg(e.to_string()))?;
         atomic_write(json, &text)
     }
 
@@ -348,7 +347,9 @@ impl FeatureNet {
                 let t = stored
                     .get(&k)
                     .filter(|t| t.size() == v.size())
-                    .ok_or_else(|| delete(weights, format!("{k} is missing or has another shape")))?;
+                    .ok_or_else(|| {
+                        delete(weights, format!("{k} is missing or has another shape"))
+                    })?;
                 v.copy_(t);
             }
             Ok(())
@@ -586,7 +587,8 @@ mod tests {
             batch_size: 32,
             ..Default::default()
         };
-        let mut net = FeatureNet::train("mnist", (&x, &y), (&x, &y), 4, Device::Cpu, &opts).unwrap();
+        let mut net =
+            FeatureNet::train("mnist", (&x, &y), (&x, &y), 4, Device::Cpu, &opts).unwrap();
         let (w, j) = (dir.join("m.safetensors"), dir.join("m.json"));
         net.save_cache(&w, &j).unwrap();
         let back = FeatureNet::load(&w, &j, "mnist", Device::Cpu, &opts).unwrap();
@@ -594,16 +596,26 @@ mod tests {
         let (a, b) = (net.features(&x).unwrap(), back.features(&x).unwrap());
         assert_eq!((a - b).abs().max().double_value(&[]), 0.0);
         // Other settings than the cached ones: an error naming the record.
-        let other = FeatureOptions { epochs: 2, ..opts.clone() };
-        let err = FeatureNet::load(&w, &j, "mnist", Device::Cpu, &other).unwrap_err().to_string();
+        let other = FeatureOptions {
+            epochs: 2,
+            ..opts.clone()
+        };
+        let err = FeatureNet::load(&w, &j, "mnist", Device::Cpu, &other)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("m.json") && err.contains("epochs: 2"), "{err}");
         // Changed weights: the hash no longer matches.
         let mut bytes = std::fs::read(&w).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         std::fs::write(&w, bytes).unwrap();
-        let err = FeatureNet::load(&w, &j, "mnist", Device::Cpu, &opts).unwrap_err().to_string();
-        assert!(err.contains("m.safetensors") && err.contains("sha256"), "{err}");
+        let err = FeatureNet::load(&w, &j, "mnist", Device::Cpu, &opts)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("m.safetensors") && err.contains("sha256"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -76,6 +76,10 @@ pub fn load_run(dir: &Path) -> Result<RunData> {
             .collect::<Result<Vec<_>>>()?,
         Err(_) => Vec::new(),
     };
+    // The copy check's grid has a third column when a feature network was used.
+    let with_features = results
+        .iter()
+        .any(|r| r.metric == Metric::NnDistance && r.settings.get("features").is_some());
     let mut images = Vec::new();
     let push = |images: &mut Vec<(String, PathBuf)>, caption: &str, p: PathBuf| {
         if p.is_file() {
@@ -94,7 +98,8 @@ pub fn load_run(dir: &Path) -> Result<RunData> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let caption = match stem.as_str() {
-            "nn-grid" => "nn-grid: sample | nearest training image in pixels | in features (with a feature network)".into(),
+            "nn-grid" if with_features => "nn-grid: sample | NN in pixels | NN in features".into(),
+            "nn-grid" => "nn-grid: sample | NN in pixels".into(),
             _ => stem,
         };
         push(&mut images, &caption, f);
@@ -270,8 +275,8 @@ tr.floor td{background:#f7fbff;color:#345}
 .warn{background:#fff3cd;border:1px solid #e0c36c;padding:6px 10px;font-size:13px}
 .note{color:#666;font-size:12px}
 .figs{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
-figure{margin:0}figure img{image-rendering:pixelated;border:1px solid #ccc;max-width:520px}
-figcaption{font-size:12px;color:#555;text-align:center}
+figure{margin:0;display:table}figure img{image-rendering:pixelated;border:1px solid #ccc;max-width:520px}
+figcaption{display:table-caption;caption-side:bottom;font-size:12px;color:#555;text-align:center}
 svg{border:1px solid #ddd;background:#fff}
 ";
 
