@@ -8,6 +8,9 @@ use gm_core::config::RunConfig;
 use gm_core::device::{derive_seed, device_name, seed_all, DeviceSpec};
 use gm_core::image::{save_grid, GridOptions};
 use gm_core::train::{self, stream};
+use gm_eval::assess::{assess, Inputs};
+use gm_eval::features::{FeatureNet, FeatureOptions};
+use gm_eval::results::{self, Metric, RecordContext, ResultRecord};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -76,12 +79,44 @@ pub struct EvalArgs {
     /// Importance samples per example (default: the run config's eval.is_samples).
     #[arg(long)]
     pub k: Option<i64>,
-    /// Evaluate on the first N test examples only (recorded with the results).
+    /// Evaluate likelihoods on the first N test examples only (recorded with the results).
     #[arg(long)]
     pub limit: Option<i64>,
+    /// Samples for the sample-quality metrics (capped at the test split's size).
+    #[arg(long, default_value_t = 10_000)]
+    pub samples: i64,
+    /// Neighbour rank k of precision / recall.
+    #[arg(long, default_value_t = 3)]
+    pub pr_k: i64,
+    /// Skip the sample-quality metrics (keeps earlier quality records of results.json).
+    #[arg(long)]
+    pub no_quality: bool,
+    /// Skip the likelihoods (keeps earlier likelihood records of results.json).
+    #[arg(long)]
+    pub no_likelihood: bool,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Run directories evaluated by `gm eval`.
+    #[arg(required = true)]
+    pub run_dirs: Vec<PathBuf>,
+    /// The HTML file (self-contained: pictures are embedded as data URIs).
+    #[arg(long, short, default_value = "report.html")]
+    pub out: PathBuf,
+    /// Page title.
+    #[arg(long, default_value = "gm report")]
+    pub title: String,
+    /// Put incomparable results (binarizations, metric kinds, feature networks) in one
+    /// table anyway; the objections are shown above it.
+    #[arg(long)]
+    pub force: bool,
+    /// Also render the page with headless Chromium into <out>.png (a rendering check).
+    #[arg(long)]
+    pub screenshot: bool,
 }
 
 fn install_ctrlc() {
@@ -274,7 +309,11 @@ fn write_pictures(
     seed_all(derive_seed(seed, &[stream::SAMPLE, u64::MAX]));
     train::save_samples(model, data, &run_dir.join("samples.png"), n)?;
     if data.is_image {
-        let x = data.test.x.narrow(0, 0, data.test.len().min(32));
+        // Evenly spaced test examples: test files may be sorted by class (binarized MNIST's is).
+        let n_test = data.test.len();
+        let m = n_test.min(32);
+        let idx = tch::Tensor::arange(m, (tch::Kind::Int64, data.test.x.device())) * (n_test / m);
+        let x = data.test.x.index_select(0, &idx);
         let figs = model.figures(&x)?;
         if !figs.is_empty() {
             std::fs::create_dir_all(run_dir.join("figures"))?;
@@ -315,28 +354,15 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     Ok(())
 }
 
-#[derive(Serialize)]
-struct ResultRecord {
-    model: String,
-    run_dir: String,
-    config_hash: String,
-    dataset: String,
-    split: &'static str,
-    binarization: String,
-    kind: gm_core::model::LikelihoodKind,
-    method: String,
-    settings: serde_json::Value,
-    log_likelihood: f64,
-    nll: f64,
-    std_err: f64,
-    unit: &'static str,
-    n_examples: i64,
-    seconds: f64,
-    device: String,
-}
-
 pub fn eval(a: EvalArgs) -> Result<()> {
+    if a.no_quality && a.no_likelihood {
+        bail!("--no-quality and --no-likelihood together leave nothing to evaluate");
+    }
+    if a.samples < 2 {
+        bail!("--samples must be at least 2, got {}", a.samples);
+    }
     let mut cfg = run::read_config(&a.run_dir)?;
+    let hash = gm_eval::results::config_hash(&cfg);
     if let Some(k) = a.k {
         cfg.eval.is_samples = k;
     }
@@ -347,12 +373,96 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let device = DeviceSpec::parse(&a.device)?.resolve()?;
     let data = run::load_data(&cfg, device)?;
     let model = run::load_trained(&a.run_dir, &cfg, &data, device)?;
+    let ctx = RecordContext {
+        model: cfg.model.name.clone(),
+        config_hash: hash,
+        dataset: cfg.data.dataset.clone(),
+        split: "test".into(),
+        binarization: data.binarization,
+        device: device_name(device),
+    };
+    let path = a.run_dir.join("results.json");
+    // Records of the parts that are skipped this time are kept from an earlier evaluation.
+    let old = if path.exists() {
+        results::load(&path).unwrap_or_else(|e| {
+            tracing::warn!("{e}: not gm-eval records (an older gm?), replaced");
+            Vec::new()
+        })
+    } else {
+        Vec::new()
+    };
+    let is_ll = |r: &ResultRecord| matches!(r.metric, Metric::LogLikelihood(_));
+    let mut records: Vec<ResultRecord> = Vec::new();
+    if a.no_likelihood {
+        records.extend(old.iter().filter(|r| is_ll(r)).cloned());
+    } else {
+        records.extend(eval_likelihoods(model.as_ref(), &data, &cfg, &ctx)?);
+    }
+    if a.no_quality {
+        records.extend(old.iter().filter(|r| !is_ll(r)).cloned());
+    } else if data.is_image {
+        records.extend(eval_quality(model.as_ref(), &data, &cfg, &ctx, &a)?);
+    } else {
+        tracing::info!(
+            "{} is not an image dataset: no sample-quality metrics",
+            cfg.data.dataset
+        );
+    }
+    results::save(&path, &records)?;
+    write_pictures(
+        model.as_ref(),
+        &data,
+        &a.run_dir,
+        cfg.seed,
+        cfg.train.n_samples,
+    )?;
+    println!(
+        "{} on {} (binarization {}), on {}:",
+        cfg.model.name,
+        cfg.data.dataset,
+        data.binarization,
+        device_name(device)
+    );
+    for r in &records {
+        match r.metric {
+            Metric::LogLikelihood(kind) => {
+                let k = r
+                    .settings
+                    .get("k")
+                    .map(|k| format!(", k = {k}"))
+                    .unwrap_or_default();
+                println!(
+                    "  {:<20} NLL {:>9.3} ± {:.3} nats  [{kind}{k}; {} test examples]",
+                    r.method,
+                    -r.value,
+                    r.std_err.unwrap_or(f64::NAN),
+                    r.n
+                );
+            }
+            m => println!(
+                "  {:<20} {:<24} {:>9.4}  [n = {}]",
+                r.model,
+                m.to_string(),
+                r.value,
+                r.n
+            ),
+        }
+    }
+    println!("results: {}", path.display());
+    Ok(())
+}
+
+fn eval_likelihoods(
+    model: &dyn gm_core::model::Model,
+    data: &gm_core::data::Dataset,
+    cfg: &RunConfig,
+    ctx: &RecordContext,
+) -> Result<Vec<ResultRecord>> {
     let n_test = data.test.len();
     let x = match cfg.eval.limit {
         Some(l) if l < n_test => data.test.x.narrow(0, 0, l),
         _ => data.test.x.shallow_clone(),
     };
-    let hash = run::config_hash(&a.run_dir)?;
     seed_all(derive_seed(cfg.eval.seed, &[stream::EVAL]));
     tracing::info!(
         "evaluating {} on {} test examples of {} (eval.is_samples = {} for importance-sampled estimates)",
@@ -362,59 +472,130 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         cfg.eval.is_samples
     );
     let start = Instant::now();
-    let lls = model.log_likelihoods(&x, &cfg)?;
+    let lls = model.log_likelihoods(&x, cfg)?;
     let seconds = start.elapsed().as_secs_f64();
-    let records: Vec<ResultRecord> = lls
-        .into_iter()
-        .map(|ll| ResultRecord {
-            model: cfg.model.name.clone(),
-            run_dir: a.run_dir.display().to_string(),
-            config_hash: hash.clone(),
-            dataset: cfg.data.dataset.clone(),
-            split: "test",
-            binarization: data.binarization.to_string(),
-            kind: ll.kind,
-            nll: ll.nll(),
-            log_likelihood: ll.mean,
-            method: ll.method,
-            settings: ll.settings,
-            std_err: ll.std_err,
-            unit: "nats per example",
-            n_examples: ll.n,
-            seconds,
-            device: device_name(device),
-        })
-        .collect();
-    let path = a.run_dir.join("results.json");
-    atomic_write(&path, &serde_json::to_vec_pretty(&records)?)?;
-    write_pictures(
-        model.as_ref(),
-        &data,
-        &a.run_dir,
-        cfg.seed,
-        cfg.train.n_samples,
-    )?;
-    println!(
-        "{} on {} test ({} examples, binarization {}), {:.1}s on {}:",
-        cfg.model.name,
-        cfg.data.dataset,
-        x.size()[0],
-        data.binarization,
-        seconds,
-        device_name(device)
-    );
-    for r in &records {
-        let k = r
-            .settings
-            .get("k")
-            .map(|k| format!(", k = {k}"))
-            .unwrap_or_default();
-        println!(
-            "  {:<20} NLL {:>9.3} ± {:.3} nats  [{}{k}]",
-            r.method, r.nll, r.std_err, r.kind
-        );
+    Ok(lls
+        .iter()
+        .map(|ll| ctx.log_likelihood(ll, seconds))
+        .collect())
+}
+
+/// Sample-quality metrics and their test-split floors; writes `figures/nn-grid.png`.
+fn eval_quality(
+    model: &dyn gm_core::model::Model,
+    data: &gm_core::data::Dataset,
+    cfg: &RunConfig,
+    ctx: &RecordContext,
+    a: &EvalArgs,
+) -> Result<Vec<ResultRecord>> {
+    let device = model.device();
+    let net = match gm_eval::features::feature_dataset(&cfg.data.dataset) {
+        Some(_) => Some(FeatureNet::load_or_train(
+            &cfg.data.dataset,
+            device,
+            &FeatureOptions {
+                data: gm_core::data::DataOptions {
+                    data_dir: cfg.data.options.data_dir.clone(),
+                    verify: cfg.data.options.verify,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )?),
+        None => {
+            tracing::info!(
+                "no feature network for {}: only the pixel-space copy check",
+                cfg.data.dataset
+            );
+            None
+        }
+    };
+    let n = a.samples.min(data.test.len());
+    seed_all(derive_seed(cfg.eval.seed, &[stream::EVAL, stream::SAMPLE]));
+    let start = Instant::now();
+    let mut parts = Vec::new();
+    let mut done = 0;
+    while done < n {
+        let m = (n - done).min(1000);
+        parts.push(tch::no_grad(|| model.sample(m))?);
+        done += m;
     }
-    println!("results: {}", path.display());
+    let mut shape = vec![n];
+    shape.extend_from_slice(&data.shape);
+    let mut samples = tch::Tensor::cat(&parts, 0).reshape(shape.as_slice());
+    let mut note = format!("Model::sample, {:.1}s", start.elapsed().as_secs_f64());
+    if data.binary {
+        let not_binary = samples
+            .ne(0.0)
+            .logical_and(&samples.ne(1.0))
+            .any()
+            .int64_value(&[])
+            != 0;
+        if not_binary {
+            // The model's distribution over binary data: a Bernoulli draw of its means.
+            samples = samples.clamp(0.0, 1.0).bernoulli();
+            note.push_str("; Bernoulli draws of the returned means (binary data)");
+        }
+    }
+    tracing::info!(
+        "sample quality of {} samples ({note}) against {} training / test images",
+        n,
+        cfg.data.dataset
+    );
+    let out = assess(
+        ctx,
+        &Inputs {
+            samples: &samples,
+            train: &data.train.x,
+            test: &data.test.x,
+            net: net.as_ref(),
+            k: a.pr_k,
+            chunk: 512,
+            samples_note: note,
+            seed: cfg.eval.seed,
+        },
+    )?;
+    let grid_path = a.run_dir.join("figures").join("nn-grid.png");
+    save_grid(
+        &out.grid,
+        &grid_path,
+        &GridOptions {
+            per_row: out.grid_per_row,
+            ..Default::default()
+        },
+    )?;
+    tracing::info!(
+        "{}: sample | nearest training image in pixels{}; {} of {n} samples flagged as near-copies",
+        grid_path.display(),
+        if net.is_some() { " | in features" } else { "" },
+        out.copy.flagged.len()
+    );
+    Ok(out.records)
+}
+
+pub fn report(a: ReportArgs) -> Result<()> {
+    let runs = a
+        .run_dirs
+        .iter()
+        .map(|d| gm_eval::report::load_run(d))
+        .collect::<gm_core::Result<Vec<_>>>()?;
+    let html = gm_eval::report::render(
+        &runs,
+        &gm_eval::report::ReportOptions {
+            title: a.title.clone(),
+            force: a.force,
+        },
+    )?;
+    atomic_write(&a.out, html.as_bytes())?;
+    println!("report: {}", a.out.display());
+    if a.screenshot {
+        let png = a.out.with_extension("png");
+        // Headless Chromium shoots the window only: make it as tall as the page is likely to be.
+        let records: usize = runs.iter().map(|r| r.results.len()).sum();
+        let height = (700 + 80 * records + 1100 * runs.len()).min(16_000) as u32;
+        crate::screenshot::screenshot(&a.out, &png, 1280, height)?;
+        println!("screenshot: {}", png.display());
+    }
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! gm train --resume runs/<name>                          # continues exactly
 //! gm sample runs/<name> -n 64 -o grid.png
 //! gm eval runs/<name>                                     # results.json, figures
+//! gm report runs/<a> runs/<b> --out report.html --screenshot
 //! gm list                                                 # models and datasets
 //! gm doctor                                               # libtorch, CUDA, threads
 //! ```
@@ -12,6 +13,7 @@
 mod commands;
 mod doctor;
 mod run;
+mod screenshot;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -36,8 +38,10 @@ enum Command {
     Train(commands::TrainArgs),
     /// Draw samples from a trained run and save them as a PNG grid.
     Sample(commands::SampleArgs),
-    /// Evaluate a trained run on the test split: likelihoods with their kind, figures.
+    /// Evaluate a trained run: likelihoods with their kind, sample quality with floors, figures.
     Eval(commands::EvalArgs),
+    /// Write one HTML page of results, curves and pictures of run directories.
+    Report(commands::ReportArgs),
     /// List the models and datasets gm knows.
     List,
     /// Show libtorch's version and path, CUDA devices, cuDNN, threads, default device.
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         Command::Train(a) => commands::train(a),
         Command::Sample(a) => commands::sample(a),
         Command::Eval(a) => commands::eval(a),
+        Command::Report(a) => commands::report(a),
         Command::List => commands::list(),
         Command::Doctor => doctor::doctor(),
     };

@@ -4,7 +4,6 @@ use anyhow::{bail, Context, Result};
 use gm_core::config::RunConfig;
 use gm_core::data::{self, Dataset};
 use gm_core::model::{BuildContext, Model, ModelRegistry};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use tch::Device;
 
@@ -35,13 +34,6 @@ pub fn read_config(run_dir: &Path) -> Result<RunConfig> {
         );
     }
     Ok(RunConfig::from_file(&path)?)
-}
-
-/// sha256 (first 16 hex digits) of the run's config file.
-pub fn config_hash(run_dir: &Path) -> Result<String> {
-    let bytes = std::fs::read(run_dir.join(CONFIG_FILE))?;
-    let d = Sha256::digest(&bytes);
-    Ok(d.iter().take(8).map(|b| format!("{b:02x}")).collect())
 }
 
 /// Loads the dataset a config names and moves it to `device`.

@@ -136,19 +136,39 @@ fn kill_9_then_resume_ends_with_the_same_weights_and_eval_works() {
     assert!(o.status.success(), "{}", stderr(&o));
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("full/results.json")).unwrap()).unwrap();
-    let kinds: Vec<&str> = results
-        .as_array()
-        .unwrap()
+    let records = results.as_array().unwrap();
+    let lls: Vec<&serde_json::Value> = records
         .iter()
-        .map(|r| r["kind"].as_str().unwrap())
+        .filter(|r| r["metric"].get("log_likelihood").is_some())
+        .collect();
+    let kinds: Vec<&str> = lls
+        .iter()
+        .map(|r| r["metric"]["log_likelihood"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["lower_bound", "stochastic_estimate"]);
-    for r in results.as_array().unwrap() {
-        let nll = r["nll"].as_f64().unwrap();
+    for r in lls {
+        let nll = -r["value"].as_f64().unwrap();
         // Between the optimum (ln 30 per pattern) and a uniform model (16 ln 2).
         assert!(nll > 30f64.ln() - 0.1 && nll < 16.0 * 2f64.ln(), "{r}");
         assert_eq!(r["binarization"].as_str().unwrap(), "none");
+        assert_eq!(r["split"].as_str().unwrap(), "test");
     }
+    // Bars and stripes has no feature network: the pixel-space copy check only, with the
+    // test split's floor.
+    let metrics: Vec<String> = records
+        .iter()
+        .filter(|r| r["metric"].get("log_likelihood").is_none())
+        .map(|r| format!("{} {}", r["model"].as_str().unwrap(), r["metric"]))
+        .collect();
+    assert_eq!(
+        metrics,
+        [
+            "vae \"nn_distance\"",
+            "vae \"near_copies\"",
+            "test split \"nn_distance\""
+        ]
+    );
+    assert!(out.join("full/figures/nn-grid.png").exists());
     assert!(out.join("full/figures/reconstructions.png").exists());
 
     let png = tmp.path().join("s.png");

@@ -12,6 +12,12 @@
 //! - [`parzen`]: Parzen-window log-likelihood from samples (a weak estimate, labelled so);
 //! - [`mmd`]: unbiased MMD² between sample sets;
 //! - [`frechet`]: Fréchet distance between feature sets (FID-style);
+//! - [`features`]: the feature network gm trains itself (MNIST, Fashion-MNIST), cached;
+//! - [`quality`]: precision / recall, label entropy and class coverage, the
+//!   nearest-neighbour copy check;
+//! - [`assess`]: all of them for one sample set, with the test split's floors;
+//! - [`published`]: published numbers to hold results against;
+//! - [`report`]: the HTML report of run directories;
 //! - [`results`]: result records, their JSON files, and comparisons that refuse to compare
 //!   different binarizations or metric kinds.
 //!
@@ -23,8 +29,13 @@
 //! ```
 
 pub mod ais;
+pub mod assess;
+pub mod features;
 pub mod frechet;
 pub mod importance;
 pub mod mmd;
 pub mod parzen;
+pub mod published;
+pub mod quality;
+pub mod report;
 pub mod results;

@@ -69,6 +69,25 @@ pub enum Metric {
     /// Squared Fréchet distance between feature statistics of samples and data. Lower is
     /// better; only comparable on the same feature network.
     FrechetDistance,
+    /// Fraction of samples inside the data's k-NN feature manifold (Kynkäänniemi et al.).
+    /// Higher is better.
+    Precision,
+    /// Fraction of data inside the samples' k-NN feature manifold. Higher is better.
+    Recall,
+    /// Mean entropy of the feature classifier's p(y | x) on samples, nats. Lower is better
+    /// (recognisable samples).
+    LabelEntropy,
+    /// Entropy of the classifier's marginal label distribution on samples, nats. Higher is
+    /// better (every class produced).
+    MarginalLabelEntropy,
+    /// Number of classes given at least 1% of the samples. Higher is better.
+    ClassCoverage,
+    /// Median distance from a sample to its nearest training example, pixel space. Not a
+    /// quality measure by itself: compare it with the test split's (the floor).
+    NnDistance,
+    /// Fraction of samples closer to a training example than 99% of test examples are.
+    /// Lower is better.
+    NearCopies,
 }
 
 impl Metric {
@@ -77,8 +96,31 @@ impl Metric {
         match self {
             Metric::LogLikelihood(_) => Some(true),
             Metric::LogPartition => None,
-            Metric::Mmd2 | Metric::FrechetDistance => Some(false),
+            Metric::Mmd2 | Metric::FrechetDistance | Metric::LabelEntropy | Metric::NearCopies => {
+                Some(false)
+            }
+            Metric::Precision
+            | Metric::Recall
+            | Metric::MarginalLabelEntropy
+            | Metric::ClassCoverage => Some(true),
+            Metric::NnDistance => None,
         }
+    }
+}
+
+impl Metric {
+    /// Whether the value is computed on a feature network's outputs (then only values on the
+    /// same network, named by the `features` setting, are comparable).
+    pub fn uses_features(self) -> bool {
+        matches!(
+            self,
+            Metric::FrechetDistance
+                | Metric::Precision
+                | Metric::Recall
+                | Metric::LabelEntropy
+                | Metric::MarginalLabelEntropy
+                | Metric::ClassCoverage
+        )
     }
 }
 
@@ -89,6 +131,13 @@ impl fmt::Display for Metric {
             Metric::LogPartition => write!(f, "log partition function"),
             Metric::Mmd2 => write!(f, "MMD²"),
             Metric::FrechetDistance => write!(f, "Fréchet distance"),
+            Metric::Precision => write!(f, "precision"),
+            Metric::Recall => write!(f, "recall"),
+            Metric::LabelEntropy => write!(f, "label entropy"),
+            Metric::MarginalLabelEntropy => write!(f, "marginal label entropy"),
+            Metric::ClassCoverage => write!(f, "class coverage"),
+            Metric::NnDistance => write!(f, "NN distance to train"),
+            Metric::NearCopies => write!(f, "near-copies"),
         }
     }
 }
@@ -218,6 +267,28 @@ impl RecordContext {
         };
         self.record(Metric::FrechetDistance, "frechet", settings, v)
     }
+
+    /// Any other metric without a standard error (precision, recall, label statistics,
+    /// nearest-neighbour distances), with its settings. Sample-quality settings name the
+    /// feature network under `features`, so records on different features are refused by
+    /// [`compare`].
+    pub fn value(
+        &self,
+        metric: Metric,
+        method: &str,
+        settings: serde_json::Value,
+        value: f64,
+        n: i64,
+        seconds: f64,
+    ) -> ResultRecord {
+        let v = Value {
+            value,
+            std_err: None,
+            n,
+            seconds,
+        };
+        self.record(metric, method, settings, v)
+    }
 }
 
 /// The numeric part of a record.
@@ -262,7 +333,8 @@ pub enum Mismatch {
     Dataset(String, String),
     /// Different splits.
     Split(String, String),
-    /// Fréchet distances on different feature networks.
+    /// Feature-based metrics (Fréchet distance, precision, recall, label statistics) on
+    /// different feature networks.
     Features(String, String),
 }
 
@@ -283,7 +355,7 @@ impl fmt::Display for Mismatch {
             Mismatch::Split(a, b) => write!(f, "split {a} vs {b}"),
             Mismatch::Features(a, b) => write!(
                 f,
-                "Fréchet distances on different features ({a} vs {b}) are on different scales"
+                "feature-based metrics on different features ({a} vs {b}) are on different scales"
             ),
         }
     }
@@ -359,7 +431,7 @@ pub fn mismatches(a: &ResultRecord, b: &ResultRecord) -> Vec<Mismatch> {
     if a.split != b.split {
         out.push(Mismatch::Split(a.split.clone(), b.split.clone()));
     }
-    if a.metric == Metric::FrechetDistance && b.metric == Metric::FrechetDistance {
+    if a.metric.uses_features() && a.metric == b.metric {
         let feat = |r: &ResultRecord| {
             r.settings
                 .get("features")
