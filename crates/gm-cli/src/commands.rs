@@ -79,7 +79,8 @@ pub struct EvalArgs {
     /// Importance samples per example (default: the run config's eval.is_samples).
     #[arg(long)]
     pub k: Option<i64>,
-    /// Evaluate likelihoods on the first N test examples only (recorded with the results).
+    /// Evaluate likelihoods on N test examples evenly spaced through the split (recorded
+    /// with the results).
     #[arg(long)]
     pub limit: Option<i64>,
     /// Samples for the sample-quality metrics (capped at the test split's size).
@@ -459,8 +460,16 @@ fn eval_likelihoods(
     ctx: &RecordContext,
 ) -> Result<Vec<ResultRecord>> {
     let n_test = data.test.len();
+    // A limited evaluation takes examples evenly spaced through the split, not its head:
+    // the static binarized MNIST test file is ordered by class.
     let x = match cfg.eval.limit {
-        Some(l) if l < n_test => data.test.x.narrow(0, 0, l),
+        Some(l) if l < n_test => {
+            let idx: Vec<i64> = (0..l).map(|i| i * n_test / l).collect();
+            data.test.x.index_select(
+                0,
+                &tch::Tensor::from_slice(&idx).to_device(data.test.x.device()),
+            )
+        }
         _ => data.test.x.shallow_clone(),
     };
     seed_all(derive_seed(cfg.eval.seed, &[stream::EVAL]));

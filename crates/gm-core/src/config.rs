@@ -275,7 +275,7 @@ pub struct EvalConfig {
     pub is_samples: i64,
     /// Examples per chunk when estimating (memory: chunk × k × D floats).
     pub chunk: i64,
-    /// Evaluate on at most this many test examples (optional; recorded with the result).
+    /// Evaluate on at most this many test examples, evenly spaced through the split (optional; recorded with the result).
     pub limit: Option<i64>,
     /// Seed of the estimators' randomness.
     pub seed: u64,
