@@ -49,7 +49,7 @@ pub const ENTRIES: &[Entry] = &[
         config: "configs/rbm-cd1-mnist.toml",
         published: Some(125.53),
         source: "Salakhutdinov & Murray 2008, CD-1, 500 hidden, AIS",
-        eval_args: &[],
+        eval_args: &["--samples", "1000"],
     },
     Entry {
         name: "rbm-cd3",
@@ -58,7 +58,7 @@ pub const ENTRIES: &[Entry] = &[
         config: "configs/rbm-cd3-mnist.toml",
         published: Some(105.50),
         source: "Salakhutdinov & Murray 2008, CD-3, 500 hidden, AIS",
-        eval_args: &[],
+        eval_args: &["--samples", "1000"],
     },
     Entry {
         name: "rbm-cd25",
@@ -67,7 +67,7 @@ pub const ENTRIES: &[Entry] = &[
         config: "configs/rbm-cd25-mnist.toml",
         published: Some(86.34),
         source: "Salakhutdinov & Murray 2008, CD-25, 500 hidden, AIS",
-        eval_args: &[],
+        eval_args: &["--samples", "1000"],
     },
     Entry {
         name: "rbm-pcd",
@@ -76,7 +76,7 @@ pub const ENTRIES: &[Entry] = &[
         config: "configs/rbm-pcd-mnist.toml",
         published: None,
         source: "no published figure for this exact setting",
-        eval_args: &[],
+        eval_args: &["--samples", "1000"],
     },
     Entry {
         name: "fvbn",
@@ -85,7 +85,7 @@ pub const ENTRIES: &[Entry] = &[
         config: "configs/fvbn-mnist.toml",
         published: Some(97.45),
         source: "Frey 1998, as reported by Larochelle & Murray 2011",
-        eval_args: &[],
+        eval_args: &["--samples", "1000"],
     },
     Entry {
         name: "nade",
@@ -94,7 +94,7 @@ pub const ENTRIES: &[Entry] = &[
         config: "configs/nade-mnist.toml",
         published: Some(88.33),
         source: "Larochelle & Murray 2011 (88.33-88.86)",
-        eval_args: &[],
+        eval_args: &["--samples", "1000"],
     },
     Entry {
         name: "made",
@@ -103,7 +103,7 @@ pub const ENTRIES: &[Entry] = &[
         config: "configs/made-mnist.toml",
         published: Some(86.64),
         source: "Germain et al. 2015, 1 hidden layer, 32 masks",
-        eval_args: &[],
+        eval_args: &["--samples", "1000"],
     },
 ];
 

@@ -120,16 +120,68 @@ impl Nade {
             1,
         );
         let contrib = x_prev.unsqueeze(2) * w_prev.tr().unsqueeze(0); // [B, D, H]
-        let a = contrib.cumsum(1, Kind::Float) + &self.c;
+        let a = contrib.cumsum(1, w_o.kind()) + &self.c;
         let h = a.sigmoid();
-        let logits = (h * v_o.unsqueeze(0)).sum_dim_intlist(-1, false, Kind::Float) + b_o;
+        let logits = (h * v_o.unsqueeze(0)).sum_dim_intlist(-1, false, w_o.kind()) + b_o;
         debug_assert_eq!(logits.size(), vec![bsz, d]);
         (x_o, logits)
     }
 
+    /// log p(x) `[B]` and the gradient of the mean NLL with respect to (W, V, b, c), written
+    /// by hand (Larochelle & Murray 2011): the hidden activations are laid out `[D, B, H]`
+    /// so that the running sum and its reverse are cumulative sums over the outermost
+    /// (contiguous) dimension and every contraction is a batched matrix product. Two
+    /// `[D, B, H]` buffers are allocated in all (autograd's graph of the same forward holds
+    /// several more); a test checks the result against autograd.
+    pub fn nll_gradients(&self, x: &Tensor) -> (Tensor, [Tensor; 4]) {
+        tch::no_grad(|| {
+            let x_o = self.ordered_inputs(x);
+            let (w_o, v_o, b_o) = self.ordered_params();
+            let (bsz, d) = (x_o.size()[0], self.dim);
+            let kind = w_o.kind();
+            let xt = x_o.to_kind(kind).tr().contiguous(); // [D, B]
+            let wt = w_o.tr(); // [D, H]
+                               // a[i] = c + Σ_{j<i} x_j W[:, j]: products of the previous step, then a cumsum.
+            let mut a = Tensor::zeros([d, bsz, self.cfg.hidden], (kind, x_o.device()));
+            let _ = a.narrow(0, 1, d - 1).copy_(
+                &(xt.narrow(0, 0, d - 1).unsqueeze(2) * wt.narrow(0, 0, d - 1).unsqueeze(1)),
+            );
+            let _ = a.cumsum_(0, kind);
+            let _ = a.g_add_(&self.c);
+            let h = a.sigmoid_(); // [D, B, H]
+            let logits = h.bmm(&v_o.unsqueeze(2)).squeeze_dim(2) + b_o.unsqueeze(1); // [D, B]
+            let lp = (&xt * &logits - logits.softplus()).sum_dim_intlist(0, false, kind);
+            // g = ∂(mean NLL)/∂logits.
+            let g = (logits.sigmoid() - &xt) * (1.0 / bsz as f64); // [D, B]
+            let db_o = g.sum_dim_intlist(1, false, kind);
+            let dv_o = g.unsqueeze(1).bmm(&h).squeeze_dim(1); // [D, H]
+                                                              // ∂/∂a = g V ⊙ h(1 − h), then its running sum s[i] = Σ_{k≤i}.
+            let mut da = h.neg();
+            let _ = da.g_add_scalar_(1.0);
+            let _ = da.g_mul_(&h);
+            let _ = da.g_mul_(&g.unsqueeze(2));
+            let _ = da.g_mul_(&v_o.unsqueeze(1));
+            let s = da.cumsum_(0, kind);
+            let s_last = s.get(d - 1); // [B, H]
+            let dc = s_last.sum_dim_intlist(0, false, kind);
+            // W[:, j] feeds every a[i] with i > j: its gradient is Σ_b x_j (s_last − s[j]).
+            let dwt_o = xt.mm(&s_last) - xt.unsqueeze(1).bmm(&s).squeeze_dim(1); // [D, H]
+            let dw_o = dwt_o.tr();
+            let (dw, dv, db) = match &self.order {
+                None => (dw_o.contiguous(), dv_o, db_o),
+                Some(o) => (
+                    dw_o.zeros_like().index_copy(1, o, &dw_o),
+                    dv_o.zeros_like().index_copy(0, o, &dv_o),
+                    db_o.zeros_like().index_copy(0, o, &db_o),
+                ),
+            };
+            (lp, [dw, dv, db, dc])
+        })
+    }
+
     fn log_prob_impl(&self, x: &Tensor) -> Tensor {
         let (x_o, logits) = self.conditionals(x);
-        (&x_o * &logits - logits.softplus()).sum_dim_intlist(-1, false, Kind::Float)
+        (&x_o * &logits - logits.softplus()).sum_dim_intlist(-1, false, logits.kind())
     }
 
     /// log p(x) without gradients, in chunks that bound the `[rows, D, H]` activations.
@@ -183,10 +235,24 @@ impl Model for Nade {
     gm_core::single_network!(vs, opt, "opt");
 
     fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
-        let lp = self.log_prob_impl(x);
-        let m = common::nll_metrics(&lp, self.dim);
-        self.opt.backward_step(&m[0].1)?;
-        Ok(m.into_iter().map(|(k, t)| (k, t.detach())).collect())
+        let (lp, [dw, dv, db, dc]) = self.nll_gradients(x);
+        // The optimizer's parameters are sorted by name; match them by identity.
+        let mut grads = Vec::with_capacity(4);
+        for p in self.opt.params() {
+            let g = [
+                (&self.w, &dw),
+                (&self.v, &dv),
+                (&self.b, &db),
+                (&self.c, &dc),
+            ]
+            .into_iter()
+            .find(|(t, _)| t.data_ptr() == p.data_ptr())
+            .map(|(_, g)| g.shallow_clone())
+            .expect("every NADE parameter has a gradient");
+            grads.push(g);
+        }
+        self.opt.apply_gradients(&grads)?;
+        Ok(common::nll_metrics(&lp, self.dim))
     }
 
     fn eval_metrics(&self, x: &Tensor) -> Result<Metrics> {

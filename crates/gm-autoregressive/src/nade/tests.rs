@@ -174,3 +174,41 @@ fn invalid_configs_are_rejected_naming_the_field() {
     assert!(msg.contains("binarize"), "{msg}");
     assert_config_error(r, "data.binarize");
 }
+
+#[test]
+fn hand_written_gradients_equal_autograd() {
+    for extra in ["hidden = 6", &format!("hidden = 6\n{RANDOM_ORDER}")] {
+        let c = cfg("nade", extra, "bars-and-stripes", "", "");
+        tch::manual_seed(5);
+        let mut m = nade(&c, &binary_rows(9)).unwrap();
+        randomize(&m, 0.8);
+        m.var_stores_mut()[0].1.double();
+        let x = all_binary_vectors(9, Device::Cpu)
+            .narrow(0, 0, 40)
+            .to_kind(Kind::Double);
+        let (lp, hand) = m.nll_gradients(&x);
+        let lp_ref = m.log_prob(&x);
+        let lp_err = f64::try_from((&lp - &lp_ref).abs().max()).unwrap();
+        assert!(
+            lp_err < 1e-10,
+            "{extra}: log p differs by {lp_err} ({:?} vs {:?})",
+            lp.kind(),
+            lp_ref.kind()
+        );
+        let loss = -lp_ref.mean(Kind::Double);
+        let params = [var(&m, "w"), var(&m, "v"), var(&m, "b"), var(&m, "c")];
+        let auto = Tensor::run_backward(&[loss], &params, false, false);
+        for (name, (h, a)) in ["w", "v", "b", "c"].iter().zip(hand.iter().zip(&auto)) {
+            let err = f64::try_from((h - a).abs().max()).unwrap();
+            let scale = f64::try_from(a.abs().max()).unwrap();
+            assert!(
+                err < 1e-10 * scale.max(1.0),
+                "{extra}: d{name} differs by {err} (scale {scale})"
+            );
+            assert!(
+                scale > 1e-6,
+                "{name}: gradient vanishes, the check would be empty"
+            );
+        }
+    }
+}
