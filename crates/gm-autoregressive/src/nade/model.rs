@@ -143,7 +143,7 @@ impl Nade {
             let wt = w_o.tr(); // [D, H]
                                // a[i] = c + Σ_{j<i} x_j W[:, j]: products of the previous step, then a cumsum.
             let mut a = Tensor::zeros([d, bsz, self.cfg.hidden], (kind, x_o.device()));
-            let _ = a.narrow(0, 1, d - 1).copy_(
+            a.narrow(0, 1, d - 1).copy_(
                 &(xt.narrow(0, 0, d - 1).unsqueeze(2) * wt.narrow(0, 0, d - 1).unsqueeze(1)),
             );
             let _ = a.cumsum_(0, kind);
