@@ -155,7 +155,7 @@ fn conditional_by_enumeration(m: &DeepNade, o: &[i64], obs: &[i64]) -> Tensor {
     let log_marg = Tensor::zeros([groups], (Kind::Double, Device::Cpu));
     for g in 0..groups {
         let rows = key.eq(g).nonzero().squeeze_dim(1);
-        let _ = log_marg
+        log_marg
             .get(g)
             .copy_(&joint.index_select(0, &rows).logsumexp([0], false));
     }

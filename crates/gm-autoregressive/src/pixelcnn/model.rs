@@ -170,7 +170,7 @@ impl PixelCnn {
         for b in &self.blocks {
             let r = b.down.forward(&y.relu()).relu();
             let r = b.mid.forward(&r).relu();
-            y = y + b.up.forward(&r);
+            y = y.g_add(&b.up.forward(&r)); // the skip connection
         }
         for l in &self.head {
             y = l.forward(&y.relu());
