@@ -79,6 +79,12 @@ pub fn free_energy(v: &Tensor, w: &Tensor, b: &Tensor, c: &Tensor, beta: &Tensor
     quad - softplus(&hidden_input(v, w, c, beta)).sum_dim_intlist(1, false, v.kind())
 }
 
+/// F(v) per row from v and its hidden pre-activations `u` = c + (β ⊙ v) W (no matrix product).
+pub fn free_energy_from_input(v: &Tensor, u: &Tensor, b: &Tensor, beta: &Tensor) -> Tensor {
+    let quad = ((v - b).square() * beta).sum_dim_intlist(1, false, v.kind()) * 0.5;
+    quad - softplus(u).sum_dim_intlist(1, false, v.kind())
+}
+
 /// The batch means of ∂F(v)/∂θ for θ = (W, b, c, β): `([D, H], [D], [H], [D])`.
 ///
 /// With q = σ(c + (β ⊙ v) W): ∂F/∂W_ij = −β_i v_i q_j, ∂F/∂b_i = −β_i (v_i − b_i),
@@ -90,15 +96,29 @@ pub fn free_energy_grads(
     c: &Tensor,
     beta: &Tensor,
 ) -> (Tensor, Tensor, Tensor, Tensor) {
+    let q = hidden_probs(v, w, c, beta);
+    let (gw, gb, gc, gbeta) = free_energy_grads_from_probs(v, &q, w, b, beta, true);
+    (gw, gb, gc, gbeta.expect("asked for ∂F/∂β"))
+}
+
+/// [`free_energy_grads`] given q = p(h = 1 | v); ∂F/∂β (two more matrix products) only when
+/// `with_beta`.
+pub fn free_energy_grads_from_probs(
+    v: &Tensor,
+    q: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    beta: &Tensor,
+    with_beta: bool,
+) -> (Tensor, Tensor, Tensor, Option<Tensor>) {
     let n = v.size()[0] as f64;
     let k = v.kind();
-    let q = hidden_probs(v, w, c, beta);
     let bv = v * beta;
-    let gw = bv.tr().mm(&q) * (-1.0 / n);
+    let gw = bv.tr().mm(q) * (-1.0 / n);
     let diff = v - b;
     let gb = -(&diff * beta).mean_dim(0, false, k);
     let gc = -q.mean_dim(0, false, k);
-    let gbeta = (diff.square() * 0.5 - v * q.mm(&w.tr())).mean_dim(0, false, k);
+    let gbeta = with_beta.then(|| (diff.square() * 0.5 - v * q.mm(&w.tr())).mean_dim(0, false, k));
     (gw, gb, gc, gbeta)
 }
 

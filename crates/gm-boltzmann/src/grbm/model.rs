@@ -313,47 +313,75 @@ impl Grbm {
     /// `k` block-Gibbs sweeps from `v` (standardised), returning the last v and h.
     pub fn gibbs(&self, v: &Tensor, k: i64) -> (Tensor, Tensor) {
         tch::no_grad(|| {
+            let q = energy::hidden_probs(v, &self.w, &self.c, &self.beta());
+            self.gibbs_from_probs(&q, k)
+        })
+    }
+
+    /// `k` sweeps whose first hidden draw uses the given p(h = 1 | v).
+    fn gibbs_from_probs(&self, q: &Tensor, k: i64) -> (Tensor, Tensor) {
+        tch::no_grad(|| {
             let beta = self.beta();
-            let mut v = v.shallow_clone();
-            let mut h = energy::sample_hidden(&v, &self.w, &self.c, &beta);
-            for i in 0..k {
-                if i > 0 {
-                    h = energy::sample_hidden(&v, &self.w, &self.c, &beta);
-                }
+            let mut h = energy::bernoulli(q);
+            let mut v = energy::sample_visible(&h, &self.w, &self.b, &beta);
+            for _ in 1..k {
+                h = energy::sample_hidden(&v, &self.w, &self.c, &beta);
                 v = energy::sample_visible(&h, &self.w, &self.b, &beta);
             }
             (v, h)
         })
     }
 
-    /// The hand-written CD gradient of mean F(pos) − mean F(neg), in the optimizer's order.
-    fn hand_gradients(&self, pos: &Tensor, neg: &Tensor) -> Vec<Tensor> {
+    /// The hand-written CD gradient of mean F(pos) − mean F(neg), in the optimizer's order,
+    /// given q = p(h = 1 | ·) of both.
+    fn hand_gradients_from_probs(
+        &self,
+        pos: &Tensor,
+        q_pos: &Tensor,
+        neg: &Tensor,
+        q_neg: &Tensor,
+    ) -> Vec<Tensor> {
         tch::no_grad(|| {
             let beta = self.beta();
-            let (w, b, c) = (&self.w, &self.b, &self.c);
-            let (pw, pb, pc, pbeta) = energy::free_energy_grads(pos, w, b, c, &beta);
-            let (nw, nb, nc, nbeta) = energy::free_energy_grads(neg, w, b, c, &beta);
+            let (w, b) = (&self.w, &self.b);
+            let learned = self.cfg.precision == Precision::Learned;
+            let (pw, pb, pc, pbeta) =
+                energy::free_energy_grads_from_probs(pos, q_pos, w, b, &beta, learned);
+            let (nw, nb, nc, nbeta) =
+                energy::free_energy_grads_from_probs(neg, q_neg, w, b, &beta, learned);
             let mut gw = pw - nw;
             if self.cfg.weight_decay > 0.0 {
                 gw += w * self.cfg.weight_decay;
             }
             // ∂/∂log β = β ∂/∂β, summed over units for a scalar precision.
-            let gbeta = (pbeta - nbeta) * &beta;
-            let glog_beta = match self.cfg.precision_shape {
-                PrecisionShape::Scalar => gbeta.sum(gbeta.kind()).reshape([1]),
-                PrecisionShape::Diagonal => gbeta,
+            let glog_beta = match (pbeta, nbeta) {
+                (Some(p), Some(n)) => {
+                    let g = (p - n) * &beta;
+                    Some(match self.cfg.precision_shape {
+                        PrecisionShape::Scalar => g.sum(g.kind()).reshape([1]),
+                        PrecisionShape::Diagonal => g,
+                    })
+                }
+                _ => None,
             };
             self.param_names
                 .iter()
-                .map(|n| match n.as_str() {
-                    "grbm.w" => gw.shallow_clone(),
-                    "grbm.b" => &pb - &nb,
-                    "grbm.c" => &pc - &nc,
-                    "grbm.log_beta" => glog_beta.shallow_clone(),
-                    other => unreachable!("grbm: unexpected trainable variable {other}"),
+                .map(|n| match (n.as_str(), &glog_beta) {
+                    ("grbm.w", _) => gw.shallow_clone(),
+                    ("grbm.b", _) => &pb - &nb,
+                    ("grbm.c", _) => &pc - &nc,
+                    ("grbm.log_beta", Some(g)) => g.shallow_clone(),
+                    (other, _) => unreachable!("grbm: unexpected trainable variable {other}"),
                 })
                 .collect()
         })
+    }
+
+    fn hand_gradients(&self, pos: &Tensor, neg: &Tensor) -> Vec<Tensor> {
+        let beta = self.beta();
+        let q_pos = energy::hidden_probs(pos, &self.w, &self.c, &beta);
+        let q_neg = energy::hidden_probs(neg, &self.w, &self.c, &beta);
+        self.hand_gradients_from_probs(pos, &q_pos, neg, &q_neg)
     }
 
     /// The gradients the configured update would apply for data `pos` and negatives `neg`
@@ -385,13 +413,45 @@ impl Grbm {
         self.unstandardize(&energy::visible_mean(&q, &self.w, &self.b))
     }
 
-    fn proxies(&self, x: &Tensor, v: &Tensor, neg: &Tensor) -> Metrics {
+    /// The proxies from data `x`, its standardised `v`, the negatives, and their hidden
+    /// pre-activations.
+    fn proxies(
+        &self,
+        x: &Tensor,
+        v: &Tensor,
+        u_pos: &Tensor,
+        neg: &Tensor,
+        u_neg: &Tensor,
+    ) -> Metrics {
         tch::no_grad(|| {
             let k = self.kind;
-            let gap = self.free_energy(v).mean(k) - self.free_energy(neg).mean(k);
+            let beta = self.beta();
+            let gap = energy::free_energy_from_input(v, u_pos, &self.b, &beta).mean(k)
+                - energy::free_energy_from_input(neg, u_neg, &self.b, &beta).mean(k);
+            let rec = self.unstandardize(&energy::visible_mean(&u_pos.sigmoid(), &self.w, &self.b));
             let xf = x.reshape([-1, self.dim]).to_kind(k);
-            let mse = (self.reconstruct(v) - xf).square().mean(k);
+            let mse = (rec - xf).square().mean(k);
             vec![("free_energy_gap_proxy", gap), ("recon_mse_proxy", mse)]
+        })
+    }
+
+    /// Standardised data, its negatives after `k` sweeps (from the data, or from the
+    /// persistent chains, which are advanced), and both pre-activations.
+    fn negatives(&self, x: &Tensor, k: i64) -> (Tensor, Tensor, Tensor, Tensor) {
+        tch::no_grad(|| {
+            let beta = self.beta();
+            let v = self.standardize(x);
+            let u_pos = energy::hidden_input(&v, &self.w, &self.c, &beta);
+            let (neg, _) = match &self.chains {
+                Some(c) => {
+                    let out = self.gibbs(c, k);
+                    c.shallow_clone().copy_(&out.0);
+                    out
+                }
+                None => self.gibbs_from_probs(&u_pos.sigmoid(), k),
+            };
+            let u_neg = energy::hidden_input(&neg, &self.w, &self.c, &beta);
+            (v, u_pos, neg, u_neg)
         })
     }
 
@@ -448,19 +508,12 @@ impl Model for Grbm {
     }
 
     fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
-        let v = self.standardize(x);
-        let start = match &self.chains {
-            Some(c) => c.shallow_clone(),
-            None => v.shallow_clone(),
-        };
-        let (neg, _) = self.gibbs(&start, self.cfg.cd_k);
-        if let Some(c) = &self.chains {
-            tch::no_grad(|| c.shallow_clone().copy_(&neg));
-        }
-        let metrics = self.proxies(x, &v, &neg);
+        let (v, u_pos, neg, u_neg) = self.negatives(x, self.cfg.cd_k);
+        let metrics = self.proxies(x, &v, &u_pos, &neg, &u_neg);
         match self.cfg.update {
             Update::Hand => {
-                let g = self.hand_gradients(&v, &neg);
+                let g =
+                    self.hand_gradients_from_probs(&v, &u_pos.sigmoid(), &neg, &u_neg.sigmoid());
                 self.opt.apply_gradients(&g)?;
             }
             Update::Autograd => {
@@ -473,8 +526,11 @@ impl Model for Grbm {
 
     fn eval_metrics(&self, x: &Tensor) -> Result<Metrics> {
         let v = self.standardize(x);
-        let (neg, _) = self.gibbs(&v, 1);
-        let mut m = self.proxies(x, &v, &neg);
+        let beta = self.beta();
+        let u_pos = energy::hidden_input(&v, &self.w, &self.c, &beta);
+        let (neg, _) = self.gibbs_from_probs(&u_pos.sigmoid(), 1);
+        let u_neg = energy::hidden_input(&neg, &self.w, &self.c, &beta);
+        let mut m = self.proxies(x, &v, &u_pos, &neg, &u_neg);
         if self.cfg.hidden <= METRIC_EXACT_MAX_HIDDEN.min(self.cfg.exact_max_hidden) {
             let lp = self.log_prob_exact(x, self.log_z_exact());
             m.push(("nll_exact", -lp.mean(Kind::Double)));
