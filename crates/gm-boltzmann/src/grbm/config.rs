@@ -94,6 +94,12 @@ pub struct GrbmConfig {
     pub init_scale: f64,
     /// L2 penalty on W only (added to its gradient), in addition to `optim.weight_decay`.
     pub weight_decay: f64,
+    /// Target mean activation of the hidden units on the data, in (0, 1).
+    pub sparsity_target: f64,
+    /// Strength λ of the sparsity term (0: off). Each step adds λ (q̄_j − p) to the gradient
+    /// with respect to hidden unit j's total input, q̄_j its batch-mean activation on the data
+    /// and p the target (the cross-entropy penalty's usual simplification).
+    pub sparsity_cost: f64,
     /// Block-Gibbs steps of `sample`.
     pub sample_steps: i64,
     /// Enumerate the 2^hidden hidden states for an exact log Z up to this many hidden units
@@ -119,6 +125,8 @@ impl Default for GrbmConfig {
             update: Update::Hand,
             init_scale: 0.01,
             weight_decay: 0.0,
+            sparsity_target: 0.1,
+            sparsity_cost: 0.0,
             sample_steps: 1000,
             exact_max_hidden: 20,
             standardization: None,
@@ -181,6 +189,20 @@ impl GrbmConfig {
                 "model.weight_decay",
                 self.weight_decay,
                 "a finite number ≥ 0",
+            ));
+        }
+        if !(self.sparsity_target > 0.0 && self.sparsity_target < 1.0) {
+            return Err(Error::config(
+                "model.sparsity_target",
+                self.sparsity_target,
+                "a mean activation in (0, 1)",
+            ));
+        }
+        if !(self.sparsity_cost >= 0.0 && self.sparsity_cost.is_finite()) {
+            return Err(Error::config(
+                "model.sparsity_cost",
+                self.sparsity_cost,
+                "a finite number ≥ 0 (0 turns the sparsity term off)",
             ));
         }
         if self.sample_steps < 1 {

@@ -353,10 +353,27 @@ impl Grbm {
             if self.cfg.weight_decay > 0.0 {
                 gw += w * self.cfg.weight_decay;
             }
+            let mut gc = &pc - &nc;
+            // Sparsity: λ (q̄ − p) on each hidden unit's input u = c + (β ⊙ v) W, passed to
+            // c, W and β through ∂ū/∂θ (ū the batch mean of u).
+            let mut g_beta_sparse = None;
+            if self.cfg.sparsity_cost > 0.0 {
+                let k = pos.kind();
+                let s = (q_pos.mean_dim(0, false, k) - self.cfg.sparsity_target)
+                    * self.cfg.sparsity_cost;
+                let v_mean = pos.mean_dim(0, false, k);
+                gw += (&v_mean * &beta).unsqueeze(1) * s.unsqueeze(0);
+                gc += &s;
+                g_beta_sparse = Some(v_mean * w.mv(&s));
+            }
             // ∂/∂log β = β ∂/∂β, summed over units for a scalar precision.
             let glog_beta = match (pbeta, nbeta) {
                 (Some(p), Some(n)) => {
-                    let g = (p - n) * &beta;
+                    let mut g = p - n;
+                    if let Some(sp) = &g_beta_sparse {
+                        g += sp;
+                    }
+                    let g = g * &beta;
                     Some(match self.cfg.precision_shape {
                         PrecisionShape::Scalar => g.sum(g.kind()).reshape([1]),
                         PrecisionShape::Diagonal => g,
@@ -369,7 +386,7 @@ impl Grbm {
                 .map(|n| match (n.as_str(), &glog_beta) {
                     ("grbm.w", _) => gw.shallow_clone(),
                     ("grbm.b", _) => &pb - &nb,
-                    ("grbm.c", _) => &pc - &nc,
+                    ("grbm.c", _) => gc.shallow_clone(),
                     ("grbm.log_beta", Some(g)) => g.shallow_clone(),
                     (other, _) => unreachable!("grbm: unexpected trainable variable {other}"),
                 })
@@ -402,6 +419,13 @@ impl Grbm {
         let mut loss = self.free_energy(pos).mean(k) - self.free_energy(&neg.detach()).mean(k);
         if self.cfg.weight_decay > 0.0 {
             loss += self.w.square().sum(k) * (0.5 * self.cfg.weight_decay);
+        }
+        if self.cfg.sparsity_cost > 0.0 {
+            // A surrogate whose gradient is λ (q̄ − p)·∂ū/∂θ, q̄ held constant.
+            let u = energy::hidden_input(pos, &self.w, &self.c, &self.beta());
+            let s = (u.sigmoid().mean_dim(0, false, k).detach() - self.cfg.sparsity_target)
+                * self.cfg.sparsity_cost;
+            loss += (u.mean_dim(0, false, k) * s).sum(k);
         }
         loss
     }
