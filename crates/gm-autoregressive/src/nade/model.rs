@@ -206,16 +206,22 @@ impl Autoregressive for Nade {
             let device = self.device();
             let (w_o, v_o, b_o) = self.ordered_params();
             let w_rows = w_o.tr().contiguous(); // [D, H]: row i is W[:, o_i]
-            let noise = common::logistic_noise(&[d, n], device); // row i: step i's thresholds
+                                                // x_i = 1[b_i + h·V_i > noise_i]: the biases are folded into the thresholds once,
+                                                // and every step writes into preallocated buffers (five kernels, no allocation).
+            let thresholds =
+                common::logistic_noise(&[d, n], device) - b_o.unsqueeze(1).to_kind(Kind::Float);
             let x_o = Tensor::zeros([d, n], (Kind::Float, device));
             // The running pre-activation a = c + Σ_{j<i} W[:, o_j] x_{o_j}, one per sample.
             let mut a = self.c.unsqueeze(0).repeat([n, 1]);
             let h = a.zeros_like();
+            let dot = Tensor::zeros([n], (a.kind(), device));
+            let fire = Tensor::zeros([n], (Kind::Bool, device));
             for i in 0..d {
                 let _ = a.sigmoid_out(&h);
-                let logit = h.mv(&v_o.get(i)) + b_o.get(i);
-                let xi = logit.gt_tensor(&noise.get(i)).to_kind(Kind::Float);
-                x_o.get(i).copy_(&xi);
+                let _ = h.mv_out(&dot, &v_o.get(i));
+                let _ = dot.gt_tensor_out(&fire, &thresholds.get(i));
+                let mut xi = x_o.get(i);
+                xi.copy_(&fire);
                 let _ = a.addr_(&xi, &w_rows.get(i));
             }
             let x_o = x_o.tr();
