@@ -27,3 +27,11 @@ pub fn register(registry: &mut ModelRegistry) {
     bm::register(registry);
     hopfield::register(registry);
 }
+
+/// Serialises the unit tests: they seed libtorch's global generator and check statistics of
+/// the draws that follow, which other tests running in parallel threads would disturb.
+#[cfg(test)]
+pub(crate) fn test_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

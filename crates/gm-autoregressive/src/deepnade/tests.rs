@@ -50,6 +50,7 @@ const ENSEMBLE: &str = "hidden = [12, 9]\nensemble_orderings = 4\nordering_seed 
 
 #[test]
 fn every_ordering_and_the_ensemble_sum_to_one() {
+    let _rng = crate::test_rng_lock();
     for extra in [
         "hidden = [9]",
         ENSEMBLE,
@@ -78,6 +79,7 @@ fn every_ordering_and_the_ensemble_sum_to_one() {
 
 #[test]
 fn batched_prefix_logits_equal_one_network_pass_per_prefix() {
+    let _rng = crate::test_rng_lock();
     let m = random_model(ENSEMBLE, 7, 2);
     let x = all_binary_vectors(7, Device::Cpu).narrow(0, 40, 20);
     for k in 0..m.num_orderings() {
@@ -114,6 +116,7 @@ fn batched_prefix_logits_equal_one_network_pass_per_prefix() {
 
 #[test]
 fn conditionals_are_autoregressive_in_every_ordering() {
+    let _rng = crate::test_rng_lock();
     for extra in [ENSEMBLE, "hidden = [6]\nensemble_orderings = 2"] {
         let m = random_model(extra, 8, 3);
         for k in 0..m.num_orderings() {
@@ -164,6 +167,7 @@ fn conditional_by_enumeration(m: &DeepNade, o: &[i64], obs: &[i64]) -> Tensor {
 
 #[test]
 fn subset_inference_equals_the_ratio_of_enumerated_joints() {
+    let _rng = crate::test_rng_lock();
     let m = random_model(ENSEMBLE, 8, 4);
     let all = all_binary_vectors(8, Device::Cpu);
     let base = m.ordering(2).to_vec();
@@ -219,6 +223,7 @@ fn subset_inference_equals_the_ratio_of_enumerated_joints() {
 
 #[test]
 fn conditional_samples_match_the_conditional_distribution() {
+    let _rng = crate::test_rng_lock();
     let m = random_model(ENSEMBLE, 8, 5);
     let base = m.ordering(1).to_vec();
     // Two observed sets with different sizes in one batch.
@@ -262,6 +267,7 @@ fn conditional_samples_match_the_conditional_distribution() {
 
 #[test]
 fn ensemble_samples_match_the_ensemble_distribution() {
+    let _rng = crate::test_rng_lock();
     let m = random_model(ENSEMBLE, 8, 6);
     let tv = assert_samples_match(&m, 20_000, 0.03);
     eprintln!("deep-nade ensemble samples: TV {tv:.4}");
@@ -269,6 +275,7 @@ fn ensemble_samples_match_the_ensemble_distribution() {
 
 #[test]
 fn the_training_loss_is_unbiased_for_the_nll_averaged_over_orderings() {
+    let _rng = crate::test_rng_lock();
     let m = random_model("hidden = [6, 5]", 4, 7);
     let x = Tensor::from_slice(&[1f32, 0., 1., 1.]).unsqueeze(0);
     // Exact: the mean of −log p(x | o) over all 24 orderings of 4 variables.
@@ -311,6 +318,7 @@ fn the_training_loss_is_unbiased_for_the_nll_averaged_over_orderings() {
 
 #[test]
 fn order_agnostic_training_fits_bars_and_stripes_and_samples_match() {
+    let _rng = crate::test_rng_lock();
     let patterns = bars_and_stripes_patterns(3).reshape([-1, 9]);
     let target = empirical_distribution(&patterns);
     let x = patterns.repeat([8, 1]);
@@ -352,6 +360,7 @@ fn order_agnostic_training_fits_bars_and_stripes_and_samples_match() {
 
 #[test]
 fn log_likelihoods_respect_the_limit_and_the_ensemble_is_the_log_mean() {
+    let _rng = crate::test_rng_lock();
     let m = random_model(ENSEMBLE, 6, 8);
     let x = all_binary_vectors(6, Device::Cpu);
     let mut c = cfg("deep-nade", ENSEMBLE, "bars-and-stripes", "", "");
@@ -375,6 +384,7 @@ fn log_likelihoods_respect_the_limit_and_the_ensemble_is_the_log_mean() {
 
 #[test]
 fn inpainting_figures_keep_the_observed_pixels() {
+    let _rng = crate::test_rng_lock();
     let c = cfg("deep-nade", "hidden = [16]", "bars-and-stripes", "", "");
     let d = load(&c);
     tch::manual_seed(4);
@@ -416,6 +426,7 @@ fn inpainting_figures_keep_the_observed_pixels() {
 
 #[test]
 fn invalid_configs_are_rejected_naming_the_field() {
+    let _rng = crate::test_rng_lock();
     let c = cfg("deep-nade", "orderings = 3", "bars-and-stripes", "", "");
     let err = parse_params::<DeepNadeConfig>("deep-nade", &c.model.params)
         .unwrap_err()

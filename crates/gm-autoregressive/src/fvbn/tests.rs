@@ -36,6 +36,7 @@ fn binary_rows(d: i64) -> Dataset {
 
 #[test]
 fn logistic_probabilities_sum_to_one_for_every_ordering() {
+    let _rng = crate::test_rng_lock();
     for extra in ["", "ordering = \"random\"\nordering_seed = 5"] {
         let c = cfg("fvbn", extra, "bars-and-stripes", "", "");
         let d = binary_rows(10);
@@ -48,6 +49,7 @@ fn logistic_probabilities_sum_to_one_for_every_ordering() {
 
 #[test]
 fn logistic_outputs_are_autoregressive_and_the_mask_is_enforced() {
+    let _rng = crate::test_rng_lock();
     let c = cfg(
         "fvbn",
         "ordering = \"random\"\nordering_seed = 2",
@@ -65,6 +67,7 @@ fn logistic_outputs_are_autoregressive_and_the_mask_is_enforced() {
 
 #[test]
 fn logistic_fit_recovers_a_logistic_fvbn_and_samples_match() {
+    let _rng = crate::test_rng_lock();
     // The known distribution: a random logistic FVBN over 5 bits, enumerated exactly.
     let c = cfg("fvbn", "", "bars-and-stripes", "", "lr = 0.05");
     let d = binary_rows(5);
@@ -113,6 +116,7 @@ fn gaussian_mle_mean_log_density(x: &Tensor) -> f64 {
 
 #[test]
 fn gaussian_closed_form_fit_is_the_gaussian_mle_for_any_ordering() {
+    let _rng = crate::test_rng_lock();
     let x = gaussian_rows(400, 5);
     let expect = gaussian_mle_mean_log_density(&x);
     for extra in ["", "ordering = \"random\"\nordering_seed = 3"] {
@@ -145,6 +149,7 @@ fn gaussian_closed_form_fit_is_the_gaussian_mle_for_any_ordering() {
 
 #[test]
 fn gaussian_closed_form_weights_are_the_per_variable_least_squares_regressions() {
+    let _rng = crate::test_rng_lock();
     let x = gaussian_rows(300, 4);
     let c = cfg(
         "fvbn",
@@ -191,6 +196,7 @@ fn gaussian_closed_form_weights_are_the_per_variable_least_squares_regressions()
 
 #[test]
 fn gaussian_gradient_training_approaches_the_mle_and_samples_have_its_moments() {
+    let _rng = crate::test_rng_lock();
     let x = gaussian_rows(500, 3);
     let expect = gaussian_mle_mean_log_density(&x);
     let c = cfg("fvbn", "", "two-moons", "", "lr = 0.05");
@@ -226,6 +232,7 @@ fn gaussian_gradient_training_approaches_the_mle_and_samples_have_its_moments() 
 
 #[test]
 fn sample_shapes_and_values() {
+    let _rng = crate::test_rng_lock();
     let c = cfg("fvbn", "", "bars-and-stripes", "", "");
     let d = load(&c);
     let m = fvbn(&c, &d).unwrap();
@@ -237,6 +244,7 @@ fn sample_shapes_and_values() {
 
 #[test]
 fn invalid_configs_are_rejected_naming_the_field() {
+    let _rng = crate::test_rng_lock();
     let c = cfg("fvbn", "ridgee = 1.0", "two-moons", "", "");
     let err = parse_params::<FvbnConfig>("fvbn", &c.model.params)
         .unwrap_err()

@@ -35,6 +35,7 @@ const AGNOSTIC: &str = "hidden = [12, 12]\nnum_masks = 5\norder_agnostic = true\
 
 #[test]
 fn every_mask_and_the_ensemble_sum_to_one() {
+    let _rng = crate::test_rng_lock();
     for extra in ["hidden = [9]", AGNOSTIC, "hidden = [9, 7]\nnum_masks = 3"] {
         let c = cfg("made", extra, "bars-and-stripes", "", "");
         tch::manual_seed(1);
@@ -58,6 +59,7 @@ fn every_mask_and_the_ensemble_sum_to_one() {
 
 #[test]
 fn every_mask_is_autoregressive_in_its_ordering() {
+    let _rng = crate::test_rng_lock();
     for extra in [
         "hidden = [9]",
         AGNOSTIC,
@@ -77,6 +79,7 @@ fn every_mask_is_autoregressive_in_its_ordering() {
 
 #[test]
 fn masks_differ_and_the_ensemble_is_the_log_mean_of_the_masks() {
+    let _rng = crate::test_rng_lock();
     let c = cfg("made", AGNOSTIC, "bars-and-stripes", "", "");
     tch::manual_seed(3);
     let m = made(&c, &binary_rows(6)).unwrap();
@@ -124,6 +127,7 @@ fn masks_differ_and_the_ensemble_is_the_log_mean_of_the_masks() {
 
 #[test]
 fn connectivity_agnostic_training_fits_bars_and_stripes_and_samples_match() {
+    let _rng = crate::test_rng_lock();
     let patterns = bars_and_stripes_patterns(3).reshape([-1, 9]);
     let target = crate::common::empirical_distribution(&patterns);
     let x = patterns.repeat([8, 1]);
@@ -158,6 +162,7 @@ fn connectivity_agnostic_training_fits_bars_and_stripes_and_samples_match() {
 
 #[test]
 fn sample_shapes_and_values() {
+    let _rng = crate::test_rng_lock();
     let c = cfg(
         "made",
         "hidden = [8]\nnum_masks = 2",
@@ -174,6 +179,7 @@ fn sample_shapes_and_values() {
 
 #[test]
 fn invalid_configs_are_rejected_naming_the_field() {
+    let _rng = crate::test_rng_lock();
     let c = cfg("made", "num_mask = 3", "bars-and-stripes", "", "");
     let err = parse_params::<MadeConfig>("made", &c.model.params)
         .unwrap_err()

@@ -40,6 +40,7 @@ const RANDOM_ORDER: &str = "ordering = \"random\"\nordering_seed = 4";
 
 #[test]
 fn probabilities_sum_to_one_for_every_ordering() {
+    let _rng = crate::test_rng_lock();
     for extra in ["hidden = 7", &format!("hidden = 7\n{RANDOM_ORDER}")] {
         let c = cfg("nade", extra, "bars-and-stripes", "", "");
         tch::manual_seed(1);
@@ -51,6 +52,7 @@ fn probabilities_sum_to_one_for_every_ordering() {
 
 #[test]
 fn outputs_are_autoregressive() {
+    let _rng = crate::test_rng_lock();
     for extra in ["hidden = 5", &format!("hidden = 5\n{RANDOM_ORDER}")] {
         let c = cfg("nade", extra, "bars-and-stripes", "", "");
         tch::manual_seed(2);
@@ -62,6 +64,7 @@ fn outputs_are_autoregressive() {
 
 #[test]
 fn running_sum_forward_equals_the_naive_per_conditional_loop() {
+    let _rng = crate::test_rng_lock();
     let c = cfg(
         "nade",
         &format!("hidden = 6\n{RANDOM_ORDER}"),
@@ -96,6 +99,7 @@ fn running_sum_forward_equals_the_naive_per_conditional_loop() {
 
 #[test]
 fn fits_bars_and_stripes_and_samples_match_the_exact_distribution() {
+    let _rng = crate::test_rng_lock();
     // The known distribution: uniform over the 14 bars-and-stripes patterns of side 3.
     let patterns = bars_and_stripes_patterns(3).reshape([-1, 9]);
     let target = crate::common::empirical_distribution(&patterns);
@@ -126,6 +130,7 @@ fn fits_bars_and_stripes_and_samples_match_the_exact_distribution() {
 
 #[test]
 fn chunked_evaluation_equals_the_batched_forward() {
+    let _rng = crate::test_rng_lock();
     let c = cfg("nade", "hidden = 8000", "bars-and-stripes", "", "");
     let d = load(&c);
     tch::manual_seed(6);
@@ -143,6 +148,7 @@ fn chunked_evaluation_equals_the_batched_forward() {
 
 #[test]
 fn sample_shapes_and_values() {
+    let _rng = crate::test_rng_lock();
     let c = cfg("nade", "hidden = 8", "bars-and-stripes", "", "");
     let d = load(&c);
     let m = nade(&c, &d).unwrap();
@@ -153,6 +159,7 @@ fn sample_shapes_and_values() {
 
 #[test]
 fn invalid_configs_are_rejected_naming_the_field() {
+    let _rng = crate::test_rng_lock();
     let c = cfg("nade", "hiden = 3", "bars-and-stripes", "", "");
     let err = parse_params::<NadeConfig>("nade", &c.model.params)
         .unwrap_err()
@@ -177,6 +184,7 @@ fn invalid_configs_are_rejected_naming_the_field() {
 
 #[test]
 fn hand_written_gradients_equal_autograd() {
+    let _rng = crate::test_rng_lock();
     for extra in ["hidden = 6", &format!("hidden = 6\n{RANDOM_ORDER}")] {
         let c = cfg("nade", extra, "bars-and-stripes", "", "");
         tch::manual_seed(5);

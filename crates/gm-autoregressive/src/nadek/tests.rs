@@ -47,6 +47,7 @@ const VARIANTS: [&str; 4] = [
 
 #[test]
 fn probabilities_sum_to_one_for_every_ordering_and_variant() {
+    let _rng = crate::test_rng_lock();
     for extra in VARIANTS {
         let c = cfg("nade-k", extra, "bars-and-stripes", "", "");
         tch::manual_seed(1);
@@ -58,6 +59,7 @@ fn probabilities_sum_to_one_for_every_ordering_and_variant() {
 
 #[test]
 fn conditionals_are_autoregressive_for_every_ordering() {
+    let _rng = crate::test_rng_lock();
     for extra in VARIANTS {
         let c = cfg("nade-k", extra, "bars-and-stripes", "", "");
         tch::manual_seed(2);
@@ -72,6 +74,7 @@ fn conditionals_are_autoregressive_for_every_ordering() {
 
 #[test]
 fn batched_positions_equal_the_recurrence_written_out() {
+    let _rng = crate::test_rng_lock();
     // 2 layers, mask input: the k steps written with explicit tensors for one position at a
     // time, in f64, from the variables.
     let c = cfg("nade-k", VARIANTS[2], "bars-and-stripes", "", "");
@@ -123,6 +126,7 @@ fn batched_positions_equal_the_recurrence_written_out() {
 
 #[test]
 fn order_agnostic_loss_is_unbiased_for_the_mean_over_orderings() {
+    let _rng = crate::test_rng_lock();
     // D = 3: the mean of −log p(x | o) over the 6 orderings, against the average of the
     // stochastic training loss over many draws.
     let c = cfg("nade-k", "hidden = 5\nk = 2", "bars-and-stripes", "", "");
@@ -160,6 +164,7 @@ fn order_agnostic_loss_is_unbiased_for_the_mean_over_orderings() {
 
 #[test]
 fn fits_a_random_distribution_on_64_states_and_samples_match() {
+    let _rng = crate::test_rng_lock();
     tch::manual_seed(20);
     let target = Tensor::rand([64], (Kind::Double, Device::Cpu)).pow_tensor_scalar(3);
     let target = &target / target.sum(Kind::Double);
@@ -216,6 +221,7 @@ fn fits_a_random_distribution_on_64_states_and_samples_match() {
 
 #[test]
 fn sample_shapes_and_values() {
+    let _rng = crate::test_rng_lock();
     let c = cfg("nade-k", "hidden = 8\nk = 2", "bars-and-stripes", "", "");
     let d = load(&c);
     let m = nadek(&c, &d).unwrap();
@@ -226,6 +232,7 @@ fn sample_shapes_and_values() {
 
 #[test]
 fn invalid_configs_are_rejected_naming_the_field() {
+    let _rng = crate::test_rng_lock();
     let c = cfg("nade-k", "steps = 3", "bars-and-stripes", "", "");
     let err = parse_params::<NadeKConfig>("nade-k", &c.model.params)
         .unwrap_err()

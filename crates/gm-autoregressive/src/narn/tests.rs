@@ -36,6 +36,7 @@ const RANDOM_ORDER: &str = "ordering = \"random\"\nordering_seed = 4";
 
 #[test]
 fn probabilities_sum_to_one_for_every_ordering_and_option() {
+    let _rng = crate::test_rng_lock();
     for extra in [
         "group_size = 2".to_string(),
         format!("group_size = 3\n{RANDOM_ORDER}"),
@@ -53,6 +54,7 @@ fn probabilities_sum_to_one_for_every_ordering_and_option() {
 
 #[test]
 fn outputs_are_autoregressive() {
+    let _rng = crate::test_rng_lock();
     for extra in [
         "group_size = 3".to_string(),
         format!("group_size = 2\n{RANDOM_ORDER}"),
@@ -68,6 +70,7 @@ fn outputs_are_autoregressive() {
 
 #[test]
 fn masked_forward_equals_the_per_group_definition() {
+    let _rng = crate::test_rng_lock();
     // h_j = tanh(Σ_{k≤j} W[jG.., k] x_{o_k} + c_j); logit_i = b_i + Σ_{j<i} V_{i,j}·h_j
     // + Σ_{k<i} A_{i,k} x_{o_k}, written as explicit loops.
     let c = cfg(
@@ -112,6 +115,7 @@ fn masked_forward_equals_the_per_group_definition() {
 
 #[test]
 fn fits_a_random_distribution_on_64_states_and_samples_match() {
+    let _rng = crate::test_rng_lock();
     // A fixed random target on 2^6 states (Dirichlet-like weights), 4,000 rows drawn from it.
     tch::manual_seed(20);
     let target = Tensor::rand([64], (Kind::Double, Device::Cpu)).pow_tensor_scalar(3);
@@ -153,6 +157,7 @@ fn fits_a_random_distribution_on_64_states_and_samples_match() {
 
 #[test]
 fn sample_shapes_and_values() {
+    let _rng = crate::test_rng_lock();
     let c = cfg("narn", "group_size = 2", "bars-and-stripes", "", "");
     let d = load(&c);
     let m = narn(&c, &d).unwrap();
@@ -163,6 +168,7 @@ fn sample_shapes_and_values() {
 
 #[test]
 fn invalid_configs_are_rejected_naming_the_field() {
+    let _rng = crate::test_rng_lock();
     let c = cfg("narn", "groupsize = 3", "bars-and-stripes", "", "");
     let err = parse_params::<NarnConfig>("narn", &c.model.params)
         .unwrap_err()

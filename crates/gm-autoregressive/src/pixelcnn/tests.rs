@@ -52,6 +52,7 @@ const CONFIGS: [&str; 5] = [
 
 #[test]
 fn masks_a_and_b_keep_the_past_and_b_keeps_the_centre() {
+    let _rng = crate::test_rng_lock();
     let a: Vec<f32> = Vec::try_from(conv_mask(MaskKind::A, 3, Device::Cpu).reshape([-1])).unwrap();
     let b: Vec<f32> = Vec::try_from(conv_mask(MaskKind::B, 3, Device::Cpu).reshape([-1])).unwrap();
     assert_eq!(a, vec![1., 1., 1., 1., 0., 0., 0., 0., 0.]);
@@ -62,6 +63,7 @@ fn masks_a_and_b_keep_the_past_and_b_keeps_the_centre() {
 
 #[test]
 fn probabilities_of_all_images_sum_to_one() {
+    let _rng = crate::test_rng_lock();
     for extra in CONFIGS {
         for (h, w) in [(3, 4), (4, 3)] {
             let m = model(extra, h, w, 1);
@@ -81,6 +83,7 @@ fn probabilities_of_all_images_sum_to_one() {
 
 #[test]
 fn every_pixel_depends_only_on_earlier_pixels_in_raster_order() {
+    let _rng = crate::test_rng_lock();
     for extra in CONFIGS {
         let (h, w) = (5, 6);
         let m = model(extra, h, w, 2);
@@ -108,6 +111,7 @@ fn every_pixel_depends_only_on_earlier_pixels_in_raster_order() {
 
 #[test]
 fn the_receptive_field_is_causal_with_the_blind_spot_of_the_paper() {
+    let _rng = crate::test_rng_lock();
     // A 3×3 mask-A layer then one block with a 3×3 mask-B conv: pixel (r, c) sees the
     // offsets A ∪ (A ⊕ B), A = {(-1,-1), (-1,0), (-1,1), (0,-1)}, B = A ∪ {(0,0)}:
     // row −2: columns −2..=2; row −1: columns −2..=1; row 0: columns −2, −1.
@@ -147,6 +151,7 @@ fn the_receptive_field_is_causal_with_the_blind_spot_of_the_paper() {
 
 #[test]
 fn samples_match_the_exact_distribution() {
+    let _rng = crate::test_rng_lock();
     // A random model spreads over all 512 states, where sampling noise alone gives a TV
     // near 0.024 at 50,000 draws: compare with exact draws of the same size.
     let m = model(
@@ -166,6 +171,7 @@ fn samples_match_the_exact_distribution() {
 
 #[test]
 fn completions_match_the_exact_conditional() {
+    let _rng = crate::test_rng_lock();
     let m = model(SMALL, 3, 3, 5);
     let all = all_binary_vectors(9, Device::Cpu);
     let joint = tch::no_grad(|| m.log_prob(&all))
@@ -202,6 +208,7 @@ fn completions_match_the_exact_conditional() {
 
 #[test]
 fn training_fits_bars_and_stripes_and_samples_match() {
+    let _rng = crate::test_rng_lock();
     let patterns = bars_and_stripes_patterns(3).reshape([-1, 9]);
     let target = empirical_distribution(&patterns);
     let x = patterns.repeat([8, 1]).view([-1, 1, 3, 3]);
@@ -238,6 +245,7 @@ fn training_fits_bars_and_stripes_and_samples_match() {
 
 #[test]
 fn invalid_configs_are_rejected_naming_the_field() {
+    let _rng = crate::test_rng_lock();
     let c = cfg("pixelcnn", "blocks = 3", "bars-and-stripes", "", "");
     let err = parse_params::<PixelCnnConfig>("pixelcnn", &c.model.params)
         .unwrap_err()

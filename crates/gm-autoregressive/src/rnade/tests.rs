@@ -57,6 +57,7 @@ fn f64_model(m: &mut Rnade) {
 
 #[test]
 fn mixture_log_density_matches_a_direct_computation() {
+    let _rng = crate::test_rng_lock();
     let c = cfg(
         "rnade",
         "hidden = 5\ncomponents = 3\nordering = \"random\"\nordering_seed = 3",
@@ -96,6 +97,7 @@ fn mixture_log_density_matches_a_direct_computation() {
 
 #[test]
 fn heads_are_autoregressive() {
+    let _rng = crate::test_rng_lock();
     for extra in [
         "hidden = 4\ncomponents = 2",
         "hidden = 4\ncomponents = 3\nordering = \"random\"\nordering_seed = 5",
@@ -141,6 +143,7 @@ fn midpoints(l: f64, n: i64) -> (Tensor, f64) {
 
 #[test]
 fn density_integrates_to_one_in_1d_and_2d_and_samples_match_its_moments() {
+    let _rng = crate::test_rng_lock();
     // The box holds every component mean ± 8 σ_max (tail mass < 2e-15 per component) and the
     // cells are at most σ_min/2 wide: on a Gaussian of std σ the midpoint rule errs by about
     // 2·exp(−2π²σ²/h²) (1e-34 at h = σ/2), and the conditionals vary smoothly with x₁ (through
@@ -201,6 +204,7 @@ fn density_integrates_to_one_in_1d_and_2d_and_samples_match_its_moments() {
 
 #[test]
 fn pseudo_gradient_scales_only_the_mean_gradients() {
+    let _rng = crate::test_rng_lock();
     let c = cfg("rnade", "hidden = 5\ncomponents = 3", "two-moons", "", "");
     tch::manual_seed(5);
     let mut m = rnade(&c, &real_rows(20, 2)).unwrap();
@@ -274,6 +278,7 @@ fn fit(dataset: &str, steps: usize, extra: &str) -> (f64, f64, Rnade, Tensor) {
 
 #[test]
 fn training_fits_two_moons_and_eight_gaussians() {
+    let _rng = crate::test_rng_lock();
     let (a0, a1, _, _) = fit("two-moons", 300, "");
     let (b0, b1, m, test) = fit("eight-gaussians", 300, "");
     eprintln!("rnade test NLL: two-moons {a0:.3} → {a1:.3}; eight-gaussians {b0:.3} → {b1:.3}");
@@ -309,6 +314,7 @@ fn training_fits_two_moons_and_eight_gaussians() {
 
 #[test]
 fn dequantized_likelihood_is_the_shifted_density_of_noisy_pixels() {
+    let _rng = crate::test_rng_lock();
     tch::manual_seed(8);
     let k = Tensor::randint(256, [40, 4], (Kind::Int64, Device::Cpu));
     let x = k.to_kind(Kind::Float) / 255.0;
@@ -342,6 +348,7 @@ fn dequantized_likelihood_is_the_shifted_density_of_noisy_pixels() {
 
 #[test]
 fn invalid_configs_are_rejected_naming_the_field() {
+    let _rng = crate::test_rng_lock();
     let c = cfg("rnade", "mixtures = 3", "two-moons", "", "");
     let err = parse_params::<RnadeConfig>("rnade", &c.model.params)
         .unwrap_err()

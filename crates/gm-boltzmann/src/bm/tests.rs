@@ -63,6 +63,7 @@ fn max_abs(t: &Tensor) -> f64 {
 
 #[test]
 fn parameterisation_is_symmetric_with_zero_diagonal_and_energies_agree() {
+    let _rng = crate::test_rng_lock();
     let p = params_of(&raw_params(1, 4, 3, 1.0));
     for m in [&p.r, &p.s] {
         assert_eq!(max_abs(&(m - m.tr())), 0.0);
@@ -83,6 +84,7 @@ fn parameterisation_is_symmetric_with_zero_diagonal_and_energies_agree() {
 
 #[test]
 fn sequential_gibbs_on_a_4_plus_3_bm_matches_the_boltzmann_distribution() {
+    let _rng = crate::test_rng_lock();
     let p = params_of(&raw_params(2, 4, 3, 0.7));
     let (j, a) = tch::no_grad(|| p.joint());
     let x = exact::all_states(7, Units::Bernoulli, Kind::Double, CPU).unwrap();
@@ -107,6 +109,7 @@ fn sequential_gibbs_on_a_4_plus_3_bm_matches_the_boltzmann_distribution() {
 
 #[test]
 fn hand_written_gradient_equals_autograd_of_the_exact_log_likelihood() {
+    let _rng = crate::test_rng_lock();
     let raw = raw_params(4, 4, 3, 0.8);
     let p = params_of(&raw);
     tch::manual_seed(5);
@@ -167,6 +170,7 @@ fn tiny_data() -> Tensor {
 
 #[test]
 fn two_phase_estimate_with_long_chains_matches_the_exact_gradient() {
+    let _rng = crate::test_rng_lock();
     let v = tiny_data();
     let (mut m, p) = tiny_model(
         "positive_steps = 30\nnegative_sweeps = 60\nchains = 30000",
@@ -203,6 +207,7 @@ fn two_phase_estimate_with_long_chains_matches_the_exact_gradient() {
 
 #[test]
 fn mean_field_positive_phase_is_exact_without_hidden_couplings() {
+    let _rng = crate::test_rng_lock();
     let v = tiny_data();
     let (m, p) = tiny_model("positive = \"mean_field\"\npositive_steps = 3", &v);
     // Zero S: p(h | v) factorises and mean field is exact.
@@ -226,6 +231,7 @@ fn mean_field_positive_phase_is_exact_without_hidden_couplings() {
 
 #[test]
 fn training_on_bars_and_stripes_raises_the_exact_log_likelihood() {
+    let _rng = crate::test_rng_lock();
     let c = cfg(
         "hidden = 4\nchains = 500\npositive_steps = 3\nnegative_sweeps = 1\ninit_scale = 0.1",
         "bars_size = 3\nsynthetic_size = 200",
@@ -263,6 +269,7 @@ fn training_on_bars_and_stripes_raises_the_exact_log_likelihood() {
 
 #[test]
 fn exact_log_likelihood_sums_to_one_over_all_visible_states() {
+    let _rng = crate::test_rng_lock();
     let v = tiny_data();
     let (m, _) = tiny_model("", &v);
     let all = exact::all_states(4, Units::Bernoulli, Kind::Float, CPU).unwrap();
@@ -277,6 +284,7 @@ fn exact_log_likelihood_sums_to_one_over_all_visible_states() {
 
 #[test]
 fn samples_checkpoint_stores_and_a_too_large_model_reports_nothing() {
+    let _rng = crate::test_rng_lock();
     let c = cfg(
         "hidden = 3\nchains = 10\nsample_sweeps = 5\nexact_max_units = 10",
         "bars_size = 3",
@@ -302,6 +310,7 @@ fn samples_checkpoint_stores_and_a_too_large_model_reports_nothing() {
 
 #[test]
 fn invalid_configs_are_rejected_naming_the_field() {
+    let _rng = crate::test_rng_lock();
     let d = rows(&tiny_data());
     for (extra, field) in [
         ("hidden = 0", "model.hidden"),

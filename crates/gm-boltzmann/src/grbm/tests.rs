@@ -97,6 +97,7 @@ fn max_abs(t: &Tensor) -> f64 {
 
 #[test]
 fn conditionals_and_free_energy_match_the_energy_by_brute_force() {
+    let _rng = crate::test_rng_lock();
     let (w, b, c, beta) = random_params(2, 3, 0);
     let hs = all_h(3); // [8, 3]
     let v = Tensor::randn([5, 2], F64) * 1.5;
@@ -172,6 +173,7 @@ fn log_z_by_quadrature(w: &Tensor, b: &Tensor, c: &Tensor, beta: &Tensor, lim: f
 
 #[test]
 fn exact_log_z_matches_numeric_integration_and_the_density_integrates_to_one() {
+    let _rng = crate::test_rng_lock();
     for (d, seed) in [(1i64, 1u64), (2, 2), (2, 5)] {
         let (w, b, c, beta) = random_params(d, 3, seed);
         let exact = energy::log_z_exact(&w, &b, &c, &beta);
@@ -192,6 +194,7 @@ fn exact_log_z_matches_numeric_integration_and_the_density_integrates_to_one() {
 
 #[test]
 fn data_space_density_of_the_model_integrates_to_one_with_the_log_jacobian() {
+    let _rng = crate::test_rng_lock();
     // Data with very different scales per unit: standardisation matters (Σ log s ≠ 0).
     tch::manual_seed(7);
     let x = Tensor::randn([500, 2], (Kind::Float, Device::Cpu))
@@ -235,6 +238,7 @@ fn data_space_density_of_the_model_integrates_to_one_with_the_log_jacobian() {
 
 #[test]
 fn hand_gradients_equal_autograd_of_the_free_energy() {
+    let _rng = crate::test_rng_lock();
     let (w, b, c, beta) = random_params(5, 4, 11);
     let v = Tensor::randn([7, 5], F64) * 1.3;
     let (w, b, c, beta) = (
@@ -259,6 +263,7 @@ fn hand_gradients_equal_autograd_of_the_free_energy() {
 
 #[test]
 fn the_models_hand_update_equals_its_autograd_update_for_every_precision_setting() {
+    let _rng = crate::test_rng_lock();
     tch::manual_seed(0);
     let x = Tensor::randn([64, 3], (Kind::Float, Device::Cpu)) * 2.0 + 1.0;
     let ds = dataset_of(&x, &x, vec![3], false);
@@ -306,6 +311,7 @@ fn the_models_hand_update_equals_its_autograd_update_for_every_precision_setting
 
 #[test]
 fn the_sparsity_term_lowers_the_mean_hidden_activation() {
+    let _rng = crate::test_rng_lock();
     let train = four_gaussians(2000, 0);
     let ds = dataset_of(&train, &train, vec![2], false);
     let mut means = Vec::new();
@@ -335,6 +341,7 @@ fn the_sparsity_term_lowers_the_mean_hidden_activation() {
 
 #[test]
 fn ais_estimates_log_z_of_a_small_model_within_a_tenth_of_a_nat() {
+    let _rng = crate::test_rng_lock();
     let (w, b, c, beta) = random_params(6, 8, 21);
     let w = w * 0.6;
     let exact = energy::log_z_exact(&w, &b, &c, &beta);
@@ -356,6 +363,7 @@ fn ais_estimates_log_z_of_a_small_model_within_a_tenth_of_a_nat() {
 
 #[test]
 fn the_models_ais_likelihood_agrees_with_its_exact_likelihood() {
+    let _rng = crate::test_rng_lock();
     tch::manual_seed(2);
     let x = Tensor::randn([400, 4], (Kind::Float, Device::Cpu))
         * Tensor::from_slice(&[1.0f32, 2.0, 0.5, 1.0]);
@@ -464,11 +472,13 @@ fn train_on_the_mixture(extra: &str, lr: f64) {
 
 #[test]
 fn cd_training_on_a_2d_mixture_raises_the_exact_test_log_likelihood() {
+    let _rng = crate::test_rng_lock();
     train_on_the_mixture("update = \"hand\"", 0.02);
 }
 
 #[test]
 fn pcd_training_on_a_2d_mixture_raises_the_exact_test_log_likelihood() {
+    let _rng = crate::test_rng_lock();
     train_on_the_mixture(
         "persistent = true\nchains = 100\nupdate = \"autograd\"",
         0.005,
@@ -477,6 +487,7 @@ fn pcd_training_on_a_2d_mixture_raises_the_exact_test_log_likelihood() {
 
 #[test]
 fn standardisation_round_trips_and_is_saved_with_the_chains() {
+    let _rng = crate::test_rng_lock();
     tch::manual_seed(9);
     let x = Tensor::randn([300, 3], (Kind::Float, Device::Cpu))
         * Tensor::from_slice(&[2.0f32, 0.5, 0.001])
@@ -544,6 +555,7 @@ fn standardisation_round_trips_and_is_saved_with_the_chains() {
 
 #[test]
 fn samples_and_figures_are_in_data_space() {
+    let _rng = crate::test_rng_lock();
     // A 3×3 "image" set with pixel values around 0.6 ± 0.1.
     tch::manual_seed(1);
     let x = Tensor::rand([200, 1, 3, 3], (Kind::Float, Device::Cpu)) * 0.2 + 0.5;
@@ -575,6 +587,7 @@ fn samples_and_figures_are_in_data_space() {
 
 #[test]
 fn invalid_configs_are_rejected_naming_the_field() {
+    let _rng = crate::test_rng_lock();
     let ds = dataset_of(
         &Tensor::randn([20, 2], (Kind::Float, Device::Cpu)),
         &Tensor::randn([5, 2], (Kind::Float, Device::Cpu)),
@@ -631,6 +644,7 @@ fn invalid_configs_are_rejected_naming_the_field() {
 
 #[test]
 fn the_registry_builds_grbm_on_a_synthetic_set() {
+    let _rng = crate::test_rng_lock();
     let mut r = gm_core::model::ModelRegistry::new();
     register(&mut r);
     let mut c = run_cfg("hidden = 4", "");

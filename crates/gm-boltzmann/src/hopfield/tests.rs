@@ -56,6 +56,7 @@ fn hopfield(c: &RunConfig, d: &Dataset) -> gm_core::Result<Hopfield> {
 
 #[test]
 fn hebbian_patterns_are_fixed_points_and_are_recalled_from_noise() {
+    let _rng = crate::test_rng_lock();
     tch::manual_seed(1);
     let xi = random_spins(3, 64);
     let w = hebbian(&xi);
@@ -82,6 +83,7 @@ fn hebbian_patterns_are_fixed_points_and_are_recalled_from_noise() {
 
 #[test]
 fn asynchronous_recall_never_increases_the_energy() {
+    let _rng = crate::test_rng_lock();
     tch::manual_seed(2);
     // Arbitrary symmetric zero-diagonal weights and biases (not Hebbian): a rugged landscape.
     let a = Tensor::randn([30, 30], (Kind::Double, CPU));
@@ -109,6 +111,7 @@ fn asynchronous_recall_never_increases_the_energy() {
 
 #[test]
 fn synchronous_recall_can_oscillate() {
+    let _rng = crate::test_rng_lock();
     // Two units coupled negatively, both +1: sync flips both every step (a 2-cycle), async
     // settles at once.
     let w = Tensor::from_slice(&[0.0f32, -1.0, -1.0, 0.0]).view([2, 2]);
@@ -121,6 +124,7 @@ fn synchronous_recall_can_oscillate() {
 
 #[test]
 fn capacity_recall_is_perfect_well_below_0_138n_and_fails_well_above() {
+    let _rng = crate::test_rng_lock();
     let curve = capacity_curve(100, &[4, 40], 5, 0.05, 3, CPU).unwrap();
     eprintln!("{curve:?}");
     let (low, high) = (&curve[0], &curve[1]);
@@ -136,6 +140,7 @@ fn capacity_recall_is_perfect_well_below_0_138n_and_fails_well_above() {
 
 #[test]
 fn spin_gradient_equals_autograd_of_the_exact_log_likelihood() {
+    let _rng = crate::test_rng_lock();
     tch::manual_seed(4);
     let n = 5;
     let raw = (Tensor::randn([n, n], (Kind::Double, CPU)) * 0.5).set_requires_grad(true);
@@ -162,6 +167,7 @@ fn spin_gradient_equals_autograd_of_the_exact_log_likelihood() {
 
 #[test]
 fn boltzmann_training_recovers_a_known_stochastic_network() {
+    let _rng = crate::test_rng_lock();
     // Teacher: a random 5-unit network at T = 1, sampled exactly from its enumerated law.
     tch::manual_seed(5);
     let n = 5;
@@ -208,6 +214,7 @@ fn boltzmann_training_recovers_a_known_stochastic_network() {
 
 #[test]
 fn hebbian_model_on_bars_and_stripes() {
+    let _rng = crate::test_rng_lock();
     let c = cfg("noise = 0.125", "", "");
     let d = data::load("bars-and-stripes", &c.data.options).unwrap();
     let mut m = hopfield(&c, &d).unwrap();
@@ -242,6 +249,7 @@ fn hebbian_model_on_bars_and_stripes() {
 
 #[test]
 fn invalid_configs_are_rejected_naming_the_field() {
+    let _rng = crate::test_rng_lock();
     let d = rows(&Tensor::ones([4, 3], (Kind::Float, CPU)));
     for (extra, field) in [
         ("temperature = 0.0", "model.temperature"),

@@ -130,6 +130,7 @@ fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
 
 #[test]
 fn free_energy_and_log_z_match_enumeration() {
+    let _rng = crate::test_rng_lock();
     tch::manual_seed(10);
     let (m, _) = tiny(8, "hidden = 6", "");
     randomize(&m, 1.0);
@@ -179,6 +180,7 @@ fn free_energy_and_log_z_match_enumeration() {
 
 #[test]
 fn conditionals_match_ratios_of_the_joint() {
+    let _rng = crate::test_rng_lock();
     tch::manual_seed(11);
     let (m, _) = tiny(5, "hidden = 3", "");
     randomize(&m, 1.0);
@@ -203,6 +205,7 @@ fn conditionals_match_ratios_of_the_joint() {
 
 #[test]
 fn hand_written_and_autograd_gradients_are_identical() {
+    let _rng = crate::test_rng_lock();
     for extra in [
         "",
         "weight_decay = 0.01",
@@ -236,6 +239,7 @@ fn hand_written_and_autograd_gradients_are_identical() {
 /// −(ΔW, Δb − ΔW λ, Δc − ΔWᵀ μ). No random draws are compared (tests share libtorch's RNG).
 #[test]
 fn centered_gradient_is_melchiors_update() {
+    let _rng = crate::test_rng_lock();
     tch::manual_seed(13);
     let (mut m, x) = tiny(
         8,
@@ -274,6 +278,7 @@ fn centered_gradient_is_melchiors_update() {
 /// statistics (estimated from the chains themselves).
 #[test]
 fn long_chain_gradient_matches_the_exact_likelihood_gradient() {
+    let _rng = crate::test_rng_lock();
     tch::manual_seed(14);
     let (m, x) = tiny(8, "hidden = 6", "");
     randomize(&m, 1.0);
@@ -315,6 +320,7 @@ fn long_chain_gradient_matches_the_exact_likelihood_gradient() {
 
 #[test]
 fn block_gibbs_chains_reach_the_exact_distribution() {
+    let _rng = crate::test_rng_lock();
     tch::manual_seed(15);
     let (m, _) = tiny(8, "hidden = 6", "");
     randomize(&m, 1.0);
@@ -335,6 +341,7 @@ fn block_gibbs_chains_reach_the_exact_distribution() {
 /// updates (parameters fixed), the β = 1 and the hottest replicas match p and p_β.
 #[test]
 fn parallel_tempering_replicas_sample_their_tempered_distributions() {
+    let _rng = crate::test_rng_lock();
     tch::manual_seed(16);
     let (mut m, _) = tiny(
         8,
@@ -361,6 +368,7 @@ fn parallel_tempering_replicas_sample_their_tempered_distributions() {
 
 #[test]
 fn ais_recovers_the_exact_log_z_of_a_tiny_rbm() {
+    let _rng = crate::test_rng_lock();
     tch::manual_seed(17);
     let (m, _) = tiny(8, "hidden = 6", "");
     randomize(&m, 1.0);
@@ -414,18 +422,21 @@ fn ais_vs_exact_784(hidden: i64) {
 
 #[test]
 fn ais_matches_exact_log_z_of_a_784_by_14_rbm() {
+    let _rng = crate::test_rng_lock();
     ais_vs_exact_784(14);
 }
 
 #[test]
 #[ignore = "slow: the exact sum over 2^20 hidden states takes about 30 s in the dev profile"]
 fn ais_matches_exact_log_z_of_a_784_by_20_rbm() {
+    let _rng = crate::test_rng_lock();
     ais_vs_exact_784(20);
 }
 
 #[test]
 #[ignore = "timing, not a check: run with --release --ignored --nocapture"]
 fn time_cd1_and_pcd_784_500_batch_100() {
+    let _rng = crate::test_rng_lock();
     let x = Tensor::rand([100, 784], (Kind::Float, Device::Cpu))
         .lt(0.2)
         .to_kind(Kind::Float);
@@ -467,6 +478,7 @@ fn time_cd1_and_pcd_784_500_batch_100() {
 
 #[test]
 fn pseudo_likelihood_and_ratio_matching_gradients_match_finite_differences() {
+    let _rng = crate::test_rng_lock();
     tch::manual_seed(19);
     let (m, x) = tiny(6, "hidden = 4", "");
     randomize(&m, 1.0);
@@ -532,6 +544,7 @@ fn pseudo_likelihood_and_ratio_matching_gradients_match_finite_differences() {
 
 #[test]
 fn pseudo_likelihood_and_ratio_matching_training_lowers_their_objectives() {
+    let _rng = crate::test_rng_lock();
     for (rule, metric) in [("pl", "pseudo_nll"), ("ratio-matching", "ratio_matching")] {
         tch::manual_seed(20);
         let c = cfg(
@@ -591,6 +604,7 @@ fn train_bars(model: &str, optim: &str, steps: usize) -> f64 {
 /// CD-10 with 64 hidden units (measured: −3.69 after 5,000 updates).
 #[test]
 fn cd_fits_bars_and_stripes() {
+    let _rng = crate::test_rng_lock();
     let optimum = -(30f64.ln());
     let ll = train_bars(
         "hidden = 64\nrule = \"cd\"\nk = 10\ninit_std = 0.1",
@@ -606,6 +620,7 @@ fn cd_fits_bars_and_stripes() {
 /// weights grow), hence k = 5 and the small rate; the bound is looser than CD's.
 #[test]
 fn pcd_fits_bars_and_stripes() {
+    let _rng = crate::test_rng_lock();
     let optimum = -(30f64.ln());
     let ll = train_bars(
         "hidden = 32\nrule = \"pcd\"\nk = 5\nchains = 100\ninit_std = 0.1",
@@ -618,6 +633,7 @@ fn pcd_fits_bars_and_stripes() {
 
 #[test]
 fn log_likelihoods_report_exact_and_ais_that_agree() {
+    let _rng = crate::test_rng_lock();
     tch::manual_seed(22);
     let (m, x) = tiny(10, "hidden = 8", "");
     randomize(&m, 1.0);
@@ -647,6 +663,7 @@ fn log_likelihoods_report_exact_and_ais_that_agree() {
 
 #[test]
 fn sample_figures_and_metrics_have_the_right_shapes() {
+    let _rng = crate::test_rng_lock();
     let c = cfg(
         "hidden = 12\nsample_steps = 5\nrule = \"pt\"\npt_replicas = 3",
         "",
@@ -671,6 +688,7 @@ fn sample_figures_and_metrics_have_the_right_shapes() {
 
 #[test]
 fn invalid_configs_are_rejected_naming_the_field() {
+    let _rng = crate::test_rng_lock();
     let x = Tensor::rand([10, 4], F64).lt(0.5).to_kind(Kind::Double);
     let d = rows(&x);
     for (extra, field) in [
@@ -723,6 +741,7 @@ fn invalid_configs_are_rejected_naming_the_field() {
 
 #[test]
 fn registry_builds_the_model() {
+    let _rng = crate::test_rng_lock();
     let mut r = gm_core::model::ModelRegistry::new();
     crate::register(&mut r);
     let c = cfg("hidden = 4", "", "dataset = \"bars-and-stripes\"");
@@ -740,6 +759,7 @@ fn registry_builds_the_model() {
 
 #[test]
 fn shipped_configs_parse_and_validate() {
+    let _rng = crate::test_rng_lock();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
