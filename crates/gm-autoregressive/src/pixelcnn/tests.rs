@@ -203,6 +203,9 @@ fn completions_match_the_exact_conditional() {
     assert_eq!(rows.select(1, 0), x.reshape([3, 9]));
     let top = rows.narrow(1, 2, 5).narrow(2, 0, 3) - x.reshape([3, 1, 9]).narrow(2, 0, 3);
     assert_eq!(top.abs().max().double_value(&[]), 0.0);
+    let shown = rows.select(1, 1);
+    assert_eq!(shown.narrow(1, 0, 3), x.reshape([3, 9]).narrow(1, 0, 3));
+    assert_eq!(shown.narrow(1, 3, 6).eq(0.5).all().int64_value(&[]), 1);
     let _ = state_index(&s.narrow(0, 0, 1)); // rows are binary
 }
 
