@@ -52,6 +52,14 @@ pub struct Bench {
     pub columns: &'static [(&'static str, &'static str, usize)],
 }
 
+/// Columns of the two RBM benches.
+const RBM_COLUMNS: &[(&str, &str, usize)] = &[
+    ("examples_per_sec", "examples/s", 0),
+    ("gflops", "GFLOP/s", 1),
+    ("matmul_gflops", "matmul GF/s", 1),
+    ("test_recon_err_1000", "recon err", 2),
+];
+
 /// The benches `cargo xtask bench` knows. Adding one is adding an entry here.
 pub const BENCHES: &[Bench] = &[
     Bench {
@@ -96,12 +104,7 @@ pub const BENCHES: &[Bench] = &[
         args: &["--rule", "cd", "--k", "1"],
         default_steps: 1000,
         datasets: &["binarized-mnist"],
-        columns: &[
-            ("examples_per_sec", "examples/s", 0),
-            ("gflops", "GFLOP/s", 1),
-            ("matmul_gflops", "matmul GF/s", 1),
-            ("test_recon_err_1000", "recon err", 2),
-        ],
+        columns: RBM_COLUMNS,
     },
     Bench {
         name: "rbm-pcd",
@@ -113,12 +116,7 @@ pub const BENCHES: &[Bench] = &[
         args: &["--rule", "pcd", "--k", "1"],
         default_steps: 1000,
         datasets: &["binarized-mnist"],
-        columns: &[
-            ("examples_per_sec", "examples/s", 0),
-            ("gflops", "GFLOP/s", 1),
-            ("matmul_gflops", "matmul GF/s", 1),
-            ("test_recon_err_1000", "recon err", 2),
-        ],
+        columns: RBM_COLUMNS,
     },
     Bench {
         name: "nade-train",
