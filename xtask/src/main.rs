@@ -140,6 +140,9 @@ enum Cmd {
         /// Only evaluate and tabulate existing runs.
         #[arg(long)]
         eval_only: bool,
+        /// Only tabulate the existing runs' recorded results (no training, no evaluation).
+        #[arg(long, conflicts_with = "eval_only")]
+        table_only: bool,
         /// Data mirror (as for `data`).
         #[arg(long, value_name = "DIR|URL", env = "GM_DATA_MIRROR")]
         mirror: Option<String>,
@@ -176,6 +179,7 @@ fn run(cli: Cli) -> Result<()> {
             minutes,
             threads,
             eval_only,
+            table_only,
             mirror,
         } => {
             if minutes.is_nan() || minutes <= 0.0 {
@@ -186,6 +190,7 @@ fn run(cli: Cli) -> Result<()> {
                 minutes,
                 threads,
                 eval_only,
+                table_only,
                 mirror,
             })?;
         }

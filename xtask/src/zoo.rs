@@ -11,6 +11,7 @@
 //!
 //! ```text
 //! cargo xtask zoo autoregressive --minutes 20
+//! cargo xtask zoo autoregressive --table-only   # tabulate what the runs recorded
 //! cargo xtask zoo rbm-cd1 rbm-pcd --minutes 10 --threads 2
 //! ```
 
@@ -154,6 +155,8 @@ pub struct Options {
     pub threads: Option<usize>,
     /// Skip training; only evaluate and tabulate what exists.
     pub eval_only: bool,
+    /// Skip training and evaluation; tabulate the results the runs recorded.
+    pub table_only: bool,
     /// Data mirror, for fetching the datasets.
     pub mirror: Option<String>,
 }
@@ -198,6 +201,22 @@ pub fn run(opts: &Options) -> Result<()> {
             bail!("{}: config {} is missing", e.name, e.config);
         }
     }
+    let zoo_dir = repo.join("runs/zoo");
+    if opts.table_only {
+        let mut rows = Vec::new();
+        for e in &entries {
+            let run_dir = zoo_dir.join(e.name);
+            if run_dir.join("results.json").exists() {
+                rows.push(row(e, &run_dir, None, None)?);
+            } else {
+                println!("zoo {}: no evaluated run in {}", e.name, util::show(&run_dir));
+            }
+        }
+        if rows.is_empty() {
+            bail!("none of the selected entries has an evaluated run in runs/zoo");
+        }
+        return write_table(opts, &zoo_dir, &rows);
+    }
     let lt = setup::ensure(false)?;
     data::run(&data::Options {
         names: vec!["binarized-mnist".into()],
@@ -209,7 +228,6 @@ pub fn run(opts: &Options) -> Result<()> {
         "cargo build --release -p gm-cli",
     )?;
     let gm = crate::target_dir(&repo).join("release/gm");
-    let zoo_dir = repo.join("runs/zoo");
     fs::create_dir_all(&zoo_dir).with_context(|| format!("creating {}", zoo_dir.display()))?;
 
     let mut rows = Vec::new();
@@ -264,22 +282,36 @@ pub fn run(opts: &Options) -> Result<()> {
         args.extend_from_slice(e.eval_args);
         util::run(&mut gm_cmd(&args), &format!("gm eval ({})", e.name))?;
         let eval_seconds = t1.elapsed().as_secs_f64();
-        rows.push(row(e, &run_dir, train_call_seconds, eval_seconds)?);
+        rows.push(row(
+            e,
+            &run_dir,
+            Some(train_call_seconds),
+            Some(eval_seconds),
+        )?);
     }
+    write_table(opts, &zoo_dir, &rows)
+}
 
-    let table = markdown(&rows);
+/// Prints the table and writes `runs/zoo/<selection>.md` and `.json`.
+fn write_table(opts: &Options, zoo_dir: &Path, rows: &[Value]) -> Result<()> {
+    let table = markdown(rows);
     println!("\n{table}");
     let stem = opts.select.join("+");
     let md = zoo_dir.join(format!("{stem}.md"));
     let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let command = format!(
-        "cargo xtask zoo {} --minutes {}{}",
-        opts.select.join(" "),
-        opts.minutes,
-        opts.threads
-            .map(|t| format!(" --threads {t}"))
-            .unwrap_or_default()
-    );
+    let command = if opts.table_only {
+        format!("cargo xtask zoo {} --table-only", opts.select.join(" "))
+    } else {
+        format!(
+            "cargo xtask zoo {} --minutes {}{}{}",
+            opts.select.join(" "),
+            opts.minutes,
+            opts.threads
+                .map(|t| format!(" --threads {t}"))
+                .unwrap_or_default(),
+            if opts.eval_only { " --eval-only" } else { "" }
+        )
+    };
     fs::write(
         &md,
         format!(
@@ -300,7 +332,13 @@ pub fn run(opts: &Options) -> Result<()> {
 }
 
 /// What a run directory says about one entry.
-fn row(e: &Entry, run_dir: &Path, train_call_seconds: f64, eval_seconds: f64) -> Result<Value> {
+/// `train_call_seconds` and `eval_seconds` are this call's (none with `--table-only`).
+fn row(
+    e: &Entry,
+    run_dir: &Path,
+    train_call_seconds: Option<f64>,
+    eval_seconds: Option<f64>,
+) -> Result<Value> {
     let metrics = run_dir.join("metrics.jsonl");
     let last = fs::read_to_string(&metrics)
         .with_context(|| format!("reading {}", metrics.display()))?

@@ -34,7 +34,7 @@ pub struct TrainArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long)]
     pub device: Option<String>,
-    /// Time budget: stop (resumable) after the first epoch that ends past this many minutes.
+    /// Time budget of this call: stop (resumable) after the first epoch that ends past this many minutes.
     #[arg(long)]
     pub max_minutes: Option<f64>,
     /// Seed of every random number of the run.

@@ -213,8 +213,9 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Stop after this many steps in all (optional).
     pub max_steps: Option<u64>,
-    /// Stop at the end of the first epoch that ends after this many minutes of training in
-    /// all (optional; a budget for long runs). The run stays resumable.
+    /// Stop at the end of the first epoch that ends after this many minutes of this
+    /// session (optional; a budget for long runs). The run stays resumable, and a resumed
+    /// session gets the budget afresh.
     pub max_minutes: Option<f64>,
     /// Learning-rate schedule.
     pub lr_schedule: LrSchedule,
@@ -240,7 +241,7 @@ pub struct TrainConfig {
     pub log_every: u64,
     /// Evaluate on the validation split every epoch.
     pub validate: bool,
-    /// Use at most this many validation examples (optional).
+    /// Use at most this many validation examples, evenly spaced through the split (optional).
     pub valid_limit: Option<i64>,
 }
 

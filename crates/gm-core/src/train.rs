@@ -251,7 +251,14 @@ pub fn fit(
         opt.set_clip_grad_norm(t.clip_grad_norm);
     }
     let valid_x = match t.valid_limit {
-        Some(l) if l < data.valid.len() => data.valid.x.narrow(0, 0, l),
+        // Evenly spaced, so that a class-ordered file still gives every class.
+        Some(l) if l < data.valid.len() => {
+            let n = data.valid.len();
+            let idx: Vec<i64> = (0..l).map(|i| i * n / l).collect();
+            data.valid
+                .x
+                .index_select(0, &Tensor::from_slice(&idx).to_device(data.valid.x.device()))
+        }
         _ => data.valid.x.shallow_clone(),
     };
 
@@ -442,9 +449,10 @@ pub fn fit(
             None => tracing::info!("{line}"),
         }
 
+        // The budget counts this session only: a resumed run gets a fresh one.
         let over_budget = t
             .max_minutes
-            .is_some_and(|m| progress.elapsed_secs >= m * 60.0);
+            .is_some_and(|m| session_start.elapsed().as_secs_f64() >= m * 60.0);
         let last = progress.epoch >= epochs || progress.step >= total_steps || over_budget;
         if (t.sample_every > 0 && progress.epoch.is_multiple_of(t.sample_every)) || last {
             seed_all(derive_seed(seed, &[stream::SAMPLE, progress.epoch as u64]));

@@ -51,6 +51,41 @@ const CONFIGS: [&str; 5] = [
 ];
 
 #[test]
+fn a_row_from_its_window_equals_the_full_pass_and_a_smaller_window_does_not() {
+    let _rng = crate::test_rng_lock();
+    for extra in CONFIGS {
+        let (h, w) = (12, 5);
+        let m = model(extra, h, w, 3);
+        let x = Tensor::rand([4, 1, h, w], (Kind::Float, Device::Cpu))
+            .lt(0.5)
+            .to_kind(Kind::Float);
+        let full = tch::no_grad(|| m.logits(&x));
+        let r = m.rows_above();
+        for i in 0..h {
+            let win = tch::no_grad(|| m.row_logits(&x, i));
+            let err = (&win - full.select(1, 0).select(1, i))
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert!(err < 1e-5, "{extra}: row {i}: window differs by {err}");
+            if i >= r && r > 0 {
+                // One row fewer: the zero padding now reaches row i.
+                let short = tch::no_grad(|| {
+                    m.logits(&x.narrow(2, i - r + 1, r))
+                        .select(1, 0)
+                        .select(1, r - 1)
+                });
+                let d = (&short - full.select(1, 0).select(1, i))
+                    .abs()
+                    .max()
+                    .double_value(&[]);
+                assert!(d > 1e-6, "{extra}: row {i} unchanged without row {}", i - r);
+            }
+        }
+    }
+}
+
+#[test]
 fn masks_a_and_b_keep_the_past_and_b_keeps_the_centre() {
     let _rng = crate::test_rng_lock();
     let a: Vec<f32> = Vec::try_from(conv_mask(MaskKind::A, 3, Device::Cpu).reshape([-1])).unwrap();
