@@ -255,9 +255,10 @@ pub fn fit(
         Some(l) if l < data.valid.len() => {
             let n = data.valid.len();
             let idx: Vec<i64> = (0..l).map(|i| i * n / l).collect();
-            data.valid
-                .x
-                .index_select(0, &Tensor::from_slice(&idx).to_device(data.valid.x.device()))
+            data.valid.x.index_select(
+                0,
+                &Tensor::from_slice(&idx).to_device(data.valid.x.device()),
+            )
         }
         _ => data.valid.x.shallow_clone(),
     };
