@@ -81,3 +81,22 @@ pub fn new_run_dir(out: &Path, name: Option<&str>, cfg: &RunConfig) -> PathBuf {
     });
     out.join(name)
 }
+
+#[cfg(test)]
+mod tests {
+    /// A published figure is only shown beside a run whose model has its name.
+    #[test]
+    fn published_figures_name_registered_models() {
+        let r = super::registry();
+        // Models of the catalog that are not built yet.
+        let planned = ["dbm", "iwae"];
+        for p in gm_eval::published::TABLE {
+            assert!(
+                r.get(p.model).is_some() || planned.contains(&p.model),
+                "published figure of {:?} ({}) names no registered model",
+                p.model,
+                p.variant
+            );
+        }
+    }
+}

@@ -104,14 +104,14 @@ pub const TABLE: &[Published] = &[
         "Larochelle & Murray 2011",
     ),
     bm(
-        "nadek",
+        "nade-k",
         "NADE-k, 2 hidden layers",
         Exact,
         87.13,
         "Raiko et al. 2014",
     ),
     bm(
-        "deepnade",
+        "deep-nade",
         "EoNADE 2 layers, 128 orderings",
         Exact,
         85.10,
