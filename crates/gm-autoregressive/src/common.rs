@@ -213,6 +213,7 @@ mod tests {
 
     #[test]
     fn enumeration_and_state_index_are_inverse() {
+        let _rng = crate::test_rng_lock();
         let x = all_binary_vectors(5, Device::Cpu);
         let k = state_index(&x);
         let expect = Tensor::arange(32, (Kind::Int64, Device::Cpu));
@@ -233,6 +234,7 @@ mod tests {
 
     #[test]
     fn orderings_are_permutations_and_depend_on_the_seed() {
+        let _rng = crate::test_rng_lock();
         assert_eq!(ordering(OrderingKind::Identity, 3, 4), vec![0, 1, 2, 3]);
         let a = ordering(OrderingKind::Random, 1, 50);
         let b = ordering(OrderingKind::Random, 2, 50);
@@ -245,6 +247,7 @@ mod tests {
 
     #[test]
     fn logistic_noise_thresholds_are_bernoulli_draws() {
+        let _rng = crate::test_rng_lock();
         tch::manual_seed(0);
         let z = logistic_noise(&[200_000], Device::Cpu);
         let frac = z
