@@ -459,19 +459,7 @@ fn eval_likelihoods(
     cfg: &RunConfig,
     ctx: &RecordContext,
 ) -> Result<Vec<ResultRecord>> {
-    let n_test = data.test.len();
-    // A limited evaluation takes examples evenly spaced through the split, not its head:
-    // the static binarized MNIST test file is ordered by class.
-    let x = match cfg.eval.limit {
-        Some(l) if l < n_test => {
-            let idx: Vec<i64> = (0..l).map(|i| i * n_test / l).collect();
-            data.test.x.index_select(
-                0,
-                &tch::Tensor::from_slice(&idx).to_device(data.test.x.device()),
-            )
-        }
-        _ => data.test.x.shallow_clone(),
-    };
+    let x = data.test.x_evenly_spaced(cfg.eval.limit);
     seed_all(derive_seed(cfg.eval.seed, &[stream::EVAL]));
     tracing::info!(
         "evaluating {} on {} test examples of {} (eval.is_samples = {} for importance-sampled estimates)",

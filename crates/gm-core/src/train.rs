@@ -250,18 +250,7 @@ pub fn fit(
     for (_, opt) in model.optimizers() {
         opt.set_clip_grad_norm(t.clip_grad_norm);
     }
-    let valid_x = match t.valid_limit {
-        // Evenly spaced, so that a class-ordered file still gives every class.
-        Some(l) if l < data.valid.len() => {
-            let n = data.valid.len();
-            let idx: Vec<i64> = (0..l).map(|i| i * n / l).collect();
-            data.valid.x.index_select(
-                0,
-                &Tensor::from_slice(&idx).to_device(data.valid.x.device()),
-            )
-        }
-        _ => data.valid.x.shallow_clone(),
-    };
+    let valid_x = data.valid.x_evenly_spaced(t.valid_limit);
 
     let bar = if std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(total_steps);

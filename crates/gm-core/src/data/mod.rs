@@ -83,6 +83,21 @@ impl Split {
         self.len() == 0
     }
 
+    /// The inputs of at most `limit` examples evenly spaced through the split (all of them
+    /// when `limit` is `None` or not smaller), not its head: a class-ordered file, such as
+    /// the static binarized MNIST test set, still gives every class.
+    pub fn x_evenly_spaced(&self, limit: Option<i64>) -> Tensor {
+        let n = self.len();
+        match limit {
+            Some(l) if l < n => {
+                let idx: Vec<i64> = (0..l).map(|i| i * n / l).collect();
+                self.x
+                    .index_select(0, &Tensor::from_slice(&idx).to_device(self.x.device()))
+            }
+            _ => self.x.shallow_clone(),
+        }
+    }
+
     /// The split on device `d`.
     pub fn to_device(&self, d: Device) -> Split {
         Split {

@@ -733,3 +733,18 @@ fn real_datasets_load_with_their_documented_shapes() {
     );
     assert!((p - m).abs() < 0.001);
 }
+
+#[test]
+fn evenly_spaced_limits_spread_through_the_split() {
+    let s = Split {
+        x: Tensor::arange(10, (Kind::Float, Device::Cpu)).unsqueeze(1),
+        y: None,
+    };
+    let rows = |l: Option<i64>| Vec::<f32>::try_from(s.x_evenly_spaced(l).reshape([-1])).unwrap();
+    assert_eq!(rows(Some(3)), vec![0.0, 3.0, 6.0]);
+    assert_eq!(
+        rows(Some(10)),
+        (0..10).map(|i| i as f32).collect::<Vec<_>>()
+    );
+    assert_eq!(rows(None).len(), 10);
+}
