@@ -43,7 +43,9 @@ fn vae(c: &mut Criterion) {
     g.throughput(Throughput::Elements(BATCH as u64));
     g.bench_function("train_step_b100", |b| {
         b.iter(|| {
-            let m = model.train_step(&x).expect("train step");
+            let m = model
+                .train_step(&gm_core::data::Batch::inputs(&x))
+                .expect("train step");
             black_box(m);
         })
     });

@@ -141,11 +141,11 @@ fn main() -> Result<()> {
         device: Device::Cpu,
     })?;
     for _ in 0..20 {
-        model.train_step(&x)?;
+        model.train_step(&gm_core::data::Batch::inputs(&x))?;
     }
     let t = Instant::now();
     for _ in 0..steps {
-        model.train_step(&x)?;
+        model.train_step(&gm_core::data::Batch::inputs(&x))?;
     }
     let full = ms(t, steps);
 

@@ -13,7 +13,7 @@
 //! let cfg = vae_run_config("binarized-mnist", 100)?;
 //! let data = random_binary_dataset(200, 0);
 //! let mut vae = gm_vae::vae::build(&BuildContext { cfg: &cfg, data: &data, device: tch::Device::Cpu })?;
-//! vae.train_step(&data.train.x.narrow(0, 0, 100))?;
+//! vae.train_step(&gm_core::data::Batch::inputs(&data.train.x.narrow(0, 0, 100)))?;
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
@@ -125,7 +125,7 @@ impl StepLoop {
         for (_, opt) in model.optimizers() {
             opt.set_lr(self.lr);
         }
-        let m = model.train_step(x)?;
+        let m = model.train_step(&gm_core::data::Batch::inputs(x))?;
         let nb = x.size()[0];
         if self.names.is_empty() {
             self.names = m.iter().map(|(k, _)| *k).collect();

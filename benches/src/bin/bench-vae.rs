@@ -140,7 +140,7 @@ fn main() -> Result<()> {
 
     let t_eval = Instant::now();
     tch::manual_seed(args.seed as i64 + 1);
-    let test = gm_core::train::evaluate(model.as_ref(), &ds.test.x, cfg.data.eval_batch_size)?;
+    let test = gm_core::train::evaluate(model.as_ref(), &ds.test, cfg.data.eval_batch_size)?;
     let eval_seconds = t_eval.elapsed().as_secs_f64();
     let test_elbo = test
         .iter()

@@ -26,7 +26,9 @@ fn main() -> gm_core::Result<()> {
     let mut m = DeepNade::new(params, &ctx)?;
     let x = ds.train.x.reshape([-1, 16]);
     for step in 0..=1500 {
-        let loss = m.train_step(&x)?[0].1.double_value(&[]);
+        let loss = m.train_step(&gm_core::data::Batch::inputs(&x))?[0]
+            .1
+            .double_value(&[]);
         if step % 300 == 0 {
             println!("step {step:>4}: order-agnostic loss {loss:.3} nats");
         }

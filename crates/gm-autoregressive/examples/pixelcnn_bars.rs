@@ -26,7 +26,9 @@ fn main() -> gm_core::Result<()> {
     };
     let mut m = PixelCnn::new(params, &ctx)?;
     for step in 0..=600 {
-        let nll = m.train_step(&ds.train.x)?[0].1.double_value(&[]);
+        let nll = m.train_step(&gm_core::data::Batch::inputs(&ds.train.x))?[0]
+            .1
+            .double_value(&[]);
         if step % 100 == 0 {
             println!("step {step:>3}: training NLL {nll:.3} nats");
         }

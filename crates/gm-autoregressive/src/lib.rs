@@ -44,6 +44,7 @@ pub fn register(registry: &mut ModelRegistry) {
         family: "gm-autoregressive",
         description: "fully-visible belief net: logistic (binary) or linear-Gaussian (real, closed-form fit), exact NLL",
         default_dataset: "binarized-mnist",
+        needs_labels: false,
         build: fvbn::build,
     });
     registry.add(ModelEntry {
@@ -51,6 +52,7 @@ pub fn register(registry: &mut ModelRegistry) {
         family: "gm-autoregressive",
         description: "NADE (Larochelle & Murray 2011): shared-weight O(DH) autoregressive net, any ordering, exact NLL",
         default_dataset: "binarized-mnist",
+        needs_labels: false,
         build: nade::build,
     });
     registry.add(ModelEntry {
@@ -58,6 +60,7 @@ pub fn register(registry: &mut ModelRegistry) {
         family: "gm-autoregressive",
         description: "MADE (Germain et al. 2015): masked MLP, connectivity/order-agnostic training, mask ensembles, exact NLL",
         default_dataset: "binarized-mnist",
+        needs_labels: false,
         build: made::build,
     });
     narn::register(registry);

@@ -100,7 +100,9 @@ pub fn assert_autoregressive(out: impl Fn(&Tensor) -> Tensor, order: &[i64]) {
 pub fn train(m: &mut dyn Model, x: &Tensor, steps: usize) -> f64 {
     let mut last = f64::NAN;
     for _ in 0..steps {
-        last = m.train_step(x).unwrap()[0].1.double_value(&[]);
+        last = m.train_step(&gm_core::data::Batch::inputs(x)).unwrap()[0]
+            .1
+            .double_value(&[]);
     }
     last
 }

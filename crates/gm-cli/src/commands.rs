@@ -213,6 +213,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let device = cfg.device.resolve()?;
     // Everything that can fail on bad input happens before the run directory is touched.
     let data = run::load_data(&cfg, device)?;
+    data.observed_labels(cfg.data.options.labelled, cfg.seed)?;
     seed_all(cfg.seed);
     let mut model = run::build_model(&cfg, &data, device)?;
     let mut resolved = cfg.clone();
@@ -262,11 +263,16 @@ pub fn train(a: TrainArgs) -> Result<()> {
         None
     };
     tracing::info!(
-        "training {} on {} ({} train / {} valid examples, binarization {}) on {}, run dir {}",
+        "training {} on {} ({} train / {} valid examples, labels: {}, binarization {}) on {}, run dir {}",
         cfg.model.name,
         cfg.data.dataset,
         data.train.len(),
         data.valid.len(),
+        match (cfg.data.options.labelled, data.num_classes) {
+            (Some(n), _) => format!("{n} kept"),
+            (None, Some(_)) => "all".to_string(),
+            (None, None) => "none".to_string(),
+        },
         data.binarization,
         device_name(device),
         run_dir.display()
@@ -380,6 +386,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         dataset: cfg.data.dataset.clone(),
         split: "test".into(),
         binarization: data.binarization,
+        labelled: cfg.data.options.labelled,
         device: device_name(device),
     };
     let path = a.run_dir.join("results.json");

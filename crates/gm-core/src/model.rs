@@ -17,7 +17,7 @@
 //! ```
 
 use crate::config::RunConfig;
-use crate::data::Dataset;
+use crate::data::{Batch, Dataset};
 use crate::optim::Optimizer;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -108,12 +108,13 @@ pub trait Model {
     /// Read access to the optimizers, for checkpoints.
     fn optimizers_ref(&self) -> Vec<(&'static str, &Optimizer)>;
 
-    /// One training update on a batch `[B, ...]` (already on the model's device); returns
+    /// One training update on a batch (inputs `[B, ...]` already on the model's device,
+    /// their labels when the dataset has them, which labels are observed); returns
     /// per-example metrics, the minimised loss first.
-    fn train_step(&mut self, x: &Tensor) -> Result<Metrics>;
+    fn train_step(&mut self, batch: &Batch) -> Result<Metrics>;
 
     /// Per-example metrics on a held-out batch, without gradients (e.g. the ELBO).
-    fn eval_metrics(&self, x: &Tensor) -> Result<Metrics>;
+    fn eval_metrics(&self, batch: &Batch) -> Result<Metrics>;
 
     /// `n` samples `[n, C, H, W]` (or `[n, D]` for vector data), on the model's device.
     fn sample(&self, n: i64) -> Result<Tensor>;
@@ -192,6 +193,9 @@ pub struct ModelEntry {
     pub description: &'static str,
     /// The dataset its default config trains on.
     pub default_dataset: &'static str,
+    /// Whether it needs labels in its training batches (class-conditional and
+    /// semi-supervised models); building it on a dataset without labels is a config error.
+    pub needs_labels: bool,
     /// The builder.
     pub build: BuildFn,
 }
@@ -242,9 +246,21 @@ impl ModelRegistry {
         })
     }
 
-    /// Builds the model a run config names.
+    /// Builds the model a run config names; a model that needs labels on a dataset without
+    /// them is an [`Error::Config`] naming both.
     pub fn build(&self, ctx: &BuildContext<'_>) -> Result<Box<dyn Model>> {
-        (self.lookup(&ctx.cfg.model.name)?.build)(ctx)
+        let entry = self.lookup(&ctx.cfg.model.name)?;
+        if entry.needs_labels && (ctx.data.train.y.is_none() || ctx.data.num_classes.is_none()) {
+            return Err(Error::config(
+                "data.dataset",
+                &ctx.data.name,
+                format!(
+                    "a dataset with labels: model {} trains on labels and {} has none",
+                    entry.name, ctx.data.name
+                ),
+            ));
+        }
+        (entry.build)(ctx)
     }
 }
 

@@ -22,7 +22,7 @@
 
 use crate::checkpoint::{self, Progress};
 use crate::config::RunConfig;
-use crate::data::{Batches, Dataset};
+use crate::data::{Batch, Batches, Dataset, Split};
 use crate::device::{derive_seed, seed_all};
 use crate::image::{save_grid, scatter, GridOptions};
 use crate::model::Model;
@@ -90,15 +90,17 @@ fn to_map(v: &[(String, f64)]) -> serde_json::Map<String, serde_json::Value> {
         .collect()
 }
 
-/// Per-example means of `model.eval_metrics` over `x` in batches of `batch`.
-pub fn evaluate(model: &dyn Model, x: &Tensor, batch: i64) -> Result<Vec<(String, f64)>> {
-    let n = x.size()[0];
+/// Per-example means of `model.eval_metrics` over a split (inputs and labels) in batches of
+/// `batch`.
+pub fn evaluate(model: &dyn Model, split: &Split, batch: i64) -> Result<Vec<(String, f64)>> {
+    let whole = Batch::new(&split.x, split.y.as_ref());
+    let n = whole.len();
     let mut names: Vec<&'static str> = Vec::new();
     let mut sum: Option<Tensor> = None;
     let mut start = 0;
     while start < n {
         let len = batch.min(n - start);
-        let m = tch::no_grad(|| model.eval_metrics(&x.narrow(0, start, len)))?;
+        let m = tch::no_grad(|| model.eval_metrics(&whole.narrow(start, len)))?;
         if names.is_empty() {
             names = m.iter().map(|(k, _)| *k).collect();
         }
@@ -250,7 +252,8 @@ pub fn fit(
     for (_, opt) in model.optimizers() {
         opt.set_clip_grad_norm(t.clip_grad_norm);
     }
-    let valid_x = data.valid.x_evenly_spaced(t.valid_limit);
+    let valid = data.valid.evenly_spaced(t.valid_limit);
+    let observed = data.observed_labels(cfg.data.options.labelled, seed)?;
 
     let bar = if std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(total_steps);
@@ -284,8 +287,17 @@ pub fn fit(
             b.set_prefix(format!("{}/{}", epoch + 1, epochs));
         }
         let x_epoch = data.train_inputs(epoch);
-        let batches = Batches::new(&x_epoch, None, bs, true, cfg.data.drop_last, seed, epoch)
-            .skip(progress.batch_in_epoch);
+        let batches = Batches::of_split(
+            &data.train,
+            &x_epoch,
+            observed.as_ref(),
+            bs,
+            true,
+            cfg.data.drop_last,
+            seed,
+            epoch,
+        )
+        .skip(progress.batch_in_epoch);
         let mut names: Vec<&'static str> = Vec::new();
         let mut epoch_sum: Option<Tensor> = None;
         let mut window_sum: Option<Tensor> = None;
@@ -300,8 +312,8 @@ pub fn fit(
             for (_, opt) in model.optimizers() {
                 opt.set_lr(lr);
             }
-            let m = model.train_step(&batch.x)?;
-            let nb = batch.x.size()[0];
+            let m = model.train_step(&batch)?;
+            let nb = batch.len();
             if names.is_empty() {
                 names = m.iter().map(|(k, _)| *k).collect();
             }
@@ -377,9 +389,9 @@ pub fn fit(
         progress.epoch += 1;
         progress.batch_in_epoch = 0;
 
-        if t.validate && valid_x.size()[0] > 0 {
+        if t.validate && !valid.is_empty() {
             seed_all(derive_seed(seed, &[stream::VALID, epoch as u64]));
-            valid_means = evaluate(model, &valid_x, cfg.data.eval_batch_size)?;
+            valid_means = evaluate(model, &valid, cfg.data.eval_batch_size)?;
             let vn: Vec<&'static str> = vec!["valid metric"; valid_means.len()];
             let vv: Vec<f64> = valid_means.iter().map(|(_, v)| *v).collect();
             check_finite(&vn, &vv, epoch, progress.step, &last_ckpt).map_err(|e| match e {

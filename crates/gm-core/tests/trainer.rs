@@ -6,6 +6,7 @@
 
 use gm_core::checkpoint;
 use gm_core::config::RunConfig;
+use gm_core::data::Batch;
 use gm_core::data::{self, Dataset};
 use gm_core::model::{LogLikelihood, Metrics, Model};
 use gm_core::optim::Optimizer;
@@ -74,7 +75,8 @@ impl Model for Tiny {
     fn optimizers_ref(&self) -> Vec<(&'static str, &Optimizer)> {
         vec![("opt", &self.opt)]
     }
-    fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
+    fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         self.steps += 1;
         let mut loss = self.loss(x);
         if self.nan_at.is_some_and(|s| self.steps >= s) {
@@ -86,7 +88,8 @@ impl Model for Tiny {
         }
         Ok(vec![("loss", loss.detach())])
     }
-    fn eval_metrics(&self, x: &Tensor) -> Result<Metrics> {
+    fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         Ok(vec![("loss", self.loss(x))])
     }
     fn sample(&self, n: i64) -> Result<Tensor> {

@@ -342,6 +342,7 @@ mod tests {
             dataset: "blocks".into(),
             split: "test".into(),
             binarization: Binarization::None,
+            labelled: None,
             device: "cpu".into(),
         };
         let a = assess(

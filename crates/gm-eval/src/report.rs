@@ -580,6 +580,7 @@ mod tests {
             dataset: "binarized-mnist".into(),
             split: "test".into(),
             binarization,
+            labelled: None,
             device: "cpu".into(),
         };
         let ll = LogLikelihood {

@@ -20,6 +20,7 @@
 //!     dataset: "binarized-mnist".into(),
 //!     split: "test".into(),
 //!     binarization,
+//!     labelled: None,
 //!     device: "cpu".into(),
 //! };
 //! let ll = |mean| LogLikelihood {
@@ -155,6 +156,10 @@ pub struct ResultRecord {
     pub split: String,
     /// How the data was binarized.
     pub binarization: Binarization,
+    /// Training labels kept under `[data] labelled = N` (`None`: every label, or the data
+    /// has none).
+    #[serde(default)]
+    pub labelled: Option<i64>,
     /// What the value measures.
     pub metric: Metric,
     /// The method, e.g. `ais`, `elbo`, `parzen-gaussian`.
@@ -186,6 +191,8 @@ pub struct RecordContext {
     pub split: String,
     /// The dataset's binarization.
     pub binarization: Binarization,
+    /// `[data] labelled` of the run (`None`: every training label).
+    pub labelled: Option<i64>,
     /// Device name.
     pub device: String,
 }
@@ -205,6 +212,7 @@ impl RecordContext {
             dataset: self.dataset.clone(),
             split: self.split.clone(),
             binarization: self.binarization,
+            labelled: self.labelled,
             metric,
             method: method.into(),
             settings,
@@ -336,6 +344,8 @@ pub enum Mismatch {
     /// Feature-based metrics (Fréchet distance, precision, recall, label statistics) on
     /// different feature networks.
     Features(String, String),
+    /// Trained with different numbers of observed labels (`[data] labelled`).
+    Labelled(Option<i64>, Option<i64>),
 }
 
 impl fmt::Display for Mismatch {
@@ -357,6 +367,13 @@ impl fmt::Display for Mismatch {
                 f,
                 "feature-based metrics on different features ({a} vs {b}) are on different scales"
             ),
+            Mismatch::Labelled(a, b) => {
+                let say = |n: &Option<i64>| match n {
+                    Some(n) => format!("{n} training labels"),
+                    None => "every training label".to_string(),
+                };
+                write!(f, "trained with {} vs {}", say(a), say(b))
+            }
         }
     }
 }
@@ -430,6 +447,9 @@ pub fn mismatches(a: &ResultRecord, b: &ResultRecord) -> Vec<Mismatch> {
     }
     if a.split != b.split {
         out.push(Mismatch::Split(a.split.clone(), b.split.clone()));
+    }
+    if a.labelled != b.labelled {
+        out.push(Mismatch::Labelled(a.labelled, b.labelled));
     }
     if a.metric.uses_features() && a.metric == b.metric {
         let feat = |r: &ResultRecord| {
@@ -511,6 +531,7 @@ mod tests {
             dataset: "binarized-mnist".into(),
             split: "test".into(),
             binarization: Binarization::StaticFile,
+            labelled: None,
             device: "cpu".into(),
         }
     }

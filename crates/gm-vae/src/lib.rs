@@ -22,6 +22,7 @@ pub fn register(registry: &mut ModelRegistry) {
         family: "gm-vae",
         description: "variational autoencoder (MLP, Gaussian q(z|x), Bernoulli/Gaussian decoder, β, IS log-likelihood)",
         default_dataset: "binarized-mnist",
+        needs_labels: false,
         build: vae::build,
     });
 }

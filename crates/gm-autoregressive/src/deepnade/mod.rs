@@ -23,7 +23,7 @@
 //! let ds = data::load(&cfg.data.dataset, &cfg.data.options)?;
 //! let ctx = BuildContext { cfg: &cfg, data: &ds, device: tch::Device::Cpu };
 //! let mut m = DeepNade::new(gm_core::model::parse_params("deep-nade", &cfg.model.params)?, &ctx)?;
-//! m.train_step(&ds.train.x)?;
+//! m.train_step(&gm_core::data::Batch::inputs(&ds.train.x))?;
 //! let ensemble = m.log_prob_ensemble(&ds.test.x);            // exact, [N]
 //! let observed = tch::Tensor::ones([ds.test.len(), 16], (tch::Kind::Float, tch::Device::Cpu));
 //! let _ = observed.narrow(1, 8, 8).fill_(0.0);              // bottom half missing
@@ -46,6 +46,7 @@ pub(crate) fn register(registry: &mut ModelRegistry) {
         family: "gm-autoregressive",
         description: "deep order-agnostic NADE (Uria et al. 2014): any-subset inference, inpainting, EoNADE ensembles over orderings, exact NLL",
         default_dataset: "binarized-mnist",
+        needs_labels: false,
         build,
     });
 }

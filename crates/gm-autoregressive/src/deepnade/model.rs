@@ -1,6 +1,7 @@
 use super::config::DeepNadeConfig;
 use crate::common::{self, Autoregressive, OrderingKind};
 use gm_core::config::RunConfig;
+use gm_core::data::Batch;
 use gm_core::model::{
     params_table, parse_params, BuildContext, Figure, LogLikelihood, Metrics, Model,
 };
@@ -424,7 +425,8 @@ impl Model for DeepNade {
 
     gm_core::single_network!(vs, opt, "opt");
 
-    fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
+    fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         let loss = self.order_agnostic_loss(x);
         let m = common::nll_metrics(&(-loss), self.dim);
         self.opt.backward_step(&m[0].1)?;
@@ -432,7 +434,8 @@ impl Model for DeepNade {
     }
 
     /// The exact NLL under ordering 0 (D conditionals per example).
-    fn eval_metrics(&self, x: &Tensor) -> Result<Metrics> {
+    fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         Ok(common::nll_metrics(&self.log_prob_ordering(x, 0), self.dim))
     }
 

@@ -130,8 +130,10 @@ fn gaussian_closed_form_fit_is_the_gaussian_mle_for_any_ordering() {
         let mut m = fvbn(&c, &dataset_of(&x, false)).unwrap();
         assert_eq!(m.likelihood(), FvbnLikelihood::Gaussian);
         // Two train steps over two halves: the running sums give the fit of all 400 rows.
-        m.train_step(&x.narrow(0, 0, 150)).unwrap();
-        m.train_step(&x.narrow(0, 150, 250)).unwrap();
+        m.train_step(&gm_core::data::Batch::inputs(&x.narrow(0, 0, 150)))
+            .unwrap();
+        m.train_step(&gm_core::data::Batch::inputs(&x.narrow(0, 150, 250)))
+            .unwrap();
         let got = m
             .log_prob(&x)
             .to_kind(Kind::Double)
@@ -201,9 +203,13 @@ fn gaussian_gradient_training_approaches_the_mle_and_samples_have_its_moments() 
     let expect = gaussian_mle_mean_log_density(&x);
     let c = cfg("fvbn", "", "two-moons", "", "lr = 0.05");
     let mut m = fvbn(&c, &dataset_of(&x, false)).unwrap();
-    let start = -m.eval_metrics(&x).unwrap()[0].1.double_value(&[]);
+    let start = -m.eval_metrics(&gm_core::data::Batch::inputs(&x)).unwrap()[0]
+        .1
+        .double_value(&[]);
     train(&mut m, &x, 1500);
-    let got = -m.eval_metrics(&x).unwrap()[0].1.double_value(&[]);
+    let got = -m.eval_metrics(&gm_core::data::Batch::inputs(&x)).unwrap()[0]
+        .1
+        .double_value(&[]);
     assert!(
         got <= expect + 1e-3,
         "gradient fit {got} above the MLE {expect}"

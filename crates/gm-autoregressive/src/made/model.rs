@@ -1,6 +1,7 @@
 use super::config::MadeConfig;
 use crate::common::{self, Autoregressive};
 use gm_core::config::RunConfig;
+use gm_core::data::Batch;
 use gm_core::model::{params_table, parse_params, BuildContext, LogLikelihood, Metrics, Model};
 use gm_core::optim::Optimizer;
 use gm_core::Result;
@@ -264,7 +265,8 @@ impl Model for Made {
 
     gm_core::single_network!(vs, opt, "opt");
 
-    fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
+    fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         let device = self.device();
         let idx = if self.cfg.num_masks == 1 {
             Tensor::zeros([1], (Kind::Int64, device))
@@ -277,7 +279,8 @@ impl Model for Made {
         Ok(m.into_iter().map(|(k, t)| (k, t.detach())).collect())
     }
 
-    fn eval_metrics(&self, x: &Tensor) -> Result<Metrics> {
+    fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         let lp = tch::no_grad(|| self.log_prob_ensemble(x));
         Ok(common::nll_metrics(&lp, self.dim))
     }

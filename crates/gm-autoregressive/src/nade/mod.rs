@@ -19,7 +19,7 @@
 //! let cfg = RunConfig::from_toml_str("[model]\nname = \"nade\"\nhidden = 32\n[data]\ndataset = \"bars-and-stripes\"")?;
 //! let ds = data::load(&cfg.data.dataset, &cfg.data.options)?;
 //! let mut m = gm_autoregressive::nade::build(&BuildContext { cfg: &cfg, data: &ds, device: tch::Device::Cpu })?;
-//! let metrics = m.train_step(&ds.train.x)?;
+//! let metrics = m.train_step(&gm_core::data::Batch::inputs(&ds.train.x))?;
 //! println!("NLL {} nats", metrics[0].1.double_value(&[]));
 //! # Ok::<(), gm_core::Error>(())
 //! ```

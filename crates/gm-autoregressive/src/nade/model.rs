@@ -1,6 +1,7 @@
 use super::config::NadeConfig;
 use crate::common::{self, Autoregressive};
 use gm_core::config::RunConfig;
+use gm_core::data::Batch;
 use gm_core::model::{params_table, parse_params, BuildContext, LogLikelihood, Metrics, Model};
 use gm_core::optim::Optimizer;
 use gm_core::Result;
@@ -240,7 +241,8 @@ impl Model for Nade {
 
     gm_core::single_network!(vs, opt, "opt");
 
-    fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
+    fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         let (lp, [dw, dv, db, dc]) = self.nll_gradients(x);
         // The optimizer's parameters are sorted by name; match them by identity.
         let mut grads = Vec::with_capacity(4);
@@ -261,7 +263,8 @@ impl Model for Nade {
         Ok(common::nll_metrics(&lp, self.dim))
     }
 
-    fn eval_metrics(&self, x: &Tensor) -> Result<Metrics> {
+    fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         Ok(common::nll_metrics(&self.log_prob_eval(x), self.dim))
     }
 

@@ -138,7 +138,9 @@ fn chunked_evaluation_equals_the_batched_forward() {
     // 16 × 8000 values per row: the evaluation budget splits 250 rows into two chunks.
     let x = d.test.x.shallow_clone();
     let full = tch::no_grad(|| m.log_prob(&x));
-    let chunked = m.eval_metrics(&x).unwrap()[0].1.double_value(&[]);
+    let chunked = m.eval_metrics(&gm_core::data::Batch::inputs(&x)).unwrap()[0]
+        .1
+        .double_value(&[]);
     approx::assert_abs_diff_eq!(
         chunked,
         -full.mean(Kind::Float).double_value(&[]),

@@ -26,7 +26,7 @@
 //! let cfg = RunConfig::from_toml_str("[model]\nname = \"nade-k\"\nhidden = 64\nk = 3\nlayers = 2\n[data]\ndataset = \"bars-and-stripes\"")?;
 //! let ds = data::load(&cfg.data.dataset, &cfg.data.options)?;
 //! let mut m = gm_autoregressive::nadek::build(&BuildContext { cfg: &cfg, data: &ds, device: tch::Device::Cpu })?;
-//! let metrics = m.train_step(&ds.train.x)?;
+//! let metrics = m.train_step(&gm_core::data::Batch::inputs(&ds.train.x))?;
 //! println!("order-agnostic NLL estimate {} nats", metrics[0].1.double_value(&[]));
 //! # Ok::<(), gm_core::Error>(())
 //! ```
@@ -46,6 +46,7 @@ pub(crate) fn register(registry: &mut ModelRegistry) {
         family: "gm-autoregressive",
         description: "NADE-k (Raiko et al. 2014): order-agnostic NADE with k fill-in iterations, 1 or 2 hidden layers, exact NLL per ordering (D passes)",
         default_dataset: "binarized-mnist",
+        needs_labels: false,
         build,
     });
 }

@@ -1,6 +1,7 @@
 use super::config::NadeKConfig;
 use crate::common::{self, Autoregressive, OrderingKind};
 use gm_core::config::RunConfig;
+use gm_core::data::Batch;
 use gm_core::model::{params_table, parse_params, BuildContext, LogLikelihood, Metrics, Model};
 use gm_core::optim::Optimizer;
 use gm_core::Result;
@@ -257,7 +258,8 @@ impl Model for NadeK {
     gm_core::single_network!(vs, opt, "opt");
 
     /// One step on the order-agnostic loss (reported as `loss`).
-    fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
+    fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         let nll = self.order_agnostic_nll(x);
         let m = common::nll_metrics(&-nll, self.dim);
         self.opt.backward_step(&m[0].1)?;
@@ -266,7 +268,8 @@ impl Model for NadeK {
 
     /// The order-agnostic estimate of the training loss (one random observed set per row);
     /// the exact likelihood of an ordering costs D passes and is in `log_likelihoods`.
-    fn eval_metrics(&self, x: &Tensor) -> Result<Metrics> {
+    fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         let nll = tch::no_grad(|| self.order_agnostic_nll(x));
         Ok(common::nll_metrics(&-nll, self.dim))
     }

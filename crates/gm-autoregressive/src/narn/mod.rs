@@ -23,7 +23,7 @@
 //! let cfg = RunConfig::from_toml_str("[model]\nname = \"narn\"\ngroup_size = 4\n[data]\ndataset = \"bars-and-stripes\"")?;
 //! let ds = data::load(&cfg.data.dataset, &cfg.data.options)?;
 //! let mut m = gm_autoregressive::narn::build(&BuildContext { cfg: &cfg, data: &ds, device: tch::Device::Cpu })?;
-//! let metrics = m.train_step(&ds.train.x)?;
+//! let metrics = m.train_step(&gm_core::data::Batch::inputs(&ds.train.x))?;
 //! println!("NLL {} nats", metrics[0].1.double_value(&[]));
 //! # Ok::<(), gm_core::Error>(())
 //! ```
@@ -43,6 +43,7 @@ pub(crate) fn register(registry: &mut ModelRegistry) {
         family: "gm-autoregressive",
         description: "neural autoregressive net (Bengio & Bengio 2000): masked hidden groups reused by later outputs, any ordering, exact NLL",
         default_dataset: "binarized-mnist",
+        needs_labels: false,
         build,
     });
 }

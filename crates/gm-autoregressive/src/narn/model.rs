@@ -1,6 +1,7 @@
 use super::config::NarnConfig;
 use crate::common::{self, Autoregressive};
 use gm_core::config::RunConfig;
+use gm_core::data::Batch;
 use gm_core::model::{params_table, parse_params, BuildContext, LogLikelihood, Metrics, Model};
 use gm_core::optim::Optimizer;
 use gm_core::Result;
@@ -199,14 +200,16 @@ impl Model for Narn {
 
     gm_core::single_network!(vs, opt, "opt");
 
-    fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
+    fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         let lp = self.log_prob_impl(x);
         let m = common::nll_metrics(&lp, self.dim);
         self.opt.backward_step(&m[0].1)?;
         Ok(m.into_iter().map(|(k, t)| (k, t.detach())).collect())
     }
 
-    fn eval_metrics(&self, x: &Tensor) -> Result<Metrics> {
+    fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         let lp = tch::no_grad(|| self.log_prob_impl(x));
         Ok(common::nll_metrics(&lp, self.dim))
     }

@@ -16,7 +16,7 @@
 //! let cfg = RunConfig::from_toml_str("[model]\nname = \"pixelcnn\"\nchannels = 16\nresidual_blocks = 2\n[data]\ndataset = \"bars-and-stripes\"")?;
 //! let ds = data::load(&cfg.data.dataset, &cfg.data.options)?;
 //! let mut m = gm_autoregressive::pixelcnn::build(&BuildContext { cfg: &cfg, data: &ds, device: tch::Device::Cpu })?;
-//! let metrics = m.train_step(&ds.train.x)?;
+//! let metrics = m.train_step(&gm_core::data::Batch::inputs(&ds.train.x))?;
 //! println!("NLL {} nats", metrics[0].1.double_value(&[]));
 //! let samples = m.sample(16)?; // [16, 1, 4, 4]
 //! # Ok::<(), gm_core::Error>(())
@@ -37,6 +37,7 @@ pub(crate) fn register(registry: &mut ModelRegistry) {
         family: "gm-autoregressive",
         description: "PixelCNN (van den Oord et al. 2016): masked convolutions (A, then residual B), binary images, exact NLL in one pass",
         default_dataset: "binarized-mnist",
+        needs_labels: false,
         build,
     });
 }

@@ -25,7 +25,7 @@
 //! let cfg = RunConfig::from_toml_str("[model]\nname = \"rnade\"\nhidden = 32\ncomponents = 5\n[data]\ndataset = \"two-moons\"")?;
 //! let ds = data::load(&cfg.data.dataset, &cfg.data.options)?;
 //! let mut m = gm_autoregressive::rnade::build(&BuildContext { cfg: &cfg, data: &ds, device: tch::Device::Cpu })?;
-//! let metrics = m.train_step(&ds.train.x)?;
+//! let metrics = m.train_step(&gm_core::data::Batch::inputs(&ds.train.x))?;
 //! println!("NLL {} nats", metrics[0].1.double_value(&[]));
 //! # Ok::<(), gm_core::Error>(())
 //! ```
@@ -45,6 +45,7 @@ pub(crate) fn register(registry: &mut ModelRegistry) {
         family: "gm-autoregressive",
         description: "RNADE (Uria et al. 2013): NADE with mixture-of-Gaussians conditionals for real data, mean pseudo-gradient, exact log-density",
         default_dataset: "two-moons",
+        needs_labels: false,
         build,
     });
 }

@@ -1,6 +1,7 @@
 use super::config::{Dequantize, RnadeConfig};
 use crate::common::{self, Autoregressive};
 use gm_core::config::RunConfig;
+use gm_core::data::Batch;
 use gm_core::model::{
     params_table, parse_params, BuildContext, LikelihoodKind, LogLikelihood, Metrics, Model,
 };
@@ -288,7 +289,8 @@ impl Model for Rnade {
 
     gm_core::single_network!(vs, opt, "opt");
 
-    fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
+    fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         let y = self.model_inputs(x);
         let lp = self.log_prob_with(&y, self.cfg.mean_pseudo_gradient);
         let m = self.metrics(&lp);
@@ -296,7 +298,8 @@ impl Model for Rnade {
         Ok(m.into_iter().map(|(k, t)| (k, t.detach())).collect())
     }
 
-    fn eval_metrics(&self, x: &Tensor) -> Result<Metrics> {
+    fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         let y = self.model_inputs(x);
         Ok(self.metrics(&self.log_prob_eval(&y)))
     }

@@ -27,7 +27,7 @@
 //! let cfg = RunConfig::from_toml_str("[model]\nname = \"bm\"\nhidden = 4\n[data]\ndataset = \"bars-and-stripes\"\nbars_size = 3")?;
 //! let ds = data::load(&cfg.data.dataset, &cfg.data.options)?;
 //! let mut m = gm_boltzmann::bm::build(&BuildContext { cfg: &cfg, data: &ds, device: tch::Device::Cpu })?;
-//! m.train_step(&ds.train.x)?;
+//! m.train_step(&gm_core::data::Batch::inputs(&ds.train.x))?;
 //! let ll = m.log_likelihoods(&ds.test.x, &cfg)?; // exact: 9 + 4 units
 //! println!("{} nats ({})", ll[0].mean, ll[0].kind);
 //! # Ok::<(), gm_core::Error>(())
@@ -50,6 +50,7 @@ pub(crate) fn register(registry: &mut ModelRegistry) {
         family: "gm-boltzmann",
         description: "Boltzmann machine with visible + hidden units, sequential Gibbs, persistent negative phase, exact likelihood when small (§20.1)",
         default_dataset: "bars-and-stripes",
+        needs_labels: false,
         build,
     });
 }

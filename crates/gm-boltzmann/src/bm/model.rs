@@ -1,5 +1,6 @@
 use super::config::{BmConfig, PositivePhase};
 use gm_core::config::RunConfig;
+use gm_core::data::Batch;
 use gm_core::model::{
     params_table, parse_params, BuildContext, Figure, LikelihoodKind, LogLikelihood, Metrics, Model,
 };
@@ -431,7 +432,8 @@ impl Model for Bm {
         vec![("opt", &self.opt)]
     }
 
-    fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
+    fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         let v = x.reshape([-1, self.nv]).to_kind(Kind::Float);
         let (grad, pos) = self.estimate_gradient(&v)?;
         // The optimizer descends: hand it minus the log-likelihood gradient.
@@ -443,7 +445,8 @@ impl Model for Bm {
         )])
     }
 
-    fn eval_metrics(&self, x: &Tensor) -> Result<Metrics> {
+    fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         let v = x.reshape([-1, self.nv]).to_kind(Kind::Float);
         let pos = self.positive_phase(&v)?;
         Ok(vec![(

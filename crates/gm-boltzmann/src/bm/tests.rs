@@ -249,7 +249,7 @@ fn training_on_bars_and_stripes_raises_the_exact_log_likelihood() {
     };
     let before = ll(&m);
     for _ in 0..400 {
-        m.train_step(&x).unwrap();
+        m.train_step(&gm_core::data::Batch::inputs(&x)).unwrap();
     }
     let after = ll(&m);
     // 14 patterns: the best model scores −ln 14 = −2.64 nats; the start (the factorial model
@@ -302,7 +302,8 @@ fn samples_checkpoint_stores_and_a_too_large_model_reports_nothing() {
         m.var_stores()[1].1.variables()["negative.x"].size(),
         [10, 12]
     );
-    m.train_step(&d.train.x.narrow(0, 0, 20)).unwrap();
+    m.train_step(&gm_core::data::Batch::inputs(&d.train.x.narrow(0, 0, 20)))
+        .unwrap();
     assert!(m.log_likelihoods(&d.test.x, &c).unwrap().is_empty()); // 12 units > 10
     let figs = m.figures(&d.test.x).unwrap();
     assert_eq!(figs[0].images.size(), [10, 1, 3, 3]);

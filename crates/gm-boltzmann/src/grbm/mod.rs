@@ -22,7 +22,7 @@
 //! )?;
 //! let ds = data::load(&cfg.data.dataset, &cfg.data.options)?;
 //! let mut m = gm_boltzmann::grbm::build(&BuildContext { cfg: &cfg, data: &ds, device: tch::Device::Cpu })?;
-//! m.train_step(&ds.train.x.narrow(0, 0, 100))?;
+//! m.train_step(&gm_core::data::Batch::inputs(&ds.train.x.narrow(0, 0, 100)))?;
 //! let ll = m.log_likelihoods(&ds.test.x, &cfg)?; // exact: 2^8 hidden states
 //! println!("test log-likelihood {:.3} nats ({})", ll[0].mean, ll[0].kind);
 //! # Ok::<(), gm_core::Error>(())
@@ -47,6 +47,7 @@ pub(crate) fn register(registry: &mut ModelRegistry) {
         family: "gm-boltzmann",
         description: "Gaussian–Bernoulli RBM (§20.5.1): real visibles, fixed/learned precision, CD-k/PCD, exact log Z (≤ 20 hidden) or AIS",
         default_dataset: "fashion-mnist",
+        needs_labels: false,
         build,
     });
 }

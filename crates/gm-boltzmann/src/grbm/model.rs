@@ -4,6 +4,7 @@ use super::config::{
 };
 use super::energy;
 use gm_core::config::RunConfig;
+use gm_core::data::Batch;
 use gm_core::model::{
     params_table, parse_params, BuildContext, Figure, LikelihoodKind, LogLikelihood, Metrics, Model,
 };
@@ -531,7 +532,8 @@ impl Model for Grbm {
         vec![("opt", &self.opt)]
     }
 
-    fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
+    fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         let (v, u_pos, neg, u_neg) = self.negatives(x, self.cfg.cd_k);
         let metrics = self.proxies(x, &v, &u_pos, &neg, &u_neg);
         match self.cfg.update {
@@ -548,7 +550,8 @@ impl Model for Grbm {
         Ok(metrics)
     }
 
-    fn eval_metrics(&self, x: &Tensor) -> Result<Metrics> {
+    fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         let v = self.standardize(x);
         let beta = self.beta();
         let u_pos = energy::hidden_input(&v, &self.w, &self.c, &beta);

@@ -325,8 +325,12 @@ fn the_sparsity_term_lowers_the_mean_hidden_activation() {
         tch::manual_seed(3);
         let mut m = grbm(&c, &ds, Kind::Float).unwrap();
         for step in 0..300 {
-            m.train_step(&train.narrow(0, (step * 100) % 2000, 100))
-                .unwrap();
+            m.train_step(&gm_core::data::Batch::inputs(&train.narrow(
+                0,
+                (step * 100) % 2000,
+                100,
+            )))
+            .unwrap();
         }
         let (w, _, c, beta) = m.parameters();
         let q = energy::hidden_probs(&m.standardize(&train), &w, &c, &beta);
@@ -449,7 +453,8 @@ fn train_on_the_mixture(extra: &str, lr: f64) {
         let frac = step as f64 / 1500.0;
         m.optimizers()[0].1.set_lr(lr * (1.0 - 0.95 * frac));
         let s = (step * bs) % 4000;
-        m.train_step(&train.narrow(0, s, bs)).unwrap();
+        m.train_step(&gm_core::data::Batch::inputs(&train.narrow(0, s, bs)))
+            .unwrap();
     }
     let after = ll(&m);
     let truth = four_gaussians_log_density(&test);
@@ -535,7 +540,8 @@ fn standardisation_round_trips_and_is_saved_with_the_chains() {
     // A checkpoint carries the statistics and the persistent chains: a model built on other
     // data gets them back.
     let mut m = m;
-    m.train_step(&x.narrow(0, 0, 50)).unwrap();
+    m.train_step(&gm_core::data::Batch::inputs(&x.narrow(0, 0, 50)))
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ckpt = gm_core::checkpoint::save(dir.path(), &m, &Default::default()).unwrap();
     let other = dataset_of(&(&x * 3.0 + 5.0), &x, vec![3], false);
@@ -657,9 +663,13 @@ fn the_registry_builds_grbm_on_a_synthetic_set() {
             device: Device::Cpu,
         })
         .unwrap();
-    let metrics = m.train_step(&ds.train.x.narrow(0, 0, 50)).unwrap();
+    let metrics = m
+        .train_step(&gm_core::data::Batch::inputs(&ds.train.x.narrow(0, 0, 50)))
+        .unwrap();
     assert_eq!(metrics[0].0, "free_energy_gap_proxy");
-    let ev = m.eval_metrics(&ds.test.x).unwrap();
+    let ev = m
+        .eval_metrics(&gm_core::data::Batch::inputs(&ds.test.x))
+        .unwrap();
     let names: Vec<&str> = ev.iter().map(|(n, _)| *n).collect();
     assert_eq!(
         names,

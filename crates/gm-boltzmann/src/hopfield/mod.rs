@@ -55,6 +55,7 @@ pub(crate) fn register(registry: &mut ModelRegistry) {
         family: "gm-boltzmann",
         description: "Hopfield network: Hebbian storage and recall, or the stochastic ±1 network trained as a Boltzmann machine",
         default_dataset: "bars-and-stripes",
+        needs_labels: false,
         build,
     });
 }

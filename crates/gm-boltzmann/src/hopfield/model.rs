@@ -2,6 +2,7 @@ use super::config::{HopfieldConfig, HopfieldMode};
 use super::network::{corrupt, energy, recall};
 use crate::bm::{require_binary, Moments};
 use gm_core::config::RunConfig;
+use gm_core::data::Batch;
 use gm_core::model::{
     params_table, parse_params, BuildContext, Figure, LikelihoodKind, LogLikelihood, Metrics, Model,
 };
@@ -194,7 +195,8 @@ impl Model for Hopfield {
         vec![("opt", &self.opt)]
     }
 
-    fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
+    fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         let s = self.spins(x);
         match self.cfg.mode {
             HopfieldMode::Hebbian => {
@@ -228,7 +230,8 @@ impl Model for Hopfield {
         }
     }
 
-    fn eval_metrics(&self, x: &Tensor) -> Result<Metrics> {
+    fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         let s = self.spins(x);
         tch::no_grad(|| {
             let first = match self.cfg.mode {

@@ -194,7 +194,7 @@ fn boltzmann_training_recovers_a_known_stochastic_network() {
     let before = total_variation(&law(&m), &target);
     for step in 0..400 {
         let batch = x01.narrow(0, (step % 20) * 1000, 1000);
-        m.train_step(&batch).unwrap();
+        m.train_step(&gm_core::data::Batch::inputs(&batch)).unwrap();
     }
     let after = total_variation(&law(&m), &target);
     let emp = exact::empirical(&to_spins(&x01).to_kind(Kind::Double), Units::Spin);
@@ -218,13 +218,17 @@ fn hebbian_model_on_bars_and_stripes() {
     let c = cfg("noise = 0.125", "", "");
     let d = data::load("bars-and-stripes", &c.data.options).unwrap();
     let mut m = hopfield(&c, &d).unwrap();
-    let met = m.train_step(&d.train.x.narrow(0, 0, 100)).unwrap();
+    let met = m
+        .train_step(&gm_core::data::Batch::inputs(&d.train.x.narrow(0, 0, 100)))
+        .unwrap();
     assert_eq!(met[0].0, "instability");
     let s = m.sample(5).unwrap();
     assert_eq!(s.size(), [5, 1, 4, 4]);
     let fig = m.figures(&d.test.x).unwrap();
     assert_eq!(fig[0].images.size(), [24, 1, 4, 4]);
-    let ev = m.eval_metrics(&d.test.x).unwrap();
+    let ev = m
+        .eval_metrics(&gm_core::data::Batch::inputs(&d.test.x))
+        .unwrap();
     assert_eq!(ev[1].0, "recall_error");
     let err = ev[1].1.double_value(&[]);
     assert!((0.0..=1.0).contains(&err));

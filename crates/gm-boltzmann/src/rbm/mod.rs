@@ -46,6 +46,7 @@ pub(crate) fn register(registry: &mut ModelRegistry) {
         family: "gm-boltzmann",
         description: "Bernoulli RBM: CD-k / PCD / parallel tempering / pseudo-likelihood / ratio matching, centering; exact (small) and AIS log Z",
         default_dataset: "binarized-mnist",
+        needs_labels: false,
         build,
     });
 }

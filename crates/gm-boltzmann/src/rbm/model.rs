@@ -1,6 +1,7 @@
 use super::config::{Dtype, RbmConfig, Rule};
 use super::exact::{self, softplus, Layer};
 use gm_core::config::RunConfig;
+use gm_core::data::Batch;
 use gm_core::model::{
     params_table, parse_params, BuildContext, Figure, LikelihoodKind, LogLikelihood, Metrics, Model,
 };
@@ -372,11 +373,13 @@ impl Model for Rbm {
         vec![("opt", &self.opt)]
     }
 
-    fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
+    fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         Ok(self.step(x, true)?.unwrap_or_default())
     }
 
-    fn eval_metrics(&self, x: &Tensor) -> Result<Metrics> {
+    fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         let v = self.flat(x);
         let u = tch::no_grad(|| self.pre_hidden_graph(&v));
         Ok(self.proxy_metrics(&v, &u))

@@ -555,12 +555,14 @@ fn pseudo_likelihood_and_ratio_matching_training_lowers_their_objectives() {
         let d = data::load(&c.data.dataset, &c.data.options).unwrap();
         let mut m = build(&c, &d).unwrap();
         let x = d.train.x.narrow(0, 0, 100);
-        let first = m.train_step(&x).unwrap();
+        let first = m.train_step(&gm_core::data::Batch::inputs(&x)).unwrap();
         assert_eq!(first[0].0, metric);
         let before = first[0].1.double_value(&[]);
         let mut after = before;
         for _ in 0..300 {
-            after = m.train_step(&x).unwrap()[0].1.double_value(&[]);
+            after = m.train_step(&gm_core::data::Batch::inputs(&x)).unwrap()[0]
+                .1
+                .double_value(&[]);
         }
         assert!(after < 0.8 * before, "{rule}: objective {before} → {after}");
     }
@@ -671,7 +673,9 @@ fn sample_figures_and_metrics_have_the_right_shapes() {
     );
     let d = data::load(&c.data.dataset, &c.data.options).unwrap();
     let mut m = build(&c, &d).unwrap();
-    let metrics = m.train_step(&d.train.x.narrow(0, 0, 20)).unwrap();
+    let metrics = m
+        .train_step(&gm_core::data::Batch::inputs(&d.train.x.narrow(0, 0, 20)))
+        .unwrap();
     let names: Vec<_> = metrics.iter().map(|(n, _)| *n).collect();
     assert_eq!(names, ["pseudo_nll_proxy", "recon_err", "pt_swap_rate"]);
     assert_eq!(m.chains().unwrap().size(), [3, 20, 16]);
@@ -681,7 +685,9 @@ fn sample_figures_and_metrics_have_the_right_shapes() {
     let figs = m.figures(&d.test.x).unwrap();
     assert_eq!(figs[0].images.size(), [12, 1, 4, 4]);
     assert_eq!(figs[1].images.size(), [100, 1, 4, 4]);
-    let ev = m.eval_metrics(&d.test.x).unwrap();
+    let ev = m
+        .eval_metrics(&gm_core::data::Batch::inputs(&d.test.x))
+        .unwrap();
     assert_eq!(ev[0].0, "pseudo_nll_proxy");
     assert_eq!(m.var_stores().len(), 2);
 }

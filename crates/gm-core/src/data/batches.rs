@@ -9,13 +9,78 @@ use tch::{Device, Tensor};
 
 use super::rng::{self, Domain};
 
-/// One mini-batch.
+/// One mini-batch: what every model's training and evaluation step receives.
+///
+/// `y` holds the labels (`i64 [B]`) when the dataset has them; under `[data] labelled = N`
+/// only some are observed: `observed` (`bool [B]`) says which, and the label of an
+/// unobserved row is `-1`, so that a model cannot read it by mistake. `observed` is `None`
+/// when every label in `y` is observed.
 #[derive(Debug)]
 pub struct Batch {
     /// The inputs, `[B, ...]`.
     pub x: Tensor,
-    /// Their labels, `[B]`, when the iterator was given labels.
+    /// Their labels, `i64 [B]` (`-1` where unobserved), when the dataset has labels.
     pub y: Option<Tensor>,
+    /// Which labels are observed, `bool [B]`; `None`: all of them (or no labels).
+    pub observed: Option<Tensor>,
+}
+
+impl Batch {
+    /// A batch of inputs without labels.
+    pub fn inputs(x: &Tensor) -> Batch {
+        Batch {
+            x: x.shallow_clone(),
+            y: None,
+            observed: None,
+        }
+    }
+
+    /// A batch of inputs with all their labels observed.
+    pub fn labelled(x: &Tensor, y: &Tensor) -> Batch {
+        Batch {
+            x: x.shallow_clone(),
+            y: Some(y.shallow_clone()),
+            observed: None,
+        }
+    }
+
+    /// Inputs with optional labels (all observed).
+    pub fn new(x: &Tensor, y: Option<&Tensor>) -> Batch {
+        Batch {
+            x: x.shallow_clone(),
+            y: y.map(Tensor::shallow_clone),
+            observed: None,
+        }
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> i64 {
+        self.x.size().first().copied().unwrap_or(0)
+    }
+
+    /// Whether the batch holds no example.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rows `start..start + len` (labels and mask alike).
+    pub fn narrow(&self, start: i64, len: i64) -> Batch {
+        Batch {
+            x: self.x.narrow(0, start, len),
+            y: self.y.as_ref().map(|y| y.narrow(0, start, len)),
+            observed: self.observed.as_ref().map(|o| o.narrow(0, start, len)),
+        }
+    }
+
+    /// The observed-label mask `bool [B]`: all true when every label is observed, `None`
+    /// without labels.
+    pub fn observed_mask(&self) -> Option<Tensor> {
+        let y = self.y.as_ref()?;
+        Some(match &self.observed {
+            Some(o) => o.shallow_clone(),
+            None => y.ones_like().to_kind(tch::Kind::Bool),
+        })
+    }
 }
 
 /// Iterator over the mini-batches of one epoch.
@@ -38,6 +103,7 @@ pub struct Batch {
 pub struct Batches {
     x: Tensor,
     y: Option<Tensor>,
+    observed: Option<Tensor>,
     /// Example order on the data's device (`i64 [n]`).
     order: Tensor,
     n: i64,
@@ -89,12 +155,38 @@ impl Batches {
         Batches {
             x: x.shallow_clone(),
             y: y.map(Tensor::shallow_clone),
+            observed: None,
             order,
             n,
             batch_size,
             num_batches,
             next: 0,
         }
+    }
+
+    /// The batches of a labelled split: `split.y` (when present) as the labels, and
+    /// `observed` (`bool [n]`, when only some are observed) as the observed mask, with the
+    /// unobserved labels replaced by `-1` (see [`Batch`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn of_split(
+        split: &super::Split,
+        x: &Tensor,
+        observed: Option<&Tensor>,
+        batch_size: i64,
+        shuffle: bool,
+        drop_last: bool,
+        seed: u64,
+        epoch: usize,
+    ) -> Batches {
+        let y = match (&split.y, observed) {
+            (Some(y), Some(o)) => Some(y.where_self(o, &y.full_like(-1))),
+            (y, _) => y.as_ref().map(Tensor::shallow_clone),
+        };
+        let mut b = Batches::new(x, y.as_ref(), batch_size, shuffle, drop_last, seed, epoch);
+        if y.is_some() {
+            b.observed = observed.map(Tensor::shallow_clone);
+        }
+        b
     }
 
     /// Number of batches of the whole epoch (unaffected by [`Batches::skip`] or iteration).
@@ -134,6 +226,7 @@ impl Iterator for Batches {
         Some(Batch {
             x: self.x.index_select(0, &idx),
             y: self.y.as_ref().map(|y| y.index_select(0, &idx)),
+            observed: self.observed.as_ref().map(|o| o.index_select(0, &idx)),
         })
     }
 
@@ -248,5 +341,40 @@ mod tests {
         assert_eq!(bs[0].x.size(), [4, 4, 5]);
         assert_eq!(bs[1].x.size(), [2, 4, 5]);
         assert!(bs[0].y.is_none());
+        assert!(bs[0].observed_mask().is_none());
+    }
+
+    #[test]
+    fn batches_of_split_hide_unobserved_labels() {
+        let x = ids(6);
+        let split = crate::data::Split {
+            x: x.shallow_clone(),
+            y: Some(Tensor::from_slice(&[10i64, 11, 12, 13, 14, 15])),
+        };
+        let observed = Tensor::from_slice(&[true, false, true, false, false, true]);
+        let all: Vec<Batch> =
+            Batches::of_split(&split, &x, Some(&observed), 4, true, false, 3, 0).collect();
+        let mut seen = 0;
+        for b in &all {
+            let rows: Vec<f32> = Vec::try_from(&b.x.flatten(0, -1)).unwrap();
+            let y: Vec<i64> = Vec::try_from(b.y.as_ref().unwrap()).unwrap();
+            let o: Vec<bool> = Vec::try_from(&b.observed_mask().unwrap()).unwrap();
+            for ((r, y), o) in rows.iter().zip(y).zip(o) {
+                let i = *r as usize;
+                assert_eq!(o, [true, false, true, false, false, true][i]);
+                assert_eq!(y, if o { 10 + i as i64 } else { -1 });
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 6);
+        // without a mask every label is observed
+        let b = Batches::of_split(&split, &x, None, 6, false, false, 0, 0)
+            .next()
+            .unwrap();
+        assert!(b.observed.is_none());
+        assert_eq!(
+            Vec::<bool>::try_from(&b.observed_mask().unwrap()).unwrap(),
+            [true; 6]
+        );
     }
 }

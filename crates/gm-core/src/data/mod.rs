@@ -61,7 +61,7 @@ pub use synthetic::bars_and_stripes_patterns;
 use synthetic::Toy;
 
 use crate::{Error, Result};
-use rng::{SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID};
+use rng::{Domain, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID};
 
 /// Examples of one split.
 #[derive(Debug)]
@@ -87,14 +87,25 @@ impl Split {
     /// when `limit` is `None` or not smaller), not its head: a class-ordered file, such as
     /// the static binarized MNIST test set, still gives every class.
     pub fn x_evenly_spaced(&self, limit: Option<i64>) -> Tensor {
+        self.evenly_spaced(limit).x
+    }
+
+    /// The examples (inputs and labels) that [`Split::x_evenly_spaced`] picks.
+    pub fn evenly_spaced(&self, limit: Option<i64>) -> Split {
         let n = self.len();
         match limit {
             Some(l) if l < n => {
                 let idx: Vec<i64> = (0..l).map(|i| i * n / l).collect();
-                self.x
-                    .index_select(0, &Tensor::from_slice(&idx).to_device(self.x.device()))
+                let idx = Tensor::from_slice(&idx).to_device(self.x.device());
+                Split {
+                    x: self.x.index_select(0, &idx),
+                    y: self.y.as_ref().map(|y| y.index_select(0, &idx)),
+                }
             }
-            _ => self.x.shallow_clone(),
+            _ => Split {
+                x: self.x.shallow_clone(),
+                y: self.y.as_ref().map(Tensor::shallow_clone),
+            },
         }
     }
 
@@ -161,6 +172,59 @@ impl Dataset {
         }
     }
 
+    /// Which training labels are observed under `[data] labelled = n`: `None` for `None`
+    /// (every label), else a `bool [N_train]` mask with `n / C` examples of each of the `C`
+    /// classes (the first `n mod C` classes one more), each class's examples drawn by a
+    /// seeded permutation that is a function of `(seed, class)` alone. Errors name
+    /// `data.labelled` when the dataset has no labels, `n` is below 1 or above the training
+    /// size, or a class has too few examples.
+    pub fn observed_labels(&self, labelled: Option<i64>, seed: u64) -> Result<Option<Tensor>> {
+        let Some(n) = labelled else {
+            return Ok(None);
+        };
+        let field = "data.labelled";
+        let (Some(y), Some(classes)) = (&self.train.y, self.num_classes) else {
+            return Err(Error::config(
+                field,
+                n,
+                format!("a dataset with labels ({} has none)", self.name),
+            ));
+        };
+        if n < 1 || n > self.train.len() {
+            return Err(Error::config(
+                field,
+                n,
+                format!(
+                    "1 ..= {} (the training examples of {})",
+                    self.train.len(),
+                    self.name
+                ),
+            ));
+        }
+        let labels: Vec<i64> = Vec::try_from(&y.to_device(Device::Cpu))?;
+        let mut keep = vec![false; labels.len()];
+        for c in 0..classes {
+            let want = (n / classes + i64::from(c < n % classes)) as usize;
+            let members: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == c).collect();
+            if members.len() < want {
+                return Err(Error::config(
+                    field,
+                    n,
+                    format!(
+                        "at most {} labels of class {c} in {}'s training split (asked for {want})",
+                        members.len(),
+                        self.name
+                    ),
+                ));
+            }
+            let mut r = rng::stream(Domain::Labelled, seed, c as u64, 0);
+            for &k in &rng::permutation(members.len(), &mut r)[..want] {
+                keep[members[k as usize]] = true;
+            }
+        }
+        Ok(Some(Tensor::from_slice(&keep).to_device(y.device())))
+    }
+
     /// Values per example (product of [`Dataset::shape`]).
     pub fn example_numel(&self) -> i64 {
         self.shape.iter().product()
@@ -192,6 +256,10 @@ pub struct DataOptions {
     pub synthetic_seed: u64,
     /// Side `n` of bars-and-stripes images, `2..=16`; default 4.
     pub bars_size: i64,
+    /// Keep the labels of only this many training examples, balanced over the classes and
+    /// chosen by a function of the run's `seed` alone ([`Dataset::observed_labels`]); the
+    /// others are unlabelled. Default: every label.
+    pub labelled: Option<i64>,
 }
 
 impl Default for DataOptions {
@@ -206,6 +274,7 @@ impl Default for DataOptions {
             synthetic_size: None,
             synthetic_seed: 0,
             bars_size: 4,
+            labelled: None,
         }
     }
 }
@@ -434,6 +503,15 @@ fn check_synthetic(name: &str, opts: &DataOptions, numel: i64, why: &str) -> Res
 /// Checks everything about `(name, opts)` that needs no file, and returns the scheme.
 fn check(name: &str, opts: &DataOptions) -> Result<(Source, Binarization)> {
     let source = lookup(name)?;
+    if let Some(n) = opts.labelled {
+        if n < 1 {
+            return Err(Error::config(
+                "data.labelled",
+                n,
+                "at least 1 labelled example",
+            ));
+        }
+    }
     let scheme = match source {
         Source::Files => check_files(files_manifest(name)?, opts)?,
         Source::BarsAndStripes => {
@@ -491,9 +569,9 @@ fn synthetic_sizes(opts: &DataOptions, default: i64) -> [i64; 3] {
 fn load_bars_and_stripes(opts: &DataOptions) -> Dataset {
     let n = opts.bars_size;
     let sizes = synthetic_sizes(opts, DEFAULT_BARS_SIZE);
-    let split = |k: usize, tag: u64| Split {
-        x: synthetic::bars_and_stripes_sample(n, sizes[k], opts.synthetic_seed, tag),
-        y: None,
+    let split = |k: usize, tag: u64| {
+        let (x, y) = synthetic::bars_and_stripes_sample(n, sizes[k], opts.synthetic_seed, tag);
+        Split { x, y: Some(y) }
     };
     Dataset {
         name: "bars-and-stripes".to_string(),
@@ -501,7 +579,7 @@ fn load_bars_and_stripes(opts: &DataOptions) -> Dataset {
         valid: split(1, SPLIT_VALID),
         test: split(2, SPLIT_TEST),
         shape: vec![1, n, n],
-        num_classes: None,
+        num_classes: Some(2),
         binarization: Binarization::None,
         binary: true,
         is_image: true,

@@ -23,6 +23,8 @@ pub(crate) enum Domain {
     BinarizeEpoch = 0x4249_4e45_504f_4333,
     /// Synthetic datasets: `(dataset tag, seed, split)`.
     Synthetic = 0x5359_4e54_4845_5434,
+    /// Which training labels `[data] labelled = N` keeps: `(seed, class)`.
+    Labelled = 0x4c41_4245_4c4c_4535,
 }
 
 /// Split tags used in stream keys.

@@ -5,7 +5,8 @@
 //!   columns are all constant (a *bar* pattern, one bit per column). The all-0 and all-1
 //!   images are both, so there are `2^(n+1) - 2` distinct patterns (30 for `n = 4`), listed by
 //!   [`bars_and_stripes_patterns`]; every split samples them uniformly. Shape `[1, n, n]`,
-//!   values 0/1.
+//!   values 0/1. Labels: 0 for a stripe pattern (the all-0 and all-1 images included), 1 for
+//!   a bar pattern.
 //! - **eight-gaussians**: a mixture of 8 equally weighted isotropic Gaussians with means on
 //!   the circle of radius 2 at angles `kπ/4` and standard deviation 0.02 — the ring of
 //!   Metz et al. (2017, *Unrolled GANs*), the standard mode-collapse test. Labels: `k`.
@@ -58,13 +59,23 @@ pub fn bars_and_stripes_patterns(n: i64) -> Tensor {
     Tensor::from_slice(&v).view([count as i64, 1, n as i64, n as i64])
 }
 
-/// `count` examples drawn uniformly from the patterns of side `n`, from stream `(seed, split)`.
-pub(crate) fn bars_and_stripes_sample(n: i64, count: i64, seed: u64, split: u64) -> Tensor {
+/// `count` examples drawn uniformly from the patterns of side `n`, from stream `(seed, split)`,
+/// with their labels (`i64`: 0 stripes, 1 bars).
+pub(crate) fn bars_and_stripes_sample(
+    n: i64,
+    count: i64,
+    seed: u64,
+    split: u64,
+) -> (Tensor, Tensor) {
     let patterns = bars_and_stripes_patterns(n);
     let p = patterns.size()[0] as u64;
     let mut r = rng::stream(Domain::Synthetic, TAG_BARS, seed, split);
     let idx: Vec<i64> = (0..count).map(|_| rng::below(&mut r, p) as i64).collect();
-    patterns.index_select(0, &Tensor::from_slice(&idx))
+    let labels: Vec<i64> = idx.iter().map(|&i| i64::from(i >= 1 << n)).collect();
+    (
+        patterns.index_select(0, &Tensor::from_slice(&idx)),
+        Tensor::from_slice(&labels),
+    )
 }
 
 const TAG_BARS: u64 = 1;
@@ -187,22 +198,26 @@ mod tests {
 
     #[test]
     fn bars_and_stripes_samples_cover_the_patterns_uniformly() {
-        let s = bars_and_stripes_sample(3, 14_000, 0, 0);
+        let (s, y) = bars_and_stripes_sample(3, 14_000, 0, 0);
         assert_eq!(s.size(), [14_000, 1, 3, 3]);
         let patterns = rows(&bars_and_stripes_patterns(3));
+        let labels: Vec<i64> = Vec::try_from(&y).unwrap();
         let mut counts = vec![0usize; patterns.len()];
-        for r in rows(&s) {
+        for (r, label) in rows(&s).into_iter().zip(labels) {
             let k = patterns
                 .iter()
                 .position(|p| *p == r)
                 .expect("not a pattern");
             counts[k] += 1;
+            // label 0: every row constant (a stripe pattern); 1: columns constant, rows not
+            let rows_constant = (0..3).all(|i| (0..3).all(|j| r[3 * i + j] == r[3 * i]));
+            assert_eq!(label, i64::from(!rows_constant), "label of {r:?}");
         }
         for c in &counts {
             assert!((850..1150).contains(c), "{counts:?}"); // 1000 expected each
         }
-        assert!(s.equal(&bars_and_stripes_sample(3, 14_000, 0, 0)));
-        assert!(!s.equal(&bars_and_stripes_sample(3, 14_000, 0, 1)));
+        assert!(s.equal(&bars_and_stripes_sample(3, 14_000, 0, 0).0));
+        assert!(!s.equal(&bars_and_stripes_sample(3, 14_000, 0, 1).0));
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! let cfg = RunConfig::from_toml_str("[model]\nname = \"vae\"\nlatent = 8\n[data]\ndataset = \"bars-and-stripes\"")?;
 //! let ds = data::load(&cfg.data.dataset, &cfg.data.options)?;
 //! let mut vae = gm_vae::vae::build(&BuildContext { cfg: &cfg, data: &ds, device: tch::Device::Cpu })?;
-//! let m = vae.train_step(&ds.train.x.narrow(0, 0, 16))?;
+//! let m = vae.train_step(&gm_core::data::Batch::inputs(&ds.train.x.narrow(0, 0, 16)))?;
 //! println!("loss {}", m[0].1.double_value(&[]));
 //! # Ok::<(), gm_core::Error>(())
 //! ```

@@ -1,5 +1,6 @@
 use super::config::{Activation, Likelihood, VaeConfig};
 use gm_core::config::RunConfig;
+use gm_core::data::Batch;
 use gm_core::model::{
     params_table, parse_params, BuildContext, Figure, LikelihoodKind, LogLikelihood, Metrics, Model,
 };
@@ -228,14 +229,16 @@ impl Model for Vae {
 
     gm_core::single_network!(vs, opt, "adam");
 
-    fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
+    fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         let (log_px, kl) = self.terms(x);
         let m = self.metrics(&log_px, &kl);
         self.opt.backward_step(&m[0].1)?;
         Ok(m.into_iter().map(|(k, t)| (k, t.detach())).collect())
     }
 
-    fn eval_metrics(&self, x: &Tensor) -> Result<Metrics> {
+    fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
+        let x = &batch.x;
         let (log_px, kl) = tch::no_grad(|| self.terms(x));
         Ok(self.metrics(&log_px, &kl))
     }

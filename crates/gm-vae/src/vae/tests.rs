@@ -52,7 +52,8 @@ fn importance_estimate_converges_to_exact_likelihood_and_elbo_bounds_it() {
     tch::manual_seed(0);
     let mut m = vae(&c, &d);
     for _ in 0..150 {
-        m.train_step(&d.train.x).unwrap();
+        m.train_step(&gm_core::data::Batch::inputs(&d.train.x))
+            .unwrap();
     }
     let x = gm_core::data::bars_and_stripes_patterns(2);
     let exact = exact_log_px(&m, &x);
@@ -88,7 +89,11 @@ fn importance_estimate_converges_to_exact_likelihood_and_elbo_bounds_it() {
     );
     // A single-sample ELBO is noisy; its expectation (over many z) must lie below log p(x).
     let reps = x.repeat([4000, 1, 1, 1]);
-    let elbo_mean = m.eval_metrics(&reps).unwrap()[1].1.double_value(&[]);
+    let elbo_mean = m
+        .eval_metrics(&gm_core::data::Batch::inputs(&reps))
+        .unwrap()[1]
+        .1
+        .double_value(&[]);
     assert!(
         elbo_mean < exact_mean,
         "E[ELBO] {elbo_mean} above exact {exact_mean}"
@@ -102,11 +107,16 @@ fn training_on_bars_and_stripes_approaches_the_optimum() {
     let d = load(&c);
     tch::manual_seed(0);
     let mut m = vae(&c, &d);
-    let before = m.eval_metrics(&d.valid.x).unwrap()[1].1.double_value(&[]);
+    let before = m
+        .eval_metrics(&gm_core::data::Batch::inputs(&d.valid.x))
+        .unwrap()[1]
+        .1
+        .double_value(&[]);
     let n = d.train.len();
     for step in 0..2500 {
         let i = (step * 32) % (n - 32);
-        m.train_step(&d.train.x.narrow(0, i, 32)).unwrap();
+        m.train_step(&gm_core::data::Batch::inputs(&d.train.x.narrow(0, i, 32)))
+            .unwrap();
     }
     let mut run = c.clone();
     run.eval.is_samples = 500;
