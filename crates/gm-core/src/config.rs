@@ -518,6 +518,16 @@ mod tests {
     }
 
     #[test]
+    fn labelled_is_read_and_written_back() {
+        let c = cfg(&format!("{BASE}labelled = 100\n")).unwrap();
+        assert_eq!(c.data.options.labelled, Some(100));
+        assert!(c.to_toml().contains("labelled = 100"), "{}", c.to_toml());
+        let again = RunConfig::from_toml_str(&c.to_toml()).unwrap();
+        assert_eq!(again.data.options.labelled, Some(100));
+        assert_eq!(cfg(BASE).unwrap().data.options.labelled, None);
+    }
+
+    #[test]
     fn unknown_fields_are_rejected_with_their_name() {
         for (bad, name) in [
             ("seeed = 1\n", "seeed"),

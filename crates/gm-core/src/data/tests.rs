@@ -9,7 +9,7 @@ fn opts() -> DataOptions {
     DataOptions::default()
 }
 
-fn config_field(r: Result<()>) -> String {
+fn config_field<T: std::fmt::Debug>(r: Result<T>) -> String {
     match r {
         Err(Error::Config { field, .. }) => field,
         other => panic!("expected a config error, got {other:?}"),
@@ -51,7 +51,7 @@ fn validate_rejects_dynamic_on_binarized_mnist() {
         };
         let err = validate("binarized-mnist", &o).unwrap_err();
         assert!(err.to_string().contains("data.binarize"), "{err}");
-        assert_eq!(config_field(Err(err)), "data.binarize");
+        assert_eq!(config_field::<()>(Err(err)), "data.binarize");
     }
     assert_eq!(
         binarization("binarized-mnist", &opts()).unwrap(),
@@ -232,7 +232,9 @@ fn load_bars_and_stripes_and_toys() {
     assert_eq!(ds.train.x.size(), [1000, 1, 4, 4]);
     assert_eq!(ds.valid.len(), 250);
     assert_eq!(ds.test.len(), 250);
-    assert!(ds.binary && ds.is_image && ds.train.y.is_none());
+    assert!(ds.binary && ds.is_image);
+    assert_eq!(ds.num_classes, Some(2));
+    assert_eq!(ds.train.y.as_ref().unwrap().size(), [1000]);
     assert_eq!(ds.binarization, Binarization::None);
     assert_eq!(ds.example_numel(), 16);
     let ones = ds.train.x.eq(1.0).logical_or(&ds.train.x.eq(0.0));
@@ -747,4 +749,79 @@ fn evenly_spaced_limits_spread_through_the_split() {
         (0..10).map(|i| i as f32).collect::<Vec<_>>()
     );
     assert_eq!(rows(None).len(), 10);
+}
+
+/// Indices kept by `observed_labels` and their labels.
+fn kept(ds: &Dataset, n: i64, seed: u64) -> (Vec<i64>, Vec<i64>) {
+    let mask = ds.observed_labels(Some(n), seed).unwrap().unwrap();
+    assert_eq!(mask.size(), [ds.train.len()]);
+    let m: Vec<bool> = Vec::try_from(&mask).unwrap();
+    let y: Vec<i64> = Vec::try_from(ds.train.y.as_ref().unwrap()).unwrap();
+    let idx: Vec<i64> = (0..m.len() as i64).filter(|&i| m[i as usize]).collect();
+    let labels = idx.iter().map(|&i| y[i as usize]).collect();
+    (idx, labels)
+}
+
+fn per_class(labels: &[i64], classes: i64) -> Vec<usize> {
+    (0..classes)
+        .map(|c| labels.iter().filter(|&&l| l == c).count())
+        .collect()
+}
+
+#[test]
+fn labelled_keeps_a_balanced_subset_chosen_by_the_seed() {
+    let ds = load("bars-and-stripes", &opts()).unwrap();
+    assert!(ds.observed_labels(None, 0).unwrap().is_none());
+    let (a, la) = kept(&ds, 11, 5);
+    assert_eq!(a.len(), 11);
+    assert_eq!(
+        per_class(&la, 2),
+        [6, 5],
+        "n mod C extra labels go to the first classes"
+    );
+    assert_eq!(kept(&ds, 11, 5).0, a, "same seed, same labels");
+    assert_ne!(kept(&ds, 11, 6).0, a, "another seed, other labels");
+    // not the first examples of each class: spread through the split
+    assert!(*a.last().unwrap() > 100, "{a:?}");
+}
+
+#[test]
+fn labelled_errors_name_the_field() {
+    let ds = load("bars-and-stripes", &opts()).unwrap();
+    for n in [0, 1001] {
+        assert_eq!(
+            config_field(ds.observed_labels(Some(n), 0)),
+            "data.labelled"
+        );
+    }
+    // more of one class than the split holds
+    let bars = i64::try_from(ds.train.y.as_ref().unwrap().eq(1).sum(Kind::Int64)).unwrap();
+    let n = 2 * bars + 2;
+    assert!(n <= 1000);
+    let err = ds.observed_labels(Some(n), 0).unwrap_err();
+    assert!(err.to_string().contains("class 1"), "{err}");
+    let toy = load("swiss-roll", &opts()).unwrap();
+    let err = toy.observed_labels(Some(10), 0).unwrap_err();
+    assert!(err.to_string().contains("swiss-roll has none"), "{err}");
+    let o = DataOptions {
+        labelled: Some(0),
+        ..opts()
+    };
+    assert_eq!(config_field(validate("mnist", &o)), "data.labelled");
+}
+
+#[test]
+fn labelled_100_on_mnist_is_10_per_class() {
+    let ds = match load("mnist", &opts()) {
+        Ok(ds) => ds,
+        Err(Error::NotDownloaded { .. }) => {
+            eprintln!("skipped: mnist is not in the data cache (cargo xtask data mnist)");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let (a, labels) = kept(&ds, 100, 0);
+    assert_eq!(per_class(&labels, 10), [10; 10]);
+    assert_eq!(kept(&ds, 100, 0).0, a);
+    assert_ne!(kept(&ds, 100, 1).0, a);
 }
