@@ -60,7 +60,9 @@ pub fn summary(results: &str, pictures: &[PathBuf]) -> Result<String> {
             .as_i64()
             .map(|k| format!(", k = {k}"))
             .unwrap_or_default();
-        let value = r["value"].as_f64().context("a likelihood record without a value")?;
+        let value = r["value"]
+            .as_f64()
+            .context("a likelihood record without a value")?;
         let se = r["std_err"]
             .as_f64()
             .map(|e| format!(" ± {e:.3}"))
@@ -74,7 +76,9 @@ pub fn summary(results: &str, pictures: &[PathBuf]) -> Result<String> {
             r["n"]
         );
     }
-    s.push_str("sample quality against the training split (floor: the test split in place of samples):\n");
+    s.push_str(
+        "sample quality against the training split (floor: the test split in place of samples):\n",
+    );
     for (key, name) in QUALITY {
         let pick = |src: &str| {
             records
@@ -85,7 +89,9 @@ pub fn summary(results: &str, pictures: &[PathBuf]) -> Result<String> {
         let (Some(v), floor) = (pick("samples"), pick("test split")) else {
             continue;
         };
-        let f = floor.map(|f| format!("{f:.4}")).unwrap_or_else(|| "—".into());
+        let f = floor
+            .map(|f| format!("{f:.4}"))
+            .unwrap_or_else(|| "—".into());
         let _ = writeln!(s, "  {name:<20} {v:>10.4}   floor {f:>10}");
     }
     if let Some(r) = records
@@ -188,12 +194,17 @@ mod tests {
                 .unwrap_or_else(|| panic!("no {name} line in\n{s}"))
         };
         let fd = line("Fréchet distance");
-        assert!(fd.contains("31.5000") && fd.contains("floor     0.7500"), "{fd}");
+        assert!(
+            fd.contains("31.5000") && fd.contains("floor     0.7500"),
+            "{fd}"
+        );
         assert!(line("precision").contains("0.5000   floor     0.8750"));
         // No floor record: a dash, not a made-up number; no recall records: no line.
         assert!(line("class coverage").contains("9.0000   floor          —"));
         assert!(!s.contains("recall "), "{s}");
-        assert!(s.contains("fashion-mnist-bernoulli-convnet-v1, data 0/1, samples: Bernoulli draws"));
+        assert!(
+            s.contains("fashion-mnist-bernoulli-convnet-v1, data 0/1, samples: Bernoulli draws")
+        );
         assert!(s.ends_with("runs/demo/report.html\n"));
         assert!(summary("{\"not\": \"records\"}", &[]).is_err());
     }

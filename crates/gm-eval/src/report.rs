@@ -476,11 +476,7 @@ fn quality_cells(recs: &[&ResultRecord]) -> String {
     );
     let pr = match (num(Metric::Precision), num(Metric::Recall)) {
         (None, None) => dash(),
-        (p, r) => format!(
-            "{} / {}",
-            p.unwrap_or_else(dash),
-            r.unwrap_or_else(dash)
-        ),
+        (p, r) => format!("{} / {}", p.unwrap_or_else(dash), r.unwrap_or_else(dash)),
     };
     let _ = write!(h, "<td class=\"num\">{pr}</td>");
     let cov = get(Metric::ClassCoverage).map(|r| {
@@ -501,9 +497,15 @@ fn summary_table(h: &mut String, runs: &[RunData]) {
     for (m, k) in &cols {
         let _ = write!(h, "<th>NLL, {} ({k})</th>", esc(m));
     }
-    h.push_str("<th>Fréchet distance</th><th>precision / recall</th><th>class coverage</th></tr>\n");
+    h.push_str(
+        "<th>Fréchet distance</th><th>precision / recall</th><th>class coverage</th></tr>\n",
+    );
     for run in runs {
-        let Some(first) = run.results.iter().find(|r| !is_floor(r)).or(run.results.first())
+        let Some(first) = run
+            .results
+            .iter()
+            .find(|r| !is_floor(r))
+            .or(run.results.first())
         else {
             continue;
         };
@@ -731,7 +733,11 @@ mod tests {
         )
         .unwrap();
         let tables = &html[html.find("<h2>Results</h2>").unwrap()..];
-        assert_eq!(tables.matches("<td>vae</td>").count(), 4, "table + settings rows");
+        assert_eq!(
+            tables.matches("<td>vae</td>").count(),
+            4,
+            "table + settings rows"
+        );
         assert!(tables.contains("89.5000 ± 0.2500"), "NLL shown");
         assert!(tables.contains("<details><summary>settings</summary>"));
         assert!(html.contains("88.71"), "published IWAE/VAE number");
@@ -775,7 +781,10 @@ mod tests {
     fn the_summary_table_has_a_row_per_run_and_the_floor_row() {
         let html = render(&[quality_run()], &ReportOptions::default()).unwrap();
         let start = html.find("<h2>Summary</h2>").expect("a summary");
-        assert!(start < html.find("<h2>Results</h2>").unwrap(), "it opens the page");
+        assert!(
+            start < html.find("<h2>Results</h2>").unwrap(),
+            "it opens the page"
+        );
         let table = &html[start..start + html[start..].find("</table>").unwrap()];
         assert!(table.contains("<th>NLL, importance-sampling (stochastic estimate)</th>"));
         let rows: Vec<&str> = table.split("<tr").skip(2).collect();
@@ -785,7 +794,12 @@ mod tests {
             assert!(rows[0].contains(cell), "{cell} in {}", rows[0]);
         }
         assert!(rows[1].starts_with(" class=\"floor\"><td>q</td><td>floor (test split)</td>"));
-        for cell in ["<td class=\"num\">—</td>", "0.7500", "0.8750 / 0.8125", "10 of 10"] {
+        for cell in [
+            "<td class=\"num\">—</td>",
+            "0.7500",
+            "0.8750 / 0.8125",
+            "10 of 10",
+        ] {
             assert!(rows[1].contains(cell), "{cell} in {}", rows[1]);
         }
     }
