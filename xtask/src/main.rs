@@ -7,7 +7,7 @@
 //! cargo xtask setup                      # make libtorch 2.13 available, link .libtorch
 //! cargo xtask data mnist | --all         # fetch + verify datasets into the cache
 //! cargo xtask test [-- <cargo test args>]
-//! cargo xtask demo                       # train + evaluate a small VAE on Fashion-MNIST
+//! cargo xtask demo                       # train, evaluate, report a small VAE on Fashion-MNIST
 //! cargo xtask bench vae|ais|rbm-cd1|rbm-pcd|nade-train|nade-sample [--steps N] [--threads T]
 //! cargo xtask zoo rbm|autoregressive|<entry>... [--minutes M]   # reproduce the tables
 //! ```
@@ -20,6 +20,7 @@
 
 mod bench;
 mod data;
+mod demo;
 mod manifest;
 mod setup;
 mod util;
@@ -90,7 +91,9 @@ enum Cmd {
     ///
     /// Steps: setup; data fashion-mnist; `cargo build --release -p gm-cli`;
     /// `gm train vae --config configs/demo-vae.toml --out runs --name demo --force`;
-    /// `gm eval runs/demo`. Outputs land in runs/demo/.
+    /// `gm eval runs/demo`; `gm report runs/demo --out runs/demo/report.html` (with
+    /// `--screenshot` when a headless Chromium is found); then a summary read from
+    /// runs/demo/results.json. Outputs land in runs/demo/.
     Demo {
         /// Data mirror for fetching Fashion-MNIST (as for `data`).
         #[arg(long, value_name = "DIR|URL", env = "GM_DATA_MIRROR")]
@@ -226,17 +229,17 @@ fn demo(mirror: Option<String>) -> Result<()> {
     if !config.exists() {
         bail!("{} is missing", config.display());
     }
-    println!("==> demo 1/5: setup");
+    println!("==> demo 1/6: setup");
     let lt = setup::ensure(false)?;
 
-    println!("==> demo 2/5: data fashion-mnist");
+    println!("==> demo 2/6: data fashion-mnist");
     data::run(&data::Options {
         names: vec!["fashion-mnist".into()],
         all: false,
         mirror,
     })?;
 
-    println!("==> demo 3/5: build gm (release)");
+    println!("==> demo 3/6: build gm (release)");
     util::run(
         util::cargo(&lt).args(["build", "--release", "-p", "gm-cli"]),
         "cargo build --release -p gm-cli",
@@ -246,7 +249,7 @@ fn demo(mirror: Option<String>) -> Result<()> {
         bail!("the build finished but {} does not exist", gm.display());
     }
 
-    println!("==> demo 4/5: train");
+    println!("==> demo 4/6: train");
     let mut train = std::process::Command::new(&gm);
     train.current_dir(&repo).args([
         "train",
@@ -262,32 +265,36 @@ fn demo(mirror: Option<String>) -> Result<()> {
     util::apply_libtorch_env(&mut train, &lt);
     util::run(&mut train, "gm train").context("demo training failed")?;
 
-    println!("==> demo 5/5: evaluate");
+    println!("==> demo 5/6: evaluate");
     let mut eval = std::process::Command::new(&gm);
     eval.current_dir(&repo).args(["eval", "runs/demo"]);
     util::apply_libtorch_env(&mut eval, &lt);
     util::run(&mut eval, "gm eval").context("demo evaluation failed")?;
 
+    println!("==> demo 6/6: report");
     let run_dir = repo.join("runs/demo");
+    let mut report = std::process::Command::new(&gm);
+    report
+        .current_dir(&repo)
+        .args(["report", "runs/demo", "--out", "runs/demo/report.html"]);
+    if demo::have_chromium() {
+        report.arg("--screenshot");
+    } else {
+        println!("(no headless Chromium on PATH: no report.png; set GM_CHROMIUM to make one)");
+    }
+    util::apply_libtorch_env(&mut report, &lt);
+    util::run(&mut report, "gm report").context("demo report failed")?;
+
+    let results = run_dir.join("results.json");
+    let text = std::fs::read_to_string(&results)
+        .with_context(|| format!("reading {}", results.display()))?;
     println!();
-    println!("demo: outputs in {}", run_dir.display());
-    for (what, rel) in [
-        ("training curve   ", "metrics.jsonl"),
-        ("evaluation       ", "results.json"),
-        ("report           ", "report.html"),
-    ] {
-        let p = run_dir.join(rel);
-        if p.exists() {
-            println!("  {what} {}", util::show(&p));
-        }
-    }
-    for sub in ["samples", "figures"] {
-        let d = run_dir.join(sub);
-        if let Ok(rd) = std::fs::read_dir(&d) {
-            let n = rd.filter_map(|e| e.ok()).count();
-            println!("  {sub:<17} {}/ ({n} files)", util::show(&d));
-        }
-    }
+    println!("demo summary (from {}):", util::show(&results));
+    let outputs: Vec<PathBuf> = demo::outputs(&run_dir)
+        .iter()
+        .map(|p| PathBuf::from(util::show(p)))
+        .collect();
+    print!("{}", demo::summary(&text, &outputs)?);
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use gm_core::device::{derive_seed, device_name, seed_all, DeviceSpec};
 use gm_core::image::{save_grid, GridOptions};
 use gm_core::train::{self, stream};
 use gm_eval::assess::{assess, Inputs};
-use gm_eval::features::{FeatureNet, FeatureOptions};
+use gm_eval::features::{FeatureNet, FeatureOptions, Representation};
 use gm_eval::results::{self, Metric, RecordContext, ResultRecord};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -484,7 +484,10 @@ fn eval_likelihoods(
         .collect())
 }
 
-/// Sample-quality metrics and their test-split floors; writes `figures/nn-grid.png`.
+/// Sample-quality metrics and their test-split floors; writes `figures/nn-grid.png`. Like
+/// is compared with like: on binary data the training reference is binarized as the model
+/// saw it, the samples are 0/1 draws and the feature network is the one trained on the
+/// data's representation.
 fn eval_quality(
     model: &dyn gm_core::model::Model,
     data: &gm_core::data::Dataset,
@@ -498,6 +501,7 @@ fn eval_quality(
             &cfg.data.dataset,
             device,
             &FeatureOptions {
+                representation: Representation::of(data.binarization),
                 data: gm_core::data::DataOptions {
                     data_dir: cfg.data.options.data_dir.clone(),
                     verify: cfg.data.options.verify,
@@ -527,35 +531,35 @@ fn eval_quality(
     let mut shape = vec![n];
     shape.extend_from_slice(&data.shape);
     let mut samples = tch::Tensor::cat(&parts, 0).reshape(shape.as_slice());
-    let mut note = format!("Model::sample, {:.1}s", start.elapsed().as_secs_f64());
-    if data.binary {
-        let not_binary = samples
-            .ne(0.0)
-            .logical_and(&samples.ne(1.0))
-            .any()
-            .int64_value(&[])
-            != 0;
-        if not_binary {
-            // The model's distribution over binary data: a Bernoulli draw of its means.
-            samples = samples.clamp(0.0, 1.0).bernoulli();
-            note.push_str("; Bernoulli draws of the returned means (binary data)");
-        }
-    }
+    let note = format!("Model::sample, {:.1}s", start.elapsed().as_secs_f64());
+    let samples_are = if !data.binary {
+        "the model's samples (grey values)"
+    } else if gm_eval::assess::is_binary(&samples) {
+        "the model's own 0/1 draws"
+    } else {
+        // The model's distribution over binary data: a Bernoulli draw of its means.
+        samples = samples.clamp(0.0, 1.0).bernoulli();
+        "Bernoulli draws of the model's means"
+    };
+    // The training reference as the model saw it (one Bernoulli draw under dynamic binarization).
+    let train_x = data.train_inputs(0);
     tracing::info!(
-        "sample quality of {} samples ({note}) against {} training / test images",
-        n,
-        cfg.data.dataset
+        "sample quality of {n} samples ({samples_are}; {note}) against {} training / test images ({})",
+        cfg.data.dataset,
+        data.binarization
     );
     let out = assess(
         ctx,
         &Inputs {
             samples: &samples,
-            train: &data.train.x,
+            train: &train_x,
             test: &data.test.x,
+            test_labels: data.test.y.as_ref(),
             net: net.as_ref(),
             k: a.pr_k,
             chunk: 512,
             samples_note: note,
+            samples_are: samples_are.into(),
             seed: cfg.eval.seed,
         },
     )?;

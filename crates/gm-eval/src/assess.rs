@@ -13,13 +13,25 @@
 //! `source = "test split"`; the model's have `source = "samples"`. All records have split
 //! `train` (the reference).
 //!
+//! Like is compared with like: the training and test sets must be in one representation
+//! (both 0/1, or both grey: binarize the training split the way the model saw it), and the
+//! feature network must have been trained on that representation; [`assess`] refuses
+//! otherwise. Every record's settings say the representation (`data`: `0/1` or `grey`),
+//! what the samples are (`samples_are`, e.g. Bernoulli draws of the model's means) and
+//! whether their values are 0/1 (`sample_values`), the network (`features`,
+//! `feature_representation`), its accuracy on its own test split (`feature_test_accuracy`)
+//! and, when test labels are given, on the n test images measured here
+//! (`feature_accuracy_here`).
+//!
 //! ```no_run
 //! use gm_eval::assess::{assess, Inputs};
 //! use gm_eval::results::RecordContext;
 //! # fn f(ctx: &RecordContext, s: &tch::Tensor, train: &tch::Tensor, test: &tch::Tensor,
 //! #      net: &gm_eval::features::FeatureNet) -> gm_core::Result<()> {
 //! let out = assess(ctx, &Inputs { samples: s, train, test, net: Some(net), k: 3, chunk: 512,
-//!                                 samples_note: "Model::sample".into(), seed: 0 })?;
+//!                                 samples_note: "Model::sample".into(),
+//!                                 samples_are: "Bernoulli draws of the model's means".into(),
+//!                                 test_labels: None, seed: 0 })?;
 //! gm_core::image::save_grid(&out.grid, std::path::Path::new("nn-grid.png"),
 //!     &gm_core::image::GridOptions { per_row: out.grid_per_row, ..Default::default() })?;
 //! # Ok(()) }
@@ -40,10 +52,12 @@ use crate::results::{Metric, RecordContext, ResultRecord};
 pub struct Inputs<'a> {
     /// Generated images `[N, C, H, W]` in [0, 1].
     pub samples: &'a Tensor,
-    /// The training split.
+    /// The training split, in the representation of the model's data (binarized the same way).
     pub train: &'a Tensor,
-    /// The test split.
+    /// The test split as the model sees it.
     pub test: &'a Tensor,
+    /// Labels of the test split, when it has them (for the feature network's accuracy here).
+    pub test_labels: Option<&'a Tensor>,
     /// The feature network; without one only the pixel-space copy check is done.
     pub net: Option<&'a FeatureNet>,
     /// Neighbour rank of precision / recall (3).
@@ -52,6 +66,8 @@ pub struct Inputs<'a> {
     pub chunk: i64,
     /// How the samples were produced (recorded in every model record's settings).
     pub samples_note: String,
+    /// What the samples are, e.g. "Bernoulli draws of the model's means" (recorded too).
+    pub samples_are: String,
     /// Seed of the random test and training subsets.
     pub seed: u64,
 }
@@ -74,10 +90,50 @@ fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
+/// Whether every value of `x` is 0 or 1.
+pub fn is_binary(x: &Tensor) -> bool {
+    let _g = tch::no_grad_guard();
+    x.ne(0.0).logical_and(&x.ne(1.0)).any().int64_value(&[]) == 0
+}
+
+fn values(binary: bool) -> &'static str {
+    if binary {
+        "0/1"
+    } else {
+        "grey"
+    }
+}
+
+/// The representation of the data (0/1 or grey), checked: train and test agree, and so
+/// does the feature network's.
+fn representation(inputs: &Inputs<'_>) -> Result<bool> {
+    let (tr, te) = (is_binary(inputs.train), is_binary(inputs.test));
+    if tr != te {
+        return Err(Error::Msg(format!(
+            "sample quality: the training images are {} and the test images {}: binarize both the way the model saw them",
+            values(tr),
+            values(te)
+        )));
+    }
+    if let Some(net) = inputs.net {
+        if net.representation().is_binary() != tr {
+            return Err(Error::Msg(format!(
+                "sample quality: feature network {} was trained on {} images, the data is {}: use the network of the data's representation",
+                net.id(),
+                net.representation(),
+                values(tr)
+            )));
+        }
+    }
+    Ok(tr)
+}
+
 /// Measures `inputs.samples` and the floors (see the module docs). `ctx` names the model;
 /// its split is replaced by `train`.
 pub fn assess(ctx: &RecordContext, inputs: &Inputs<'_>) -> Result<Assessment> {
     let _g = tch::no_grad_guard();
+    let data_binary = representation(inputs)?;
+    let sample_values = values(is_binary(inputs.samples));
     let (ns, ntr, nte) = (
         inputs.samples.size()[0],
         inputs.train.size()[0],
@@ -109,7 +165,29 @@ pub fn assess(ctx: &RecordContext, inputs: &Inputs<'_>) -> Result<Assessment> {
         x.index_select(0, &Tensor::from_slice(&idx).to_device(x.device()))
     };
     let test = subset(inputs.test, nte, 1);
+    let test_labels = inputs.test_labels.map(|y| subset(y, nte, 1));
     let reference = subset(inputs.train, ntr, 2);
+    // Features first: the network's accuracy on these test images goes into every record.
+    let feats = match inputs.net {
+        Some(net) => {
+            let t = Instant::now();
+            let (fs, ps) = net.features_and_probs(&samples)?;
+            let (ft, pt) = net.features_and_probs(&test)?;
+            let fr = net.features(&reference)?;
+            Some((net, fs, ps, ft, pt, fr, secs(t)))
+        }
+        None => None,
+    };
+    let accuracy_here = match (&feats, &test_labels) {
+        (Some((_, _, _, _, pt, ..)), Some(y)) => Some(
+            pt.argmax(1, false)
+                .eq_tensor(&y.to_device(pt.device()))
+                .to_kind(Kind::Double)
+                .mean(Kind::Double)
+                .double_value(&[]),
+        ),
+        _ => None,
+    };
     let mut mctx = ctx.clone();
     mctx.split = "train".into();
     let mut fctx = mctx.clone();
@@ -119,13 +197,20 @@ pub fn assess(ctx: &RecordContext, inputs: &Inputs<'_>) -> Result<Assessment> {
             "source": source,
             "reference": format!("{n} training images (seeded subset)"),
             "seed": inputs.seed,
+            "data": values(data_binary),
         });
         if source == "samples" {
             s["samples"] = serde_json::json!(inputs.samples_note);
+            s["samples_are"] = serde_json::json!(inputs.samples_are);
+            s["sample_values"] = serde_json::json!(sample_values);
         }
         if let Some(net) = inputs.net {
             s["features"] = serde_json::json!(net.id());
+            s["feature_representation"] = serde_json::json!(net.representation().to_string());
             s["feature_test_accuracy"] = serde_json::json!(net.test_accuracy());
+        }
+        if let Some(a) = accuracy_here {
+            s["feature_accuracy_here"] = serde_json::json!(a);
         }
         s
     };
@@ -179,16 +264,12 @@ pub fn assess(ctx: &RecordContext, inputs: &Inputs<'_>) -> Result<Assessment> {
     ));
 
     let mut feat_nn: Option<Tensor> = None;
-    if let Some(net) = inputs.net {
-        let t = Instant::now();
-        let (fs, ps) = net.features_and_probs(&samples)?;
-        let (ft, pt) = net.features_and_probs(&test)?;
-        let fr = net.features(&reference)?;
-        let feat_secs = secs(t);
+    if let Some((net, fs, ps, ft, pt, fr, feat_secs)) = &feats {
+        let (net, feat_secs) = (*net, *feat_secs);
 
         let t = Instant::now();
-        let fid_s = frechet_distance(&fs, &fr)?;
-        let fid_t = frechet_distance(&ft, &fr)?;
+        let fid_s = frechet_distance(fs, fr)?;
+        let fid_t = frechet_distance(ft, fr)?;
         let fid_secs = secs(t) + feat_secs;
         let mut r = mctx.frechet(&fid_s, net.id(), fid_secs / 2.0);
         r.settings = merge(base("samples"), r.settings);
@@ -198,11 +279,11 @@ pub fn assess(ctx: &RecordContext, inputs: &Inputs<'_>) -> Result<Assessment> {
         floor_recs.push(r);
 
         for (fake, c, recs, src) in [
-            (&fs, &mctx, &mut model_recs, "samples"),
-            (&ft, &fctx, &mut floor_recs, "test split"),
+            (fs, &mctx, &mut model_recs, "samples"),
+            (ft, &fctx, &mut floor_recs, "test split"),
         ] {
             let t = Instant::now();
-            let pr = precision_recall(&fr, fake, inputs.k, inputs.chunk)?;
+            let pr = precision_recall(fr, fake, inputs.k, inputs.chunk)?;
             let sec = secs(t);
             let mut s = base(src);
             s["k"] = inputs.k.into();
@@ -217,8 +298,8 @@ pub fn assess(ctx: &RecordContext, inputs: &Inputs<'_>) -> Result<Assessment> {
             recs.push(c.value(Metric::Recall, "knn-manifold", s, pr.recall, n, sec));
         }
         for (p, c, recs, src) in [
-            (&ps, &mctx, &mut model_recs, "samples"),
-            (&pt, &fctx, &mut floor_recs, "test split"),
+            (ps, &mctx, &mut model_recs, "samples"),
+            (pt, &fctx, &mut floor_recs, "test split"),
         ] {
             let t = Instant::now();
             let l = label_stats(p, 0.01)?;
@@ -254,7 +335,7 @@ pub fn assess(ctx: &RecordContext, inputs: &Inputs<'_>) -> Result<Assessment> {
         }
         // Feature-space nearest neighbours in the whole training split, for the grid.
         let ftrain = net.features(inputs.train)?;
-        feat_nn = Some(nearest(&fs, &ftrain, inputs.chunk)?.1);
+        feat_nn = Some(nearest(fs, &ftrain, inputs.chunk)?.1);
     }
 
     // The grid: the 8 samples closest to the training set, then the first 8 others.
@@ -355,6 +436,8 @@ mod tests {
                 k: 3,
                 chunk: 64,
                 samples_note: "constructed".into(),
+                samples_are: "constructed grey images".into(),
+                test_labels: Some(&tl),
                 seed: 7,
             },
         )

@@ -4,14 +4,17 @@
 //!
 //! Architecture `convnet-v1`: conv 3×3 32 → ReLU → max-pool 2 → conv 3×3 64 → ReLU →
 //! max-pool 2 → fc 128 → ReLU (**the features**, F = 128) → fc to the classes. It is trained
-//! with Adam on the *real-valued* training split (`binarize = "none"`) of MNIST or
-//! Fashion-MNIST and tested on the test split. Binary images (binarized MNIST, samples of
-//! Bernoulli models) are fed as they are: 0/1 values are valid intensities, so the network sees
-//! them as very high-contrast digits; numbers on binary data are comparable with each other,
-//! not with numbers on grey-level data.
+//! with Adam on the training split of MNIST or Fashion-MNIST **in one [`Representation`]**
+//! and tested on the test split in the same representation: grey intensities (`grey`),
+//! Bernoulli draws of the intensities (`bernoulli`: a fresh draw every epoch, the test split
+//! drawn once; the representation of dynamic, stochastic and static binarization — the
+//! static binarized MNIST file is a Bernoulli draw of MNIST), or `x > t` (`threshold-t`).
+//! Sample quality on binary data is measured on the network of its representation, never on
+//! one trained on grey images ([`Representation::of`]).
 //!
-//! The trained weights are cached in `<cache>/<dataset>-convnet-v1.safetensors` (cache:
-//! `$GM_FEATURES_DIR`, else `${XDG_CACHE_HOME:-$HOME/.cache}/gm/features`) next to a JSON file
+//! The trained weights are cached in `<cache>/<id>.safetensors` (cache: `$GM_FEATURES_DIR`,
+//! else `${XDG_CACHE_HOME:-$HOME/.cache}/gm/features`; id `<dataset>-convnet-v1` for grey,
+//! `<dataset>-bernoulli-convnet-v1`, `<dataset>-threshold0.5-convnet-v1`) next to a JSON file
 //! with the test accuracy, the training settings, the seconds it took and the sha256 of the
 //! weights. Both are written atomically. A cache whose JSON does not parse, whose architecture
 //! or settings differ from the ones asked for, or whose weights do not match the recorded
@@ -32,7 +35,7 @@ use std::time::Instant;
 
 use gm_core::checkpoint::{atomic_write, atomic_write_with};
 use gm_core::config::OptimConfig;
-use gm_core::data::{self, epoch_order, DataOptions};
+use gm_core::data::{self, epoch_order, Binarization, BinarizeSpec, DataOptions, Dataset};
 use gm_core::optim::Optimizer;
 use gm_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -45,6 +48,73 @@ pub const ARCH: &str = "convnet-v1";
 /// Dimension of the features.
 pub const FEATURE_DIM: i64 = 128;
 
+/// The values a feature network is trained and tested on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Representation {
+    /// Grey intensities in [0, 1].
+    #[default]
+    Grey,
+    /// 0/1 Bernoulli draws of the intensities.
+    Bernoulli,
+    /// `x > t` as 0/1.
+    Threshold(f32),
+}
+
+impl Representation {
+    /// The representation of data binarized by `b`: grey for `None`, `x > t` for a
+    /// threshold, Bernoulli draws for static-file, stochastic and dynamic binarization.
+    pub fn of(b: Binarization) -> Representation {
+        match b {
+            Binarization::None => Representation::Grey,
+            Binarization::Threshold(t) => Representation::Threshold(t),
+            Binarization::StaticFile
+            | Binarization::Stochastic { .. }
+            | Binarization::Dynamic { .. } => Representation::Bernoulli,
+        }
+    }
+
+    /// Whether the values are 0/1.
+    pub fn is_binary(self) -> bool {
+        self != Representation::Grey
+    }
+
+    /// The part of the network id naming the representation (`""` for grey).
+    fn tag(self) -> String {
+        match self {
+            Representation::Grey => String::new(),
+            Representation::Bernoulli => "bernoulli-".into(),
+            Representation::Threshold(t) => format!("threshold{t}-"),
+        }
+    }
+
+    /// The data options that load a dataset in this representation (Bernoulli: dynamic
+    /// binarization seeded with `seed`, so every epoch is a fresh draw).
+    fn data_options(self, base: &DataOptions, seed: u64) -> DataOptions {
+        let (binarize, threshold) = match self {
+            Representation::Grey => (BinarizeSpec::None, base.threshold),
+            Representation::Bernoulli => (BinarizeSpec::Dynamic, base.threshold),
+            Representation::Threshold(t) => (BinarizeSpec::Threshold, t),
+        };
+        DataOptions {
+            binarize,
+            threshold,
+            binarize_seed: seed,
+            ..base.clone()
+        }
+    }
+}
+
+impl std::fmt::Display for Representation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Representation::Grey => f.write_str("grey"),
+            Representation::Bernoulli => f.write_str("bernoulli"),
+            Representation::Threshold(t) => write!(f, "threshold({t})"),
+        }
+    }
+}
+
 /// How the feature network is trained.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -55,13 +125,15 @@ pub struct FeatureOptions {
     pub batch_size: i64,
     /// Adam's learning rate (default 1e-3).
     pub lr: f64,
-    /// Seed of the initialisation and the batch order (default 0).
+    /// Seed of the initialisation, the batch order and the Bernoulli draws (default 0).
     pub seed: u64,
+    /// The values it is trained and tested on (default grey).
+    pub representation: Representation,
     /// Cache folder; `None`: `$GM_FEATURES_DIR`, else `${XDG_CACHE_HOME:-~/.cache}/gm/features`.
     #[serde(skip)]
     pub cache_dir: Option<PathBuf>,
     /// Options of the dataset load (only the cache location and verification matter: the
-    /// feature net always trains on real values).
+    /// binarization is the one of `representation`).
     #[serde(skip)]
     pub data: DataOptions,
 }
@@ -73,6 +145,7 @@ impl Default for FeatureOptions {
             batch_size: 128,
             lr: 1e-3,
             seed: 0,
+            representation: Representation::Grey,
             cache_dir: None,
             data: DataOptions::default(),
         }
@@ -111,7 +184,7 @@ impl FeatureOptions {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureInfo {
-    /// `<dataset>-convnet-v1`.
+    /// `<dataset>-[<representation>-]convnet-v1`.
     pub id: String,
     /// Dataset it was trained on.
     pub dataset: String,
@@ -121,7 +194,7 @@ pub struct FeatureInfo {
     pub image_hw: [i64; 2],
     /// Number of classes.
     pub classes: i64,
-    /// Fraction of the test split classified correctly.
+    /// Fraction of the test split (in the network's representation) classified correctly.
     pub test_accuracy: f64,
     /// Training settings.
     pub options: FeatureOptions,
@@ -224,8 +297,8 @@ fn sha256_file(path: &Path) -> Result<String> {
 
 impl FeatureNet {
     /// The network for `dataset` (`mnist` or `fashion-mnist`; `binarized-mnist` uses
-    /// `mnist`'s): loaded from the cache when it is there, else trained on the dataset's
-    /// real-valued training split and cached.
+    /// `mnist`'s) in `opts.representation`: loaded from the cache when it is there, else
+    /// trained on the dataset's training split in that representation and cached.
     pub fn load_or_train(dataset: &str, device: Device, opts: &FeatureOptions) -> Result<Self> {
         opts.validate()?;
         let name = feature_dataset(dataset).ok_or_else(|| {
@@ -236,36 +309,22 @@ impl FeatureNet {
             )
         })?;
         let dir = cache_dir(opts);
-        let stem = format!("{name}-{ARCH}");
+        let stem = format!("{name}-{}{ARCH}", opts.representation.tag());
         let weights = dir.join(format!("{stem}.safetensors"));
         let json = dir.join(format!("{stem}.json"));
         if weights.exists() || json.exists() {
             return Self::load(&weights, &json, name, device, opts);
         }
-        let data_opts = DataOptions {
-            binarize: data::BinarizeSpec::None,
-            ..opts.data.clone()
-        };
+        let data_opts = opts.representation.data_options(&opts.data, opts.seed);
         let ds = data::load(name, &data_opts)?;
-        let (ytr, yte) = match (&ds.train.y, &ds.test.y) {
-            (Some(a), Some(b)) => (a, b),
-            _ => return Err(Error::Msg(format!("{name} has no labels"))),
-        };
-        let classes = ds.num_classes.unwrap_or(10);
         tracing::info!(
-            "training the {ARCH} feature network on {name} ({} examples, {} epochs); cached in {}",
+            "training the {ARCH} feature network on {name} ({}, {} examples, {} epochs); cached in {}",
+            opts.representation,
             ds.train.len(),
             opts.epochs,
             weights.display()
         );
-        let mut net = Self::train(
-            name,
-            (&ds.train.x, ytr),
-            (&ds.test.x, yte),
-            classes,
-            device,
-            opts,
-        )?;
+        let mut net = Self::train_on(&ds, device, opts)?;
         net.save_cache(&weights, &json)?;
         tracing::info!(
             "feature network {}: test accuracy {:.4}, {:.0}s",
@@ -274,6 +333,35 @@ impl FeatureNet {
             net.info.seconds
         );
         Ok(net)
+    }
+
+    /// Trains on a labelled image dataset loaded in `opts.representation`: epoch `e` on
+    /// [`Dataset::train_inputs`]`(e)` (a fresh Bernoulli draw under dynamic binarization),
+    /// tested on its test split. An error when the dataset's binarization is not
+    /// `opts.representation`'s.
+    pub fn train_on(ds: &Dataset, device: Device, opts: &FeatureOptions) -> Result<Self> {
+        let rep = Representation::of(ds.binarization);
+        let fresh = matches!(ds.binarization, Binarization::Dynamic { .. });
+        if rep != opts.representation || (rep == Representation::Bernoulli && !fresh) {
+            return Err(Error::Msg(format!(
+                "feature network in representation {}: {} is binarized {} (a {} network trains on dynamic binarization)",
+                opts.representation, ds.name, ds.binarization, opts.representation
+            )));
+        }
+        let (ytr, yte) = match (&ds.train.y, &ds.test.y) {
+            (Some(a), Some(b)) => (a, b),
+            _ => return Err(Error::Msg(format!("{} has no labels", ds.name))),
+        };
+        let classes = ds.num_classes.unwrap_or(10);
+        Self::train_epochs(
+            &ds.name,
+            &|e| ds.train_inputs(e),
+            ytr,
+            (&ds.test.x, yte),
+            classes,
+            device,
+            opts,
+        )
     }
 
     /// Writes the weights (safetensors) and then the JSON record with their sha256.
@@ -358,8 +446,8 @@ impl FeatureNet {
     }
 
     /// Trains a network on `train = (x [N, 1, H, W] in [0, 1], y [N])` (H, W multiples of 4)
-    /// and measures its accuracy on `test`. Used by [`FeatureNet::load_or_train`]; public for
-    /// other labelled image sets and for tests.
+    /// and measures its accuracy on `test`. Public for other labelled image sets and for
+    /// tests; the record says `opts.representation`.
     pub fn train(
         dataset: &str,
         train: (&Tensor, &Tensor),
@@ -368,8 +456,30 @@ impl FeatureNet {
         device: Device,
         opts: &FeatureOptions,
     ) -> Result<Self> {
+        let x = train.0;
+        Self::train_epochs(
+            dataset,
+            &|_| x.shallow_clone(),
+            train.1,
+            test,
+            classes,
+            device,
+            opts,
+        )
+    }
+
+    /// Trains with the inputs of epoch `e` given by `inputs(e)` (labels `y`).
+    fn train_epochs(
+        dataset: &str,
+        inputs: &dyn Fn(usize) -> Tensor,
+        y: &Tensor,
+        test: (&Tensor, &Tensor),
+        classes: i64,
+        device: Device,
+        opts: &FeatureOptions,
+    ) -> Result<Self> {
         opts.validate()?;
-        let size = train.0.size();
+        let size = inputs(0).size();
         if size.len() != 4 || size[1] != 1 || size[2] % 4 != 0 || size[3] % 4 != 0 {
             return Err(Error::Msg(format!(
                 "feature network: images must be [N, 1, H, W] with H and W multiples of 4, got {size:?}"
@@ -387,9 +497,10 @@ impl FeatureNet {
                 ..Default::default()
             },
         )?;
-        let (x, y) = (train.0.to_device(device), train.1.to_device(device));
+        let y = y.to_device(device);
         let n = size[0];
         for epoch in 0..opts.epochs {
+            let x = inputs(epoch).to_device(device);
             let order =
                 Tensor::from_slice(&epoch_order(n, true, opts.seed, epoch)).to_device(device);
             let mut s = 0;
@@ -407,7 +518,7 @@ impl FeatureNet {
             vs,
             net,
             info: FeatureInfo {
-                id: format!("{dataset}-{ARCH}"),
+                id: format!("{dataset}-{}{ARCH}", opts.representation.tag()),
                 dataset: dataset.into(),
                 arch: ARCH.into(),
                 image_hw: hw,
@@ -499,7 +610,12 @@ impl FeatureNet {
         self.info.test_accuracy
     }
 
-    /// `<dataset>-convnet-v1`: the name Fréchet distances are keyed by.
+    /// The values it was trained on.
+    pub fn representation(&self) -> Representation {
+        self.info.options.representation
+    }
+
+    /// `<dataset>-[<representation>-]convnet-v1`: the name Fréchet distances are keyed by.
     pub fn id(&self) -> &str {
         &self.info.id
     }

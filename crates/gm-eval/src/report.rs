@@ -2,9 +2,13 @@
 //! every picture embedded as a `data:image/png;base64` URI, training curves as inline SVG),
 //! so the single file can be mailed or archived without losing anything.
 //!
-//! The page has a results table per metric (dataset, split): model, run, binarization,
-//! method, value ± standard error, the published number where [`crate::published`] has one
-//! (negative log-likelihoods), settings, examples, seconds and device; then, per run, its
+//! The page opens with one summary table: a row per run, a column per headline metric
+//! (test NLL per method with its kind, Fréchet distance, precision / recall, class
+//! coverage), and the floor (the test split measured in place of samples) as its own row
+//! under each run that has one. Then a results table per metric (dataset, split): model,
+//! run, binarization, method, value ± standard error, the published number where
+//! [`crate::published`] has one (negative log-likelihoods), examples, seconds and device,
+//! with the settings of its rows in a collapsed `<details>` section; then, per run, its
 //! training curves from `metrics.jsonl`, its final samples, its figures
 //! (`figures/*.png`: reconstructions, nearest-neighbour grids …) and the newest sample grid
 //! of `samples/`. Records in one table are checked pairwise with [`crate::results::compare`]:
@@ -24,6 +28,8 @@ use std::path::{Path, PathBuf};
 
 use gm_core::config::RunConfig;
 use gm_core::{Error, Result};
+
+use gm_core::model::LikelihoodKind;
 
 use crate::published;
 use crate::results::{self, compare, Metric, Mismatch, ResultRecord};
@@ -298,6 +304,7 @@ pub fn render(runs: &[RunData], opts: &ReportOptions) -> Result<String> {
          Rows in blue are floors: the test split measured in place of samples.</p>",
         runs.len()
     );
+    summary_table(&mut h, runs);
     h.push_str("<h2>Results</h2>\n");
     if groups.is_empty() {
         h.push_str("<p>No results: run <code>gm eval &lt;run-dir&gt;</code> first.</p>\n");
@@ -340,14 +347,14 @@ pub fn render(runs: &[RunData], opts: &ReportOptions) -> Result<String> {
         if ll {
             h.push_str("<th>published</th>");
         }
-        h.push_str("<th>settings</th><th>n</th><th>seconds</th><th>device</th></tr>\n");
+        h.push_str("<th>n</th><th>seconds</th><th>device</th></tr>\n");
         for (run, r) in &g.rows {
             let sign = if ll { -1.0 } else { 1.0 };
             let value = match r.std_err {
                 Some(se) => format!("{} ± {}", fmt_num(sign * r.value), fmt_num(se)),
                 None => fmt_num(sign * r.value),
             };
-            let floor = r.settings.get("source").and_then(|s| s.as_str()) == Some("test split");
+            let floor = is_floor(r);
             let _ = write!(
                 h,
                 "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>",
@@ -383,14 +390,24 @@ pub fn render(runs: &[RunData], opts: &ReportOptions) -> Result<String> {
             }
             let _ = writeln!(
                 h,
-                "<td class=\"settings\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}</td><td>{}</td></tr>",
-                esc(&settings_text(&r.settings)),
+                "<td class=\"num\">{}</td><td class=\"num\">{:.1}</td><td>{}</td></tr>",
                 r.n,
                 r.seconds,
                 esc(&r.device)
             );
         }
-        h.push_str("</table>\n");
+        h.push_str("</table>\n<details><summary>settings</summary><table><tr><th>model</th><th>run</th><th>method</th><th>settings</th></tr>\n");
+        for (run, r) in &g.rows {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"settings\">{}</td></tr>",
+                esc(&r.model),
+                esc(&run.name),
+                esc(&r.method),
+                esc(&settings_text(&r.settings))
+            );
+        }
+        h.push_str("</table></details>\n");
     }
     for run in runs {
         let _ = writeln!(h, "<h2>Run {}</h2>", esc(&run.name));
@@ -427,6 +444,106 @@ pub fn render(runs: &[RunData], opts: &ReportOptions) -> Result<String> {
     }
     h.push_str("</body></html>\n");
     Ok(h)
+}
+
+fn is_floor(r: &ResultRecord) -> bool {
+    r.settings.get("source").and_then(|s| s.as_str()) == Some("test split")
+}
+
+/// The likelihood columns of the summary: (method, kind) in order of appearance.
+fn ll_columns(runs: &[RunData]) -> Vec<(String, LikelihoodKind)> {
+    let mut cols: Vec<(String, LikelihoodKind)> = Vec::new();
+    for r in runs.iter().flat_map(|r| &r.results) {
+        if let Metric::LogLikelihood(k) = r.metric {
+            if !cols.iter().any(|(m, c)| *m == r.method && *c == k) {
+                cols.push((r.method.clone(), k));
+            }
+        }
+    }
+    cols
+}
+
+/// One summary row's quality cells from `recs` (a run's model records, or its floor's).
+fn quality_cells(recs: &[&ResultRecord]) -> String {
+    let get = |m: Metric| recs.iter().find(|r| r.metric == m);
+    let num = |m: Metric| get(m).map(|r| fmt_num(r.value));
+    let mut h = String::new();
+    let dash = || "—".to_string();
+    let _ = write!(
+        h,
+        "<td class=\"num\">{}</td>",
+        num(Metric::FrechetDistance).unwrap_or_else(dash)
+    );
+    let pr = match (num(Metric::Precision), num(Metric::Recall)) {
+        (None, None) => dash(),
+        (p, r) => format!("{} / {}", p.unwrap_or_else(dash), r.unwrap_or_else(dash)),
+    };
+    let _ = write!(h, "<td class=\"num\">{pr}</td>");
+    let cov = get(Metric::ClassCoverage).map(|r| {
+        let of = r.settings["histogram"]
+            .as_array()
+            .map(|a| format!(" of {}", a.len()))
+            .unwrap_or_default();
+        format!("{}{of}", r.value)
+    });
+    let _ = write!(h, "<td class=\"num\">{}</td>", cov.unwrap_or_else(dash));
+    h
+}
+
+/// The summary table: a row per run, its floor as its own row (see the module docs).
+fn summary_table(h: &mut String, runs: &[RunData]) {
+    let cols = ll_columns(runs);
+    h.push_str("<h2>Summary</h2>\n<table class=\"summary\"><tr><th>run</th><th>model</th><th>dataset</th><th>binarization</th>");
+    for (m, k) in &cols {
+        let _ = write!(h, "<th>NLL, {} ({k})</th>", esc(m));
+    }
+    h.push_str(
+        "<th>Fréchet distance</th><th>precision / recall</th><th>class coverage</th></tr>\n",
+    );
+    for run in runs {
+        let Some(first) = run
+            .results
+            .iter()
+            .find(|r| !is_floor(r))
+            .or(run.results.first())
+        else {
+            continue;
+        };
+        let (own, floor): (Vec<&ResultRecord>, Vec<&ResultRecord>) =
+            run.results.iter().partition(|r| !is_floor(r));
+        for (recs, is_floor_row) in [(own, false), (floor, true)] {
+            if is_floor_row && recs.is_empty() {
+                continue;
+            }
+            let _ = write!(
+                h,
+                "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                if is_floor_row { " class=\"floor\"" } else { "" },
+                esc(&run.name),
+                if is_floor_row {
+                    "floor (test split)".to_string()
+                } else {
+                    esc(&first.model)
+                },
+                esc(&first.dataset),
+                esc(&first.binarization.to_string())
+            );
+            for (m, k) in &cols {
+                let cell = recs
+                    .iter()
+                    .find(|r| r.method == *m && r.metric == Metric::LogLikelihood(*k))
+                    .map(|r| match r.std_err {
+                        Some(se) => format!("{} ± {}", fmt_num(-r.value), fmt_num(se)),
+                        None => fmt_num(-r.value),
+                    })
+                    .unwrap_or_else(|| "—".into());
+                let _ = write!(h, "<td class=\"num\">{cell}</td>");
+            }
+            h.push_str(&quality_cells(&recs));
+            h.push_str("</tr>\n");
+        }
+    }
+    h.push_str("</table>\n");
 }
 
 /// Per-epoch series of `metrics.jsonl`: for each metric name of the `train` object, the
@@ -615,12 +732,76 @@ mod tests {
             &ReportOptions::default(),
         )
         .unwrap();
-        assert_eq!(html.matches("<td>vae</td>").count(), 2);
-        assert!(html.contains("89.5000 ± 0.2500"), "NLL shown");
+        let tables = &html[html.find("<h2>Results</h2>").unwrap()..];
+        assert_eq!(
+            tables.matches("<td>vae</td>").count(),
+            4,
+            "table + settings rows"
+        );
+        assert!(tables.contains("89.5000 ± 0.2500"), "NLL shown");
+        assert!(tables.contains("<details><summary>settings</summary>"));
         assert!(html.contains("88.71"), "published IWAE/VAE number");
         assert!(html.contains("Burda"));
         assert_eq!(html.matches("<svg").count(), 2, "one loss chart per run");
         assert_eq!(html.matches("<polyline").count(), 4);
+    }
+
+    /// A run with an ELBO and quality records of samples and of the floor (made by hand).
+    fn quality_run() -> RunData {
+        let mut r = run("q", Binarization::Dynamic { seed: 0 });
+        let mut ctx = RecordContext {
+            model: "vae".into(),
+            config_hash: "0".into(),
+            dataset: "binarized-mnist".into(),
+            split: "train".into(),
+            binarization: Binarization::Dynamic { seed: 0 },
+            labelled: None,
+            device: "cpu".into(),
+        };
+        let hist = serde_json::json!([1, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+        for (model, source, fd, p, rc, cov) in [
+            ("vae", "samples", 31.25, 0.5, 0.375, 9.0),
+            ("test split", "test split", 0.75, 0.875, 0.8125, 10.0),
+        ] {
+            ctx.model = model.into();
+            let s = serde_json::json!({"source": source, "features": "f", "histogram": hist});
+            for (m, v) in [
+                (Metric::FrechetDistance, fd),
+                (Metric::Precision, p),
+                (Metric::Recall, rc),
+                (Metric::ClassCoverage, cov),
+            ] {
+                r.results.push(ctx.value(m, "x", s.clone(), v, 100, 1.0));
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn the_summary_table_has_a_row_per_run_and_the_floor_row() {
+        let html = render(&[quality_run()], &ReportOptions::default()).unwrap();
+        let start = html.find("<h2>Summary</h2>").expect("a summary");
+        assert!(
+            start < html.find("<h2>Results</h2>").unwrap(),
+            "it opens the page"
+        );
+        let table = &html[start..start + html[start..].find("</table>").unwrap()];
+        assert!(table.contains("<th>NLL, importance-sampling (stochastic estimate)</th>"));
+        let rows: Vec<&str> = table.split("<tr").skip(2).collect();
+        assert_eq!(rows.len(), 2, "{table}");
+        assert!(rows[0].contains("<td>q</td><td>vae</td>"), "{}", rows[0]);
+        for cell in ["89.5000 ± 0.2500", "31.2500", "0.5000 / 0.3750", "9 of 10"] {
+            assert!(rows[0].contains(cell), "{cell} in {}", rows[0]);
+        }
+        assert!(rows[1].starts_with(" class=\"floor\"><td>q</td><td>floor (test split)</td>"));
+        for cell in [
+            "<td class=\"num\">—</td>",
+            "0.7500",
+            "0.8750 / 0.8125",
+            "10 of 10",
+        ] {
+            assert!(rows[1].contains(cell), "{cell} in {}", rows[1]);
+        }
     }
 
     #[test]
