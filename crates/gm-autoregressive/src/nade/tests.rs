@@ -25,16 +25,7 @@ fn var(m: &Nade, name: &str) -> Tensor {
 
 /// Every parameter random (c and b too, which start at 0 / the marginals).
 fn randomize(m: &Nade, scale: f64) {
-    tch::no_grad(|| {
-        for (_, t) in m.var_stores()[0].1.variables() {
-            t.shallow_clone()
-                .copy_(&(Tensor::randn(t.size().as_slice(), (Kind::Float, Device::Cpu)) * scale));
-        }
-    });
-}
-
-fn binary_rows(d: i64) -> Dataset {
-    dataset_of(&all_binary_vectors(d, Device::Cpu), true)
+    gm_core::kit::randomize(m.var_stores()[0].1, scale, |_, _| true);
 }
 
 const RANDOM_ORDER: &str = "ordering = \"random\"\nordering_seed = 4";

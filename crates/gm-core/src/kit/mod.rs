@@ -19,6 +19,7 @@ pub mod gradcheck;
 pub use crate::sampling::exact::total_variation;
 use crate::sampling::exact::{self, MAX_ENUMERATED_UNITS};
 use crate::sampling::gibbs::Units;
+use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 /// Every binary vector of length `d` (`1 ≤ d ≤ 24`), `f32 [2^d, d]`; row `k` holds the
@@ -41,6 +42,20 @@ pub fn state_index(x: &Tensor) -> Tensor {
 /// The empirical distribution of binary rows `x` `[N, d]` over the `2^d` states, `f64`.
 pub fn empirical_distribution(x: &Tensor) -> Tensor {
     exact::empirical(&x.flip([1]), Units::Bernoulli)
+}
+
+/// Sets every variable of `vs` for which `keep(name, tensor)` holds to draws of
+/// `N(0, scale²)` from libtorch's generator, in the order of the names (a `HashMap`'s order
+/// changes from process to process, and with it which draw lands where).
+pub fn randomize(vs: &VarStore, scale: f64, keep: impl Fn(&str, &Tensor) -> bool) {
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    tch::no_grad(|| {
+        for (_, t) in vars.iter().filter(|(n, t)| keep(n, t)) {
+            let r = Tensor::randn(t.size().as_slice(), (Kind::Float, t.device())) * scale;
+            t.shallow_clone().copy_(&r);
+        }
+    });
 }
 
 #[cfg(test)]
