@@ -1,6 +1,6 @@
 use crate::common::OrderingKind;
 use gm_core::checks;
-use gm_core::{Error, Result};
+use gm_core::Result;
 use serde::{Deserialize, Serialize};
 
 /// `[model]` fields of `nade`.

@@ -1,7 +1,7 @@
 use crate::common::OrderingKind;
 use crate::narn::Activation;
 use gm_core::checks;
-use gm_core::{Error, Result};
+use gm_core::Result;
 use serde::{Deserialize, Serialize};
 
 /// Most orderings an evaluation ensemble may hold.

@@ -1,6 +1,6 @@
 use crate::common::OrderingKind;
 use gm_core::checks;
-use gm_core::{Error, Result};
+use gm_core::Result;
 use serde::{Deserialize, Serialize};
 
 /// How discrete pixel values are made continuous before the density is fitted.

@@ -1,3 +1,4 @@
+use gm_core::checks;
 use gm_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
