@@ -1,6 +1,6 @@
 //! What the autoregressive models of this crate share: variable orderings, the check that
 //! data are binary, the [`Autoregressive`] trait (exact log-probabilities and ancestral
-//! sampling of flattened vectors), enumeration of every binary vector of a small dimension,
+//! sampling of flattened vectors), the enumeration kit of [`gm_core::kit`] re-exported,
 //! empirical distributions and total variation, and the exact log-likelihood report.
 //!
 //! ```
@@ -95,46 +95,7 @@ pub trait Autoregressive {
     fn sample_flat(&self, n: i64) -> Tensor;
 }
 
-/// Every binary vector of length `d` (`d ≤ 24`), `f32 [2^d, d]`; row `k` holds the bits of
-/// `k`, bit `j` in column `j`.
-pub fn all_binary_vectors(d: i64, device: Device) -> Tensor {
-    assert!(
-        (1..=24).contains(&d),
-        "all_binary_vectors: d = {d} outside 1..=24"
-    );
-    let k = Tensor::arange(1i64 << d, (Kind::Int64, device)).unsqueeze(1);
-    let pow = Tensor::arange(d, (Kind::Int64, device)).unsqueeze(0);
-    k.bitwise_right_shift(&pow)
-        .bitwise_and(1)
-        .to_kind(Kind::Float)
-}
-
-/// The index `k` of each binary row of `x` `[N, d]` in [`all_binary_vectors`], `i64 [N]`.
-pub fn state_index(x: &Tensor) -> Tensor {
-    let d = x.size()[1];
-    let pow = Tensor::arange(d, (Kind::Int64, x.device()));
-    let weights = Tensor::ones([d], (Kind::Int64, x.device())).bitwise_left_shift(&pow);
-    (x.to_kind(Kind::Int64) * weights.unsqueeze(0)).sum_dim_intlist(1, false, Kind::Int64)
-}
-
-/// The empirical distribution of binary rows `x` `[N, d]` over the `2^d` states, `f64`.
-pub fn empirical_distribution(x: &Tensor) -> Tensor {
-    let d = x.size()[1];
-    let n = x.size()[0] as f64;
-    state_index(x)
-        .bincount::<Tensor>(None, 1i64 << d)
-        .to_kind(Kind::Double)
-        / n
-}
-
-/// Total variation distance ½ Σ |p − q| between two distributions over the same states.
-pub fn total_variation(p: &Tensor, q: &Tensor) -> f64 {
-    (p.to_kind(Kind::Double) - q.to_kind(Kind::Double))
-        .abs()
-        .sum(Kind::Double)
-        .double_value(&[])
-        * 0.5
-}
+pub use gm_core::kit::{all_binary_vectors, empirical_distribution, state_index, total_variation};
 
 /// `f(chunk)` (log-probabilities `[b]`) over `x` `[N, …]` in chunks of `chunk` rows, without
 /// gradients, concatenated as `f64 [N]`.
@@ -210,27 +171,6 @@ pub(crate) fn logistic_noise(shape: &[i64], device: Device) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn enumeration_and_state_index_are_inverse() {
-        let _rng = crate::test_rng_lock();
-        let x = all_binary_vectors(5, Device::Cpu);
-        let k = state_index(&x);
-        let expect = Tensor::arange(32, (Kind::Int64, Device::Cpu));
-        assert_eq!(k, expect);
-        // distinct rows
-        let p = empirical_distribution(&x);
-        assert_eq!(
-            total_variation(
-                &p,
-                &Tensor::full([32], 1.0 / 32.0, (Kind::Double, Device::Cpu))
-            ),
-            0.0
-        );
-        // row 6 = bits 0,1,1,0,0
-        let row: Vec<f32> = Vec::try_from(x.get(6)).unwrap();
-        assert_eq!(row, vec![0.0, 1.0, 1.0, 0.0, 0.0]);
-    }
 
     #[test]
     fn orderings_are_permutations_and_depend_on_the_seed() {

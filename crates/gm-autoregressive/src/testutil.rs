@@ -46,6 +46,11 @@ pub fn dataset_of(x: &Tensor, binary: bool) -> Dataset {
     }
 }
 
+/// Every binary row of length `d`, as a dataset (train = valid = test).
+pub fn binary_rows(d: i64) -> Dataset {
+    dataset_of(&all_binary_vectors(d, Device::Cpu), true)
+}
+
 /// The model's exact distribution over all 2^d states (f64 `[2^d]`).
 pub fn exact_distribution(m: &dyn Autoregressive) -> Tensor {
     let x = all_binary_vectors(m.dim(), Device::Cpu);

@@ -4,10 +4,12 @@
 //! - [`data`]: datasets (MNIST, static binarized MNIST, Fashion-MNIST, synthetic ones), their
 //!   binarization schemes, and seeded batches on a device;
 //! - [`config`]: the TOML run config (model + data + optimizer + trainer + seed), validated once;
+//! - [`checks`]: one-line config value checks (positive, finite, in range) naming the field;
 //! - [`optim`]: optimizers whose state can be saved, so that resumed runs continue exactly;
 //! - [`checkpoint`]: atomic writes of weights (`.safetensors`), optimizer state and progress;
 //! - [`train`]: the trainer (epochs, schedules, clipping, metrics, samples, checkpoints, Ctrl-C);
 //! - [`image`]: tensors to PNG grids;
+//! - [`kit`]: kits for the models' tests (enumeration of small binary spaces, TV of samples);
 //! - [`model`]: the small traits every model implements and the registry the CLI uses.
 //!
 //! ```no_run
@@ -19,11 +21,13 @@
 //! ```
 
 pub mod checkpoint;
+pub mod checks;
 pub mod config;
 pub mod data;
 pub mod device;
 pub mod error;
 pub mod image;
+pub mod kit;
 pub mod model;
 pub mod optim;
 pub mod progress;

@@ -265,20 +265,69 @@ impl ModelRegistry {
 }
 
 /// Deserializes a model's own parameters from `[model]`, rejecting unknown fields (the
-/// model's config struct has `#[serde(deny_unknown_fields)]`) with a message naming them.
+/// model's config struct has `#[serde(deny_unknown_fields)]`) and values of the wrong type
+/// (e.g. a negative count) with a message naming the field.
 pub fn parse_params<T: serde::de::DeserializeOwned>(
     model: &str,
     params: &toml::Table,
 ) -> Result<T> {
-    toml::Value::Table(params.clone())
-        .try_into()
-        .map_err(|e: toml::de::Error| Error::ConfigParse {
+    // Through text, so that the error has a span: the field it points at is named.
+    let text = toml::to_string(params).expect("a TOML table serializes");
+    toml::from_str(&text).map_err(|e: toml::de::Error| {
+        let msg = e.message().trim().replace('\n', " ");
+        let key = e.span().and_then(|s| key_at(&text, s.start));
+        Error::ConfigParse {
             path: format!("[model] of {model}").into(),
-            msg: e.to_string().trim().replace('\n', " "),
-        })
+            msg: match key {
+                Some(k) if !msg.contains(&format!("`{k}`")) => format!("{k}: {msg}"),
+                _ => msg,
+            },
+        }
+    })
+}
+
+/// The key of the `key = value` line of `text` holding byte `pos`.
+fn key_at(text: &str, pos: usize) -> Option<String> {
+    let start = text[..pos.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    Some(key.trim().trim_matches('"').to_string())
 }
 
 /// The resolved form of a model's parameters, for [`Model::resolved_params`].
 pub fn params_table<T: Serialize>(params: &T) -> toml::Table {
     toml::Table::try_from(params).expect("model parameters serialize to a TOML table")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct P {
+        hidden: usize,
+        scale: f64,
+    }
+
+    fn msg(text: &str) -> String {
+        let t: toml::Table = toml::from_str(text).unwrap();
+        match parse_params::<P>("m", &t) {
+            Err(Error::ConfigParse { msg, .. }) => msg,
+            other => panic!("expected a parse error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parse_errors_name_the_field() {
+        let t: toml::Table = toml::from_str("hidden = 3\nscale = 0.5").unwrap();
+        assert_eq!(parse_params::<P>("m", &t).unwrap().hidden, 3);
+        let m = msg("hidden = -1\nscale = 0.5");
+        assert!(m.starts_with("hidden: ") && m.contains("-1"), "{m}");
+        let m = msg("hidden = 2\nscale = \"big\"");
+        assert!(m.starts_with("scale: "), "{m}");
+        let m = msg("hidden = 2\nscale = 1.0\nhiden = 3");
+        assert!(m.contains("`hiden`") && !m.starts_with("hiden:"), "{m}");
+    }
 }

@@ -1,4 +1,5 @@
 use crate::common::OrderingKind;
+use gm_core::checks;
 use gm_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -40,13 +41,12 @@ impl DeepNadeConfig {
                 "a non-empty list of positive layer widths, e.g. [500, 500]",
             ));
         }
-        if !(1..=MAX_ORDERINGS).contains(&self.ensemble_orderings) {
-            return Err(Error::config(
-                "model.ensemble_orderings",
-                self.ensemble_orderings,
-                format!("an integer in 1..={MAX_ORDERINGS}"),
-            ));
-        }
+        checks::in_range(
+            "model.ensemble_orderings",
+            self.ensemble_orderings,
+            1..=MAX_ORDERINGS,
+            format!("an integer in 1..={MAX_ORDERINGS}"),
+        )?;
         Ok(())
     }
 }

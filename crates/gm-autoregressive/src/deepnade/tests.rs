@@ -21,16 +21,7 @@ fn deep_nade(c: &RunConfig, d: &Dataset) -> gm_core::Result<DeepNade> {
 }
 
 fn randomize(m: &DeepNade, scale: f64) {
-    tch::no_grad(|| {
-        for (_, t) in m.var_stores()[0].1.variables() {
-            t.shallow_clone()
-                .copy_(&(Tensor::randn(t.size().as_slice(), (Kind::Float, Device::Cpu)) * scale));
-        }
-    });
-}
-
-fn binary_rows(d: i64) -> Dataset {
-    dataset_of(&all_binary_vectors(d, Device::Cpu), true)
+    gm_core::kit::randomize(m.var_stores()[0].1, scale, |_, _| true);
 }
 
 /// A random model on `d` binary variables.

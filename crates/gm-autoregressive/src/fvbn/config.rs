@@ -1,4 +1,5 @@
 use crate::common::OrderingKind;
+use gm_core::checks;
 use gm_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -61,20 +62,8 @@ impl Default for FvbnConfig {
 
 impl FvbnConfig {
     pub(crate) fn validate(&self) -> Result<()> {
-        if !(self.ridge >= 0.0 && self.ridge.is_finite()) {
-            return Err(Error::config(
-                "model.ridge",
-                self.ridge,
-                "a finite number ≥ 0",
-            ));
-        }
-        if !self.min_log_var.is_finite() {
-            return Err(Error::config(
-                "model.min_log_var",
-                self.min_log_var,
-                "a finite number",
-            ));
-        }
+        checks::non_negative("model.ridge", self.ridge)?;
+        checks::finite("model.min_log_var", self.min_log_var)?;
         if self.fit == Fit::ClosedForm && self.likelihood == FvbnLikelihood::Bernoulli {
             return Err(Error::config(
                 "model.fit",

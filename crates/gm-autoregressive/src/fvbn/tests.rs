@@ -1,5 +1,5 @@
 use super::*;
-use crate::common::{all_binary_vectors, total_variation, Autoregressive};
+use crate::common::{total_variation, Autoregressive};
 use crate::testutil::*;
 use gm_core::config::RunConfig;
 use gm_core::data::Dataset;
@@ -19,19 +19,9 @@ fn fvbn(c: &RunConfig, d: &Dataset) -> gm_core::Result<Fvbn> {
 }
 
 fn randomize(m: &Fvbn, scale: f64) {
-    tch::no_grad(|| {
-        for (name, t) in m.var_stores()[0].1.variables() {
-            if name == "fvbn.w" || name == "fvbn.b" {
-                t.shallow_clone().copy_(
-                    &(Tensor::randn(t.size().as_slice(), (Kind::Float, Device::Cpu)) * scale),
-                );
-            }
-        }
+    gm_core::kit::randomize(m.var_stores()[0].1, scale, |n, _| {
+        n == "fvbn.w" || n == "fvbn.b"
     });
-}
-
-fn binary_rows(d: i64) -> Dataset {
-    dataset_of(&all_binary_vectors(d, Device::Cpu), true)
 }
 
 #[test]

@@ -1,4 +1,5 @@
 use crate::common::OrderingKind;
+use gm_core::checks;
 use gm_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -46,13 +47,12 @@ impl MadeConfig {
                 "a non-empty list of positive layer widths, e.g. [500]",
             ));
         }
-        if !(1..=MAX_MASKS).contains(&self.num_masks) {
-            return Err(Error::config(
-                "model.num_masks",
-                self.num_masks,
-                format!("an integer in 1..={MAX_MASKS}"),
-            ));
-        }
+        checks::in_range(
+            "model.num_masks",
+            self.num_masks,
+            1..=MAX_MASKS,
+            format!("an integer in 1..={MAX_MASKS}"),
+        )?;
         Ok(())
     }
 }

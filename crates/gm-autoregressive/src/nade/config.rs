@@ -1,5 +1,6 @@
 use crate::common::OrderingKind;
-use gm_core::{Error, Result};
+use gm_core::checks;
+use gm_core::Result;
 use serde::{Deserialize, Serialize};
 
 /// `[model]` fields of `nade`.
@@ -29,20 +30,13 @@ impl Default for NadeConfig {
 
 impl NadeConfig {
     pub(crate) fn validate(&self) -> Result<()> {
-        if self.hidden <= 0 {
-            return Err(Error::config(
-                "model.hidden",
-                self.hidden,
-                "a positive number of hidden units",
-            ));
-        }
-        if !(self.init_scale > 0.0 && self.init_scale.is_finite()) {
-            return Err(Error::config(
-                "model.init_scale",
-                self.init_scale,
-                "a positive finite number",
-            ));
-        }
+        checks::at_least(
+            "model.hidden",
+            self.hidden,
+            1,
+            "a positive number of hidden units",
+        )?;
+        checks::positive("model.init_scale", self.init_scale)?;
         Ok(())
     }
 }

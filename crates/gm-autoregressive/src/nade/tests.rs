@@ -3,6 +3,7 @@ use crate::common::{all_binary_vectors, total_variation, Autoregressive};
 use crate::testutil::*;
 use gm_core::config::RunConfig;
 use gm_core::data::{bars_and_stripes_patterns, Dataset};
+use gm_core::kit::gradcheck::{assert_gradients_match, autograd};
 use gm_core::model::{parse_params, BuildContext, LikelihoodKind, Model};
 use tch::{Device, Kind, Tensor};
 
@@ -24,16 +25,7 @@ fn var(m: &Nade, name: &str) -> Tensor {
 
 /// Every parameter random (c and b too, which start at 0 / the marginals).
 fn randomize(m: &Nade, scale: f64) {
-    tch::no_grad(|| {
-        for (_, t) in m.var_stores()[0].1.variables() {
-            t.shallow_clone()
-                .copy_(&(Tensor::randn(t.size().as_slice(), (Kind::Float, Device::Cpu)) * scale));
-        }
-    });
-}
-
-fn binary_rows(d: i64) -> Dataset {
-    dataset_of(&all_binary_vectors(d, Device::Cpu), true)
+    gm_core::kit::randomize(m.var_stores()[0].1, scale, |_, _| true);
 }
 
 const RANDOM_ORDER: &str = "ordering = \"random\"\nordering_seed = 4";
@@ -207,18 +199,7 @@ fn hand_written_gradients_equal_autograd() {
         );
         let loss = -lp_ref.mean(Kind::Double);
         let params = [var(&m, "w"), var(&m, "v"), var(&m, "b"), var(&m, "c")];
-        let auto = Tensor::run_backward(&[loss], &params, false, false);
-        for (name, (h, a)) in ["w", "v", "b", "c"].iter().zip(hand.iter().zip(&auto)) {
-            let err = f64::try_from((h - a).abs().max()).unwrap();
-            let scale = f64::try_from(a.abs().max()).unwrap();
-            assert!(
-                err < 1e-10 * scale.max(1.0),
-                "{extra}: d{name} differs by {err} (scale {scale})"
-            );
-            assert!(
-                scale > 1e-6,
-                "{name}: gradient vanishes, the check would be empty"
-            );
-        }
+        let auto = autograd(&loss, &params.each_ref());
+        assert_gradients_match(extra, &["w", "v", "b", "c"], &hand, &auto, 1e-10, 1e-6);
     }
 }

@@ -1,6 +1,7 @@
 use crate::common::OrderingKind;
 use crate::narn::Activation;
-use gm_core::{Error, Result};
+use gm_core::checks;
+use gm_core::Result;
 use serde::{Deserialize, Serialize};
 
 /// Most orderings an evaluation ensemble may hold.
@@ -50,37 +51,26 @@ impl Default for NadeKConfig {
 
 impl NadeKConfig {
     pub(crate) fn validate(&self) -> Result<()> {
-        if self.hidden <= 0 {
-            return Err(Error::config(
-                "model.hidden",
-                self.hidden,
-                "a positive number of hidden units",
-            ));
-        }
-        if !(1..=2).contains(&self.layers) {
-            return Err(Error::config("model.layers", self.layers, "1 or 2"));
-        }
-        if !(1..=100).contains(&self.k) {
-            return Err(Error::config(
-                "model.k",
-                self.k,
-                "a number of iterations in 1..=100",
-            ));
-        }
-        if !(1..=MAX_ENSEMBLE).contains(&self.ensemble) {
-            return Err(Error::config(
-                "model.ensemble",
-                self.ensemble,
-                format!("a number of orderings in 1..={MAX_ENSEMBLE}"),
-            ));
-        }
-        if !(self.init_scale > 0.0 && self.init_scale.is_finite()) {
-            return Err(Error::config(
-                "model.init_scale",
-                self.init_scale,
-                "a positive finite number",
-            ));
-        }
+        checks::at_least(
+            "model.hidden",
+            self.hidden,
+            1,
+            "a positive number of hidden units",
+        )?;
+        checks::in_range("model.layers", self.layers, 1..=2, "1 or 2")?;
+        checks::in_range(
+            "model.k",
+            self.k,
+            1..=100,
+            "a number of iterations in 1..=100",
+        )?;
+        checks::in_range(
+            "model.ensemble",
+            self.ensemble,
+            1..=MAX_ENSEMBLE,
+            format!("a number of orderings in 1..={MAX_ENSEMBLE}"),
+        )?;
+        checks::positive("model.init_scale", self.init_scale)?;
         Ok(())
     }
 }

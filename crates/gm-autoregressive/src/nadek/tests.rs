@@ -23,19 +23,7 @@ fn nadek(c: &RunConfig, d: &Dataset) -> gm_core::Result<NadeK> {
 
 /// Every trainable parameter random.
 fn randomize(m: &NadeK, scale: f64) {
-    tch::no_grad(|| {
-        for (_, t) in m.var_stores()[0].1.variables() {
-            if t.requires_grad() {
-                t.shallow_clone().copy_(
-                    &(Tensor::randn(t.size().as_slice(), (Kind::Float, Device::Cpu)) * scale),
-                );
-            }
-        }
-    });
-}
-
-fn binary_rows(d: i64) -> Dataset {
-    dataset_of(&all_binary_vectors(d, Device::Cpu), true)
+    gm_core::kit::randomize(m.var_stores()[0].1, scale, |_, t| t.requires_grad());
 }
 
 const VARIANTS: [&str; 4] = [

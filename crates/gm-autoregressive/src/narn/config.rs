@@ -1,5 +1,6 @@
 use crate::common::OrderingKind;
-use gm_core::{Error, Result};
+use gm_core::checks;
+use gm_core::Result;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
@@ -62,20 +63,13 @@ impl Default for NarnConfig {
 
 impl NarnConfig {
     pub(crate) fn validate(&self) -> Result<()> {
-        if self.group_size <= 0 {
-            return Err(Error::config(
-                "model.group_size",
-                self.group_size,
-                "a positive number of hidden units per group",
-            ));
-        }
-        if !(self.init_scale > 0.0 && self.init_scale.is_finite()) {
-            return Err(Error::config(
-                "model.init_scale",
-                self.init_scale,
-                "a positive finite number",
-            ));
-        }
+        checks::at_least(
+            "model.group_size",
+            self.group_size,
+            1,
+            "a positive number of hidden units per group",
+        )?;
+        checks::positive("model.init_scale", self.init_scale)?;
         Ok(())
     }
 }

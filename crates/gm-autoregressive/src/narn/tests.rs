@@ -20,16 +20,7 @@ fn narn(c: &RunConfig, d: &Dataset) -> gm_core::Result<Narn> {
 
 /// Every trainable parameter random, masked entries included (the masks must still hold).
 fn randomize(m: &Narn, scale: f64) {
-    tch::no_grad(|| {
-        for (_, t) in m.var_stores()[0].1.variables() {
-            t.shallow_clone()
-                .copy_(&(Tensor::randn(t.size().as_slice(), (Kind::Float, Device::Cpu)) * scale));
-        }
-    });
-}
-
-fn binary_rows(d: i64) -> Dataset {
-    dataset_of(&all_binary_vectors(d, Device::Cpu), true)
+    gm_core::kit::randomize(m.var_stores()[0].1, scale, |_, _| true);
 }
 
 const RANDOM_ORDER: &str = "ordering = \"random\"\nordering_seed = 4";

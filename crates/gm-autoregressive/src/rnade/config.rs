@@ -1,5 +1,6 @@
 use crate::common::OrderingKind;
-use gm_core::{Error, Result};
+use gm_core::checks;
+use gm_core::Result;
 use serde::{Deserialize, Serialize};
 
 /// How discrete pixel values are made continuous before the density is fitted.
@@ -55,27 +56,19 @@ impl Default for RnadeConfig {
 
 impl RnadeConfig {
     pub(crate) fn validate(&self) -> Result<()> {
-        if self.hidden <= 0 {
-            return Err(Error::config(
-                "model.hidden",
-                self.hidden,
-                "a positive number of hidden units",
-            ));
-        }
-        if !(1..=1000).contains(&self.components) {
-            return Err(Error::config(
-                "model.components",
-                self.components,
-                "a number of mixture components in 1..=1000",
-            ));
-        }
-        if !(self.init_scale > 0.0 && self.init_scale.is_finite()) {
-            return Err(Error::config(
-                "model.init_scale",
-                self.init_scale,
-                "a positive finite number",
-            ));
-        }
+        checks::at_least(
+            "model.hidden",
+            self.hidden,
+            1,
+            "a positive number of hidden units",
+        )?;
+        checks::in_range(
+            "model.components",
+            self.components,
+            1..=1000,
+            "a number of mixture components in 1..=1000",
+        )?;
+        checks::positive("model.init_scale", self.init_scale)?;
         Ok(())
     }
 }

@@ -1,3 +1,4 @@
+use gm_core::checks;
 use gm_core::sampling::exact::MAX_ENUMERATED_UNITS;
 use gm_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -55,16 +56,8 @@ impl Default for BmConfig {
 
 impl BmConfig {
     pub(crate) fn validate(&self) -> Result<()> {
-        if self.hidden < 1 {
-            return Err(Error::config(
-                "model.hidden",
-                self.hidden,
-                "at least 1 hidden unit (a fully visible model is `hopfield` with mode = \"boltzmann\")",
-            ));
-        }
-        if self.chains < 1 {
-            return Err(Error::config("model.chains", self.chains, "at least 1"));
-        }
+        checks::at_least("model.hidden", self.hidden, 1, "at least 1 hidden unit (a fully visible model is `hopfield` with mode = \"boltzmann\")")?;
+        checks::at_least("model.chains", self.chains, 1, "at least 1")?;
         for (field, v) in [
             ("model.positive_steps", self.positive_steps),
             ("model.negative_sweeps", self.negative_sweeps),
@@ -74,20 +67,13 @@ impl BmConfig {
                 return Err(Error::config(field, 0, "at least 1"));
             }
         }
-        if !(self.init_scale >= 0.0 && self.init_scale.is_finite()) {
-            return Err(Error::config(
-                "model.init_scale",
-                self.init_scale,
-                "a finite number ≥ 0",
-            ));
-        }
-        if !(1..=MAX_ENUMERATED_UNITS).contains(&self.exact_max_units) {
-            return Err(Error::config(
-                "model.exact_max_units",
-                self.exact_max_units,
-                format!("1 ..= {MAX_ENUMERATED_UNITS}"),
-            ));
-        }
+        checks::non_negative("model.init_scale", self.init_scale)?;
+        checks::in_range(
+            "model.exact_max_units",
+            self.exact_max_units,
+            1..=MAX_ENUMERATED_UNITS,
+            format!("1 ..= {MAX_ENUMERATED_UNITS}"),
+        )?;
         Ok(())
     }
 }

@@ -1,3 +1,4 @@
+use gm_core::checks;
 use gm_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -137,13 +138,12 @@ impl Default for GrbmConfig {
 impl GrbmConfig {
     /// Checks every field once; a typed error names the field, its value and what is expected.
     pub fn validate(&self) -> Result<()> {
-        if self.hidden < 1 {
-            return Err(Error::config(
-                "model.hidden",
-                self.hidden,
-                "a positive number of hidden units",
-            ));
-        }
+        checks::at_least(
+            "model.hidden",
+            self.hidden,
+            1,
+            "a positive number of hidden units",
+        )?;
         if !(self.init_precision > 0.0 && self.init_precision.is_finite()) {
             return Err(Error::config(
                 "model.init_precision",
@@ -158,9 +158,7 @@ impl GrbmConfig {
                 "a positive finite standard deviation",
             ));
         }
-        if self.cd_k < 1 {
-            return Err(Error::config("model.cd_k", self.cd_k, "at least 1"));
-        }
+        checks::at_least("model.cd_k", self.cd_k, 1, "at least 1")?;
         if let Some(c) = self.chains {
             if c < 1 {
                 return Err(Error::config(
@@ -177,20 +175,8 @@ impl GrbmConfig {
                 ));
             }
         }
-        if !(self.init_scale >= 0.0 && self.init_scale.is_finite()) {
-            return Err(Error::config(
-                "model.init_scale",
-                self.init_scale,
-                "a finite number ≥ 0",
-            ));
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return Err(Error::config(
-                "model.weight_decay",
-                self.weight_decay,
-                "a finite number ≥ 0",
-            ));
-        }
+        checks::non_negative("model.init_scale", self.init_scale)?;
+        checks::non_negative("model.weight_decay", self.weight_decay)?;
         if !(self.sparsity_target > 0.0 && self.sparsity_target < 1.0) {
             return Err(Error::config(
                 "model.sparsity_target",
@@ -205,20 +191,18 @@ impl GrbmConfig {
                 "a finite number ≥ 0 (0 turns the sparsity term off)",
             ));
         }
-        if self.sample_steps < 1 {
-            return Err(Error::config(
-                "model.sample_steps",
-                self.sample_steps,
-                "at least 1 Gibbs step",
-            ));
-        }
-        if !(0..=24).contains(&self.exact_max_hidden) {
-            return Err(Error::config(
-                "model.exact_max_hidden",
-                self.exact_max_hidden,
-                "a number in 0..=24 (2^24 hidden states is the most that is enumerated)",
-            ));
-        }
+        checks::at_least(
+            "model.sample_steps",
+            self.sample_steps,
+            1,
+            "at least 1 Gibbs step",
+        )?;
+        checks::in_range(
+            "model.exact_max_hidden",
+            self.exact_max_hidden,
+            0..=24,
+            "a number in 0..=24 (2^24 hidden states is the most that is enumerated)",
+        )?;
         Ok(())
     }
 }

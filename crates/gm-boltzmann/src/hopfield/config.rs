@@ -1,4 +1,5 @@
 use super::network::Update;
+use gm_core::checks;
 use gm_core::sampling::exact::MAX_ENUMERATED_UNITS;
 use gm_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -75,9 +76,7 @@ impl HopfieldConfig {
                 "a fraction in [0, 0.5]",
             ));
         }
-        if self.chains < 1 {
-            return Err(Error::config("model.chains", self.chains, "at least 1"));
-        }
+        checks::at_least("model.chains", self.chains, 1, "at least 1")?;
         for (field, v) in [
             ("model.recall_sweeps", self.recall_sweeps),
             ("model.gibbs_sweeps", self.gibbs_sweeps),
@@ -87,13 +86,12 @@ impl HopfieldConfig {
                 return Err(Error::config(field, 0, "at least 1"));
             }
         }
-        if !(1..=MAX_ENUMERATED_UNITS).contains(&self.exact_max_units) {
-            return Err(Error::config(
-                "model.exact_max_units",
-                self.exact_max_units,
-                format!("1 ..= {MAX_ENUMERATED_UNITS}"),
-            ));
-        }
+        checks::in_range(
+            "model.exact_max_units",
+            self.exact_max_units,
+            1..=MAX_ENUMERATED_UNITS,
+            format!("1 ..= {MAX_ENUMERATED_UNITS}"),
+        )?;
         Ok(())
     }
 }

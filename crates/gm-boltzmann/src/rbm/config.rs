@@ -1,3 +1,4 @@
+use gm_core::checks;
 use gm_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -123,16 +124,13 @@ impl RbmConfig {
     /// Checks every field on its own (the visible size is checked against the data by the
     /// builder).
     pub fn validate(&self) -> Result<()> {
-        if self.hidden <= 0 {
-            return Err(Error::config(
-                "model.hidden",
-                self.hidden,
-                "a positive number of hidden units",
-            ));
-        }
-        if self.k <= 0 {
-            return Err(Error::config("model.k", self.k, "at least 1 Gibbs sweep"));
-        }
+        checks::at_least(
+            "model.hidden",
+            self.hidden,
+            1,
+            "a positive number of hidden units",
+        )?;
+        checks::at_least("model.k", self.k, 1, "at least 1 Gibbs sweep")?;
         if let Some(c) = self.chains {
             if c <= 0 {
                 return Err(Error::config(
@@ -165,13 +163,7 @@ impl RbmConfig {
                 ));
             }
         }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return Err(Error::config(
-                "model.weight_decay",
-                self.weight_decay,
-                "a finite number ≥ 0",
-            ));
-        }
+        checks::non_negative("model.weight_decay", self.weight_decay)?;
         if !(self.sparsity_target > 0.0 && self.sparsity_target < 1.0) {
             return Err(Error::config(
                 "model.sparsity_target",
@@ -193,27 +185,19 @@ impl RbmConfig {
                 "a rate in (0, 1]",
             ));
         }
-        if !(self.init_std > 0.0 && self.init_std.is_finite()) {
-            return Err(Error::config(
-                "model.init_std",
-                self.init_std,
-                "a positive finite number",
-            ));
-        }
-        if self.sample_steps <= 0 {
-            return Err(Error::config(
-                "model.sample_steps",
-                self.sample_steps,
-                "at least 1 Gibbs sweep",
-            ));
-        }
-        if !(0..=EXACT_MAX_UNITS_LIMIT).contains(&self.exact_max_units) {
-            return Err(Error::config(
-                "model.exact_max_units",
-                self.exact_max_units,
-                format!("an integer in 0..={EXACT_MAX_UNITS_LIMIT} (0 disables the exact log Z)"),
-            ));
-        }
+        checks::positive("model.init_std", self.init_std)?;
+        checks::at_least(
+            "model.sample_steps",
+            self.sample_steps,
+            1,
+            "at least 1 Gibbs sweep",
+        )?;
+        checks::in_range(
+            "model.exact_max_units",
+            self.exact_max_units,
+            0..=EXACT_MAX_UNITS_LIMIT,
+            format!("an integer in 0..={EXACT_MAX_UNITS_LIMIT} (0 disables the exact log Z)"),
+        )?;
         Ok(())
     }
 }

@@ -2,6 +2,8 @@ use super::exact::{bit_rows, Layer};
 use super::*;
 use gm_core::config::RunConfig;
 use gm_core::data::{self, Dataset};
+use gm_core::kit::gradcheck::assert_gradients_match;
+use gm_core::kit::{empirical_distribution, state_index, total_variation};
 use gm_core::model::{parse_params, BuildContext, LikelihoodKind, Model};
 use gm_eval::ais::Schedule;
 use tch::{Device, Kind, Tensor};
@@ -92,26 +94,6 @@ fn enumerate(m: &Rbm, beta: f64) -> (Tensor, f64) {
     let log_marg = neg_e.logsumexp([1], false);
     let log_z = log_marg.logsumexp([0], false).double_value(&[]);
     (log_marg - log_z, log_z)
-}
-
-/// Index of each binary row in the enumeration order of [`bit_rows`].
-fn state_index(x: &Tensor) -> Tensor {
-    let d = x.size()[1];
-    let pow = Tensor::arange(d, (Kind::Int64, Device::Cpu));
-    let weights = Tensor::ones([d], (Kind::Int64, Device::Cpu)).bitwise_left_shift(&pow);
-    (x.to_kind(Kind::Int64) * weights.unsqueeze(0)).sum_dim_intlist(1, false, Kind::Int64)
-}
-
-fn histogram(x: &Tensor) -> Tensor {
-    let d = x.size()[1];
-    state_index(x)
-        .bincount::<Tensor>(None, 1 << d)
-        .to_kind(Kind::Double)
-        / x.size()[0] as f64
-}
-
-fn tv(p: &Tensor, q: &Tensor) -> f64 {
-    (p - q).abs().sum(Kind::Double).double_value(&[]) * 0.5
 }
 
 /// The expected total variation of an N-sample histogram from p (normal approximation):
@@ -220,15 +202,14 @@ fn hand_written_and_autograd_gradients_are_identical() {
         let vk = Tensor::rand([25, 8], F64).lt(0.5).to_kind(Kind::Double);
         let hand = m.cd_gradients(&x, &vk, Update::Hand).unwrap();
         let auto = m.cd_gradients(&x, &vk, Update::Autograd).unwrap();
-        for (name, (h, a)) in ["W", "b", "c"].iter().zip(hand.iter().zip(&auto)) {
-            let d = max_abs(h, a);
-            let scale = a.abs().max().double_value(&[]);
-            assert!(
-                d < 1e-13 * scale.max(1.0),
-                "{extra:?}: hand and autograd gradients of {name} differ by {d} (scale {scale})"
-            );
-            assert!(scale > 1e-3, "{extra:?}: gradient of {name} is ~0");
-        }
+        assert_gradients_match(
+            &format!("{extra:?}"),
+            &["W", "b", "c"],
+            &hand,
+            &auto,
+            1e-13,
+            1e-3,
+        );
     }
 }
 
@@ -329,7 +310,7 @@ fn block_gibbs_chains_reach_the_exact_distribution() {
     let n = 40_000;
     let start = Tensor::rand([n, 8], F64).lt(0.5).to_kind(Kind::Double);
     let v = m.gibbs(&start, 100);
-    let d = tv(&histogram(&v), &p);
+    let d = total_variation(&empirical_distribution(&v), &p);
     let noise = expected_tv(&p, n);
     assert!(
         d < 1.5 * noise,
@@ -357,7 +338,7 @@ fn parallel_tempering_replicas_sample_their_tempered_distributions() {
     let chains = m.chains().unwrap().shallow_clone();
     for (r, beta) in [(0, 1.0), (3, 0.4)] {
         let p = enumerate(&m, beta).0.exp();
-        let d = tv(&histogram(&chains.get(r)), &p);
+        let d = total_variation(&empirical_distribution(&chains.get(r)), &p);
         let noise = expected_tv(&p, 20_000);
         assert!(
             d < 1.5 * noise,

@@ -1,3 +1,4 @@
+use gm_core::checks;
 use gm_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -68,27 +69,9 @@ impl VaeConfig {
                 "a non-empty list of positive layer widths, e.g. [200, 200]",
             ));
         }
-        if self.latent <= 0 {
-            return Err(Error::config(
-                "model.latent",
-                self.latent,
-                "a positive integer",
-            ));
-        }
-        if !(self.beta > 0.0 && self.beta.is_finite()) {
-            return Err(Error::config(
-                "model.beta",
-                self.beta,
-                "a positive finite number",
-            ));
-        }
-        if !self.min_log_var.is_finite() {
-            return Err(Error::config(
-                "model.min_log_var",
-                self.min_log_var,
-                "a finite number",
-            ));
-        }
+        checks::at_least("model.latent", self.latent, 1, "a positive integer")?;
+        checks::positive("model.beta", self.beta)?;
+        checks::finite("model.min_log_var", self.min_log_var)?;
         Ok(())
     }
 }
