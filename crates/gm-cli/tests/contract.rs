@@ -250,7 +250,7 @@ fn build_caught(
     cfg: &RunConfig,
     data: &Dataset,
 ) -> Result<gm_core::Result<Box<dyn Model>>, String> {
-    catch_unwind(AssertUnwindSafe(|| build(reg, cfg, data))).map_err(|p| panic_text(&p))
+    catch_unwind(AssertUnwindSafe(|| build(reg, cfg, data))).map_err(|p| panic_text(&*p))
 }
 
 fn check_invalid_configs(
@@ -296,7 +296,7 @@ fn check_invalid_configs(
     Ok(checked)
 }
 
-fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
     let msg = p
         .downcast_ref::<String>()
         .cloned()
@@ -326,7 +326,7 @@ fn every_registered_model_keeps_the_contract() {
     for entry in reg.entries() {
         let start = Instant::now();
         let outcome = catch_unwind(AssertUnwindSafe(|| check_entry(&reg, entry)))
-            .unwrap_or_else(|p| Err(panic_text(&p)));
+            .unwrap_or_else(|p| Err(panic_text(&*p)));
         let secs = start.elapsed().as_secs_f64();
         match outcome {
             Ok(line) => eprintln!("{:<10} {line} ({secs:.1} s)", entry.name),
