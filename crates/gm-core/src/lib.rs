@@ -8,7 +8,9 @@
 //! - [`checkpoint`]: atomic writes of weights (`.safetensors`), optimizer state and progress;
 //! - [`train`]: the trainer (epochs, schedules, clipping, metrics, samples, checkpoints, Ctrl-C);
 //! - [`image`]: tensors to PNG grids;
+//! - [`export`]: raw tensors as `.safetensors` (with metadata) and `.npy` for other tools;
 //! - [`model`]: the small traits every model implements and the registry the CLI uses.
+//! - [`rng_guard`]: the one lock around libtorch's global generator that seeded tests hold.
 //!
 //! ```no_run
 //! use gm_core::{data, device::DeviceSpec};
@@ -23,10 +25,12 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod export;
 pub mod image;
 pub mod model;
 pub mod optim;
 pub mod progress;
+pub mod rng_guard;
 pub mod sampling;
 pub mod train;
 
