@@ -26,7 +26,7 @@ impl Weights {
         Weights { vs, w, opt }
     }
     fn set(&self, v: f64) {
-        tch::no_grad(|| self.w.shallow_clone().fill_(v));
+        let _ = tch::no_grad(|| self.w.shallow_clone().fill_(v));
     }
     fn value(&self) -> f64 {
         self.w.mean(Kind::Double).double_value(&[])
