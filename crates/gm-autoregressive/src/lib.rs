@@ -71,9 +71,9 @@ pub fn register(registry: &mut ModelRegistry) {
 }
 
 /// Serialises the unit tests: they seed libtorch's global generator and check statistics of
-/// the draws that follow, which other tests running in parallel threads would disturb.
+/// the draws that follow, which other tests running in parallel threads would disturb (the
+/// one process-wide lock of [`gm_core::rng_guard`]).
 #[cfg(test)]
-pub(crate) fn test_rng_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+pub(crate) fn test_rng_lock() -> gm_core::rng_guard::RngGuard {
+    gm_core::rng_guard::lock()
 }

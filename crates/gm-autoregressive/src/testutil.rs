@@ -115,7 +115,7 @@ pub fn train(m: &mut dyn Model, x: &Tensor, steps: usize) -> f64 {
 /// Samples of `m` match its exact distribution within `bound` in total variation; returns
 /// the distance.
 pub fn assert_samples_match(m: &dyn Autoregressive, n: i64, bound: f64) -> f64 {
-    tch::manual_seed(11);
+    let _rng = gm_core::rng_guard::seeded(11);
     let s = tch::no_grad(|| m.sample_flat(n));
     assert_eq!(s.size(), vec![n, m.dim()]);
     let emp = empirical_distribution(&s);

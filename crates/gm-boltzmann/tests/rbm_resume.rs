@@ -43,6 +43,7 @@ fn max_diff(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
 
 #[test]
 fn pcd_run_resumes_exactly_from_a_checkpoint() {
+    let _rng = gm_core::rng_guard::lock();
     let (c4, c2) = (cfg(4), cfg(2));
     let d = data::load(&c4.data.dataset, &c4.data.options).unwrap();
     tch::manual_seed(5);

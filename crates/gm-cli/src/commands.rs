@@ -52,6 +52,10 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its newest checkpoint.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "dataset", "seed", "name", "force"])]
     pub resume: Option<PathBuf>,
+    /// With --resume: continue from the checkpoint at this step instead of the newest (e.g.
+    /// the newest good one when the newest is corrupt).
+    #[arg(long, value_name = "STEP", requires = "resume")]
+    pub from: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -61,7 +65,9 @@ pub struct SampleArgs {
     /// Number of samples.
     #[arg(short, default_value_t = 64)]
     pub n: i64,
-    /// Output PNG (default: <run-dir>/samples.png).
+    /// Output: a PNG grid, or raw samples `[N, ...]` f32 in a .safetensors (metadata in its
+    /// header) or .npy (metadata in a .json beside it) file, with the grid in <stem>.png
+    /// (default: <run-dir>/samples.png).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// Seed of the samples.
@@ -221,9 +227,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     resolved.data.options.binarize_seed = cfg.data.options.binarize_seed;
 
     let progress = if resume {
-        let ckpt = checkpoint::latest(&run_dir)?
-            .with_context(|| format!("{} has no checkpoint to resume from", run_dir.display()))?;
-        let p = checkpoint::restore(&ckpt, model.as_mut())?;
+        let (ckpt, p) = checkpoint::restore_run(&run_dir, a.from, model.as_mut())?;
         tracing::info!(
             "resuming {} from {} (epoch {}, step {})",
             run_dir.display(),
@@ -351,12 +355,44 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     let model = run::load_trained(&a.run_dir, &cfg, &data, device)?;
     seed_all(a.seed);
     let out = a.output.unwrap_or_else(|| a.run_dir.join("samples.png"));
+    if let Some(format) = crate::raw::RawFormat::of(&out) {
+        return sample_raw(model.as_ref(), &data, &cfg, &a.run_dir, &out, format, a);
+    }
     train::save_samples(model.as_ref(), &data, &out, a.n)?;
     println!(
         "{} samples of {} written to {}",
         a.n,
         cfg.model.name,
         out.display()
+    );
+    Ok(())
+}
+
+/// `gm sample -o x.safetensors|x.npy`: the raw samples with their metadata, and the PNG
+/// grid beside them (same stem).
+fn sample_raw(
+    model: &dyn gm_core::model::Model,
+    data: &gm_core::data::Dataset,
+    cfg: &RunConfig,
+    run_dir: &Path,
+    out: &Path,
+    format: crate::raw::RawFormat,
+    a: SampleArgs,
+) -> Result<()> {
+    let mut shape = vec![a.n];
+    shape.extend_from_slice(&data.shape);
+    let s = tch::no_grad(|| model.sample(a.n))?.reshape(shape.as_slice());
+    let meta = crate::raw::metadata(&s, data, &cfg.model.name, run_dir, a.seed);
+    crate::raw::write(out, format, &s, &meta)?;
+    let png = out.with_extension("png");
+    train::save_picture(&s, data, &png)?;
+    println!(
+        "{} samples of {} ({}) written to {} (picture: {})",
+        a.n,
+        cfg.model.name,
+        meta["samples"],
+        out.display(),
+        png.display()
     );
     Ok(())
 }

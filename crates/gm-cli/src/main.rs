@@ -4,6 +4,7 @@
 //! gm train vae --dataset binarized-mnist --epochs 10      # writes runs/<name>/
 //! gm train --resume runs/<name>                          # continues exactly
 //! gm sample runs/<name> -n 64 -o grid.png
+//! gm sample runs/<name> -n 1000 -o s.safetensors            # raw [N, ...] f32 (or .npy) + s.png
 //! gm eval runs/<name>                                     # results.json, figures
 //! gm report runs/<a> runs/<b> --out report.html --screenshot
 //! gm list                                                 # models and datasets
@@ -12,6 +13,7 @@
 
 mod commands;
 mod doctor;
+mod raw;
 mod run;
 mod screenshot;
 
@@ -36,7 +38,7 @@ struct Cli {
 enum Command {
     /// Train a model; writes a run directory (config, metrics, samples, checkpoints).
     Train(commands::TrainArgs),
-    /// Draw samples from a trained run and save them as a PNG grid.
+    /// Draw samples from a trained run: a PNG grid, or the raw tensor (.safetensors / .npy) and a grid.
     Sample(commands::SampleArgs),
     /// Evaluate a trained run: likelihoods with their kind, sample quality with floors, figures.
     Eval(commands::EvalArgs),

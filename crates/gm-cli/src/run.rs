@@ -60,13 +60,13 @@ pub fn load_trained(
     device: Device,
 ) -> Result<Box<dyn Model>> {
     let mut model = build_model(cfg, data, device)?;
-    let ckpt = gm_core::checkpoint::latest(run_dir)?.with_context(|| {
-        format!(
+    if gm_core::checkpoint::latest(run_dir)?.is_none() {
+        bail!(
             "{} has no checkpoint yet (train it first)",
             run_dir.display()
-        )
-    })?;
-    gm_core::checkpoint::load_weights(&ckpt, model.as_mut())?;
+        );
+    }
+    gm_core::checkpoint::load_run_weights(run_dir, model.as_mut())?;
     Ok(model)
 }
 

@@ -279,3 +279,145 @@ fn bad_input_gives_one_clear_error_and_writes_nothing() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("not a run directory"), "{}", stderr(&o));
 }
+
+/// The checkpoint folders of a run, oldest first.
+fn checkpoint_names(run_dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(run_dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("step-"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A Python with `safetensors` and `numpy` to read the raw samples with (the project's
+/// torch venv, or $GM_PYTHON), if there is one.
+fn python_with_safetensors() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("GM_PYTHON").map(PathBuf::from),
+        std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".cache/gm/torch-2.13.0/bin/python")),
+    ];
+    candidates.into_iter().flatten().find(|p| {
+        Command::new(p)
+            .args(["-c", "import safetensors, numpy"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+#[test]
+fn a_corrupt_checkpoint_is_named_and_from_resumes_the_good_one_and_raw_samples_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("short.toml");
+    std::fs::write(&cfg, CONFIG.replace("epochs = 60", "epochs = 4")).unwrap();
+    let out = tmp.path().join("runs");
+    let o = run(gm()
+        .args(["train", "vae", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .args(["--name", "r"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run_dir = out.join("r");
+    let intact = weights(&run_dir);
+    let names = checkpoint_names(&run_dir);
+    assert_eq!(names.len(), 2, "{names:?}");
+    let good_step: u64 = names[0].trim_start_matches("step-").parse().unwrap();
+
+    // Flip a byte inside the tensor data of the newest model.safetensors.
+    let file = run_dir
+        .join("checkpoints")
+        .join(&names[1])
+        .join("model.safetensors");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    bytes[8 + header + 5] ^= 0x10;
+    std::fs::write(&file, bytes).unwrap();
+
+    let from = format!("--from {good_step}");
+    for args in [vec!["sample"], vec!["eval"], vec!["train", "--resume"]] {
+        let o = run(gm().args(&args).arg(&run_dir));
+        let e = stderr(&o);
+        assert!(
+            !o.status.success(),
+            "{args:?} succeeded on a corrupt checkpoint"
+        );
+        assert!(e.contains(&file.display().to_string()), "{args:?}: {e}");
+        assert!(
+            e.contains("sha256") && e.contains(&names[0]) && e.contains(&from),
+            "{args:?}: {e}"
+        );
+        assert_eq!(
+            e.matches("sha256 is").count(),
+            1,
+            "said more than once: {e}"
+        );
+    }
+    let o = run(gm()
+        .args(["train", "--resume"])
+        .arg(&run_dir)
+        .args(["--from", &good_step.to_string()]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        weights(&run_dir)
+            .iter()
+            .map(|(k, t)| (k.clone(), Vec::<f32>::try_from(t.reshape([-1])).unwrap()))
+            .collect::<Vec<_>>(),
+        intact
+            .iter()
+            .map(|(k, t)| (k.clone(), Vec::<f32>::try_from(t.reshape([-1])).unwrap()))
+            .collect::<Vec<_>>(),
+        "resumed from the good checkpoint, the run should end where the intact one did"
+    );
+
+    // Raw samples: safetensors with metadata and a PNG beside it; npy with a JSON sidecar.
+    let st = tmp.path().join("s.safetensors");
+    let o = run(gm()
+        .arg("sample")
+        .arg(&run_dir)
+        .args(["-n", "12", "--seed", "4", "-o"])
+        .arg(&st));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(tmp.path().join("s.png").exists());
+    let t = Tensor::read_safetensors(&st).unwrap();
+    assert_eq!(t[0].0, "samples");
+    assert_eq!(t[0].1.size(), [12, 1, 4, 4]);
+    let meta = gm_core::export::read_safetensors_metadata(&st).unwrap();
+    assert_eq!(meta["model"], "vae");
+    assert_eq!(meta["seed"], "4");
+    assert_eq!(meta["dataset"], "bars-and-stripes");
+    assert!(
+        meta.contains_key("binarization") && meta.contains_key("samples"),
+        "{meta:?}"
+    );
+    let npy = tmp.path().join("s2.npy");
+    let o = run(gm()
+        .arg("sample")
+        .arg(&run_dir)
+        .args(["-n", "12", "--seed", "4", "-o"])
+        .arg(&npy));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        Tensor::read_npy(&npy).unwrap().equal(&t[0].1),
+        "same seed, same samples"
+    );
+    let side: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("s2.json")).unwrap()).unwrap();
+    assert_eq!(side["model"], "vae");
+
+    let Some(py) = python_with_safetensors() else {
+        eprintln!("skipped the Python check: no Python with safetensors and numpy (set GM_PYTHON)");
+        return;
+    };
+    let script = "import sys, numpy as np\nfrom safetensors import safe_open\n\
+        with safe_open(sys.argv[1], 'np') as f:\n    x = f.get_tensor('samples'); m = f.metadata()\n\
+        y = np.load(sys.argv[2])\n\
+        print(x.dtype, list(x.shape), m['model'], m['seed'], float(abs(x - y).max()))";
+    let o = run(Command::new(&py).args(["-c", script]).arg(&st).arg(&npy));
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(said.trim(), "float32 [12, 1, 4, 4] vae 4 0.0", "{said}");
+}

@@ -8,7 +8,15 @@
 //! trainer, the run's `config.toml`. It is written into a
 //! temporary folder that is renamed into place, and only then does `checkpoints/latest`
 //! (replaced atomically) name it; a crash at any moment leaves the previous checkpoint
-//! complete and current. The two newest checkpoints are kept.
+//! complete and current, and a failed write removes the temporary folder. The two newest
+//! checkpoints are kept.
+//!
+//! `progress.json` also records the sha256 of every other file of the checkpoint, checked
+//! on every load (safetensors has no checksum: a flipped byte would load silently). When
+//! the chosen checkpoint is unreadable or fails the check, the error names the file and the
+//! newest good checkpoint, which [`restore_run`] can be told to use instead (`gm train
+//! --resume <run> --from <step>`). Checkpoints written before hashes were recorded still
+//! load, with a warning that they are unverified.
 //!
 //! ```no_run
 //! # fn demo(model: &mut dyn gm_core::model::Model) -> gm_core::Result<()> {
@@ -25,7 +33,8 @@
 use crate::model::Model;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
@@ -43,6 +52,24 @@ pub struct Progress {
     pub seed: u64,
     /// Training time so far, seconds.
     pub elapsed_secs: f64,
+}
+
+/// What `progress.json` holds: the progress and the sha256 of each other file.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    #[serde(flatten)]
+    progress: Progress,
+    /// File name → lowercase hex sha256; empty in checkpoints of older gm versions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    sha256: BTreeMap<String, String>,
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok(Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed and
@@ -117,31 +144,62 @@ pub fn save_with(
     let final_dir = root.join(&name);
     let tmp = root.join(format!(".{name}.{}.tmp", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let written = write_folder(&tmp, model, progress, extra).and_then(|_| {
+        if final_dir.exists() {
+            std::fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, e))?;
+        }
+        std::fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))
+    });
+    if let Err(e) = written {
+        // Nothing half-written stays behind; `latest` still names the previous checkpoint.
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    atomic_write(&root.join("latest"), name.as_bytes())?;
+    prune(&root, &name, 2);
+    Ok(final_dir)
+}
+
+/// Writes every file of a checkpoint into `dir`, `progress.json` (with the others' sha256)
+/// last.
+fn write_folder(
+    dir: &Path,
+    model: &dyn Model,
+    progress: &Progress,
+    extra: &[(&str, &[u8])],
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut files = Vec::new();
     for (store, vs) in model.var_stores() {
         let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
-        write_tensors(&tmp.join(format!("{store}.safetensors")), &named)?;
+        let file = format!("{store}.safetensors");
+        write_tensors(&dir.join(&file), &named)?;
+        files.push(file);
     }
     let mut opt_state = Vec::new();
     for (name, opt) in model.optimizers_ref() {
         opt_state.extend(opt.state(name));
     }
     if !opt_state.is_empty() {
-        write_tensors(&tmp.join("optimizer.safetensors"), &opt_state)?;
+        write_tensors(&dir.join("optimizer.safetensors"), &opt_state)?;
+        files.push("optimizer.safetensors".into());
     }
     for (name, bytes) in extra {
-        atomic_write(&tmp.join(name), bytes)?;
+        atomic_write(&dir.join(name), bytes)?;
+        files.push(name.to_string());
     }
-    let json = serde_json::to_vec_pretty(progress).expect("progress serializes");
-    atomic_write(&tmp.join("progress.json"), &json)?;
-    if final_dir.exists() {
-        std::fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, e))?;
+    let mut sha256 = BTreeMap::new();
+    for f in files {
+        let h = sha256_file(&dir.join(&f))?;
+        sha256.insert(f, h);
     }
-    std::fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
-    atomic_write(&root.join("latest"), name.as_bytes())?;
-    prune(&root, &name, 2);
-    Ok(final_dir)
+    let record = Record {
+        progress: progress.clone(),
+        sha256,
+    };
+    let json = serde_json::to_vec_pretty(&record).expect("progress serializes");
+    atomic_write(&dir.join("progress.json"), &json)
 }
 
 fn prune(root: &Path, current: &str, keep: usize) {
@@ -154,6 +212,14 @@ fn prune(root: &Path, current: &str, keep: usize) {
         .filter(|n| n.starts_with("step-"))
         .collect();
     names.sort();
+    // Checkpoints after `current` belong to a continuation abandoned by `--from`.
+    names.retain(|n| {
+        let newer = n.as_str() > current;
+        if newer {
+            let _ = std::fs::remove_dir_all(root.join(n));
+        }
+        !newer
+    });
     let n = names.len();
     for old in names.into_iter().take(n.saturating_sub(keep)) {
         if old != current {
@@ -185,14 +251,154 @@ pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>> {
     }
 }
 
-/// Reads the progress record of a checkpoint.
-pub fn read_progress(ckpt_dir: &Path) -> Result<Progress> {
+fn read_record(ckpt_dir: &Path) -> Result<Record> {
     let path = ckpt_dir.join("progress.json");
     let s = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     serde_json::from_slice(&s).map_err(|e| Error::format(&path, e.to_string()))
 }
 
-/// Loads weights and optimizer state of `ckpt_dir` into `model`; returns its progress.
+/// Reads the progress record of a checkpoint.
+pub fn read_progress(ckpt_dir: &Path) -> Result<Progress> {
+    Ok(read_record(ckpt_dir)?.progress)
+}
+
+/// Checks every file of `ckpt_dir` against the sha256 its `progress.json` records. Returns
+/// false (and warns) for a checkpoint of an older gm that recorded none.
+pub fn verify(ckpt_dir: &Path) -> Result<bool> {
+    let record = read_record(ckpt_dir)?;
+    if record.sha256.is_empty() {
+        tracing::warn!(
+            "{}: no sha256 recorded (written by an older gm): loaded unverified",
+            ckpt_dir.display()
+        );
+        return Ok(false);
+    }
+    for (file, expected) in &record.sha256 {
+        let path = ckpt_dir.join(file);
+        if !path.exists() {
+            return Err(Error::Run {
+                path,
+                msg: "missing checkpoint file".into(),
+            });
+        }
+        let found = sha256_file(&path)?;
+        if found != *expected {
+            return Err(Error::Run {
+                path,
+                msg: format!(
+                    "corrupt checkpoint file: sha256 is {found}, progress.json records {expected}"
+                ),
+            });
+        }
+    }
+    Ok(true)
+}
+
+/// The checkpoint folders of a run with their steps, newest first.
+pub fn list(run_dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let root = checkpoints_dir(run_dir);
+    let rd = match std::fs::read_dir(&root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(root, e)),
+    };
+    let mut found: Vec<(u64, PathBuf)> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let step = name.strip_prefix("step-")?.parse().ok()?;
+            Some((step, e.path()))
+        })
+        .collect();
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(found)
+}
+
+/// Whether a checkpoint passes its sha256 check and every tensor file of it reads.
+fn is_good(ckpt_dir: &Path) -> bool {
+    let files_read = || -> Result<()> {
+        for e in std::fs::read_dir(ckpt_dir).map_err(|e| Error::io(ckpt_dir, e))? {
+            let p = e.map_err(|e| Error::io(ckpt_dir, e))?.path();
+            if p.extension().is_some_and(|x| x == "safetensors") {
+                read_tensors(&p)?;
+            }
+        }
+        Ok(())
+    };
+    verify(ckpt_dir).is_ok() && files_read().is_ok()
+}
+
+/// The error of loading `bad`, with the newest good checkpoint older than it named.
+fn name_good_one(run_dir: &Path, bad: &Path, e: Error) -> Error {
+    let bad_step = read_progress(bad).map(|p| p.step).ok();
+    let good = list(run_dir).ok().and_then(|all| {
+        all.into_iter()
+            .filter(|(s, d)| d != bad && bad_step.is_none_or(|b| *s < b))
+            .find(|(_, d)| is_good(d))
+    });
+    let hint = match good {
+        Some((step, dir)) => format!(
+            "; the newest good checkpoint is {} (continue from it with `gm train --resume {} --from {step}`)",
+            dir.display(),
+            run_dir.display()
+        ),
+        None => "; no older good checkpoint exists".into(),
+    };
+    Error::Run {
+        path: bad.to_path_buf(),
+        msg: format!("checkpoint unusable: {e}{hint}"),
+    }
+}
+
+/// The checkpoint of a run at `step`, or its newest one.
+pub fn find(run_dir: &Path, step: Option<u64>) -> Result<PathBuf> {
+    match step {
+        None => latest(run_dir)?.ok_or_else(|| Error::Run {
+            path: run_dir.into(),
+            msg: "has no checkpoint yet".into(),
+        }),
+        Some(s) => {
+            let dir = checkpoints_dir(run_dir).join(format!("step-{s:09}"));
+            if dir.join("progress.json").exists() {
+                return Ok(dir);
+            }
+            let have: Vec<String> = list(run_dir)?.iter().map(|(s, _)| s.to_string()).collect();
+            Err(Error::Run {
+                path: dir,
+                msg: format!(
+                    "no checkpoint at step {s}; the run has checkpoints at steps [{}]",
+                    have.join(", ")
+                ),
+            })
+        }
+    }
+}
+
+/// [`restore`] of the run's checkpoint at `step` (the newest when `None`); returns the
+/// folder and its progress. A failure names the newest good checkpoint.
+pub fn restore_run(
+    run_dir: &Path,
+    step: Option<u64>,
+    model: &mut dyn Model,
+) -> Result<(PathBuf, Progress)> {
+    let dir = find(run_dir, step)?;
+    match restore(&dir, model) {
+        Ok(p) => Ok((dir, p)),
+        Err(e) => Err(name_good_one(run_dir, &dir, e)),
+    }
+}
+
+/// [`load_weights`] of the run's newest checkpoint; a failure names the newest good one.
+pub fn load_run_weights(run_dir: &Path, model: &mut dyn Model) -> Result<PathBuf> {
+    let dir = find(run_dir, None)?;
+    match load_weights(&dir, model) {
+        Ok(()) => Ok(dir),
+        Err(e) => Err(name_good_one(run_dir, &dir, e)),
+    }
+}
+
+/// Loads weights and optimizer state of `ckpt_dir` into `model` (after checking the files'
+/// sha256); returns its progress.
 pub fn restore(ckpt_dir: &Path, model: &mut dyn Model) -> Result<Progress> {
     load_weights(ckpt_dir, model)?;
     let opt_path = ckpt_dir.join("optimizer.safetensors");
@@ -209,8 +415,10 @@ pub fn restore(ckpt_dir: &Path, model: &mut dyn Model) -> Result<Progress> {
     read_progress(ckpt_dir)
 }
 
-/// Loads only the weights of `ckpt_dir` into `model` (for sampling and evaluation).
+/// Loads only the weights of `ckpt_dir` into `model` (for sampling and evaluation), after
+/// checking the files' sha256.
 pub fn load_weights(ckpt_dir: &Path, model: &mut dyn Model) -> Result<()> {
+    verify(ckpt_dir)?;
     for (store, vs) in model.var_stores_mut() {
         let path = ckpt_dir.join(format!("{store}.safetensors"));
         let saved = read_tensors(&path)?;

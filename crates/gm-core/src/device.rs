@@ -168,6 +168,7 @@ mod tests {
 
     #[test]
     fn parses_device_names() {
+        let _rng = crate::rng_guard::lock();
         assert_eq!(DeviceSpec::parse("auto").unwrap(), DeviceSpec::Auto);
         assert_eq!(DeviceSpec::parse("CPU").unwrap(), DeviceSpec::Cpu);
         assert_eq!(DeviceSpec::parse("cuda").unwrap(), DeviceSpec::Cuda(0));
@@ -180,6 +181,7 @@ mod tests {
 
     #[test]
     fn cuda_without_gpu_is_a_clear_error() {
+        let _rng = crate::rng_guard::lock();
         if tch::Cuda::is_available() {
             return; // covered on CPU-only machines (CI)
         }
@@ -190,6 +192,7 @@ mod tests {
 
     #[test]
     fn derived_seeds_differ_and_repeat() {
+        let _rng = crate::rng_guard::lock();
         let a = derive_seed(1, &[0, 5]);
         assert_eq!(a, derive_seed(1, &[0, 5]));
         assert_ne!(a, derive_seed(1, &[5, 0]));

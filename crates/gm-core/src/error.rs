@@ -6,13 +6,14 @@ use std::path::PathBuf;
 /// Errors of gm-core and of the family crates built on it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    /// Reading or writing a file failed. (The I/O error is part of the message, not a
+    /// `source`, so that a printed error chain says it once.)
+    #[error("{path}: {err}")]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        err: std::io::Error,
     },
     /// A file exists but its content is not what its format requires.
     #[error("{path}: {msg}")]
@@ -107,9 +108,9 @@ pub enum Error {
         /// The run directory holding the checkpoint.
         run_dir: PathBuf,
     },
-    /// An error reported by libtorch.
+    /// An error reported by libtorch (its message included, not chained as a source).
     #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(tch::TchError),
     /// Anything else, with its message.
     #[error("{0}")]
     Msg(String),
@@ -118,12 +119,18 @@ pub enum Error {
 /// `Result` with gm's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<tch::TchError> for Error {
+    fn from(e: tch::TchError) -> Self {
+        Error::Torch(e)
+    }
+}
+
 impl Error {
     /// An [`Error::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            err: source,
         }
     }
 
@@ -146,5 +153,35 @@ impl Error {
             value: value.to_string(),
             expected: expected.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message and its chain of sources, as `{:#}` of anyhow prints them.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut s = e.to_string();
+        let mut cur = e.source();
+        while let Some(c) = cur {
+            s.push_str(&format!(": {c}"));
+            cur = c.source();
+        }
+        s
+    }
+
+    #[test]
+    fn io_and_libtorch_errors_say_their_cause_once() {
+        let io = Error::io(
+            "/x/model.safetensors",
+            std::io::Error::other("No space left"),
+        );
+        let printed = chain(&io);
+        assert_eq!(printed.matches("No space left").count(), 1, "{printed}");
+        assert!(printed.contains("/x/model.safetensors"), "{printed}");
+        let torch = Error::from(tch::TchError::Torch("bad write".into()));
+        let printed = chain(&torch);
+        assert_eq!(printed.matches("bad write").count(), 1, "{printed}");
     }
 }

@@ -185,6 +185,7 @@ mod tests {
 
     #[test]
     fn grid_places_each_image_in_its_cell() {
+        let _rng = crate::rng_guard::lock();
         // 3 images of 2x2 with values 0.0, 0.5, 1.0; 2 per row, padding 1, no scaling.
         let imgs = Tensor::cat(
             &[
@@ -213,6 +214,7 @@ mod tests {
 
     #[test]
     fn png_encodes_and_decodes() {
+        let _rng = crate::rng_guard::lock();
         let imgs = Tensor::rand([5, 3, 4, 4], (Kind::Float, Device::Cpu));
         let g = grid(&imgs, &GridOptions::default()).unwrap();
         let bytes = png_bytes(&g).unwrap();
@@ -226,6 +228,7 @@ mod tests {
 
     #[test]
     fn bad_shapes_are_errors() {
+        let _rng = crate::rng_guard::lock();
         let x = Tensor::zeros([4, 2, 3, 3], (Kind::Float, Device::Cpu));
         assert!(grid(&x, &GridOptions::default()).is_err());
         let x = Tensor::zeros([4, 3], (Kind::Float, Device::Cpu));
@@ -234,6 +237,7 @@ mod tests {
 
     #[test]
     fn scatter_marks_points() {
+        let _rng = crate::rng_guard::lock();
         let pts = Tensor::from_slice(&[0.0f32, 0.0, 1.0, 1.0]).view([2, 2]);
         let img = scatter(&pts, 5, (0.0, 1.0)).unwrap();
         assert_eq!(img.double_value(&[0, 4, 0]), 0.0); // (0,0) bottom-left

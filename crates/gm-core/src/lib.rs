@@ -10,7 +10,9 @@
 //! - [`train`]: the trainer (epochs, schedules, clipping, metrics, samples, checkpoints, Ctrl-C);
 //! - [`image`]: tensors to PNG grids;
 //! - [`kit`]: kits for the models' tests (enumeration of small binary spaces, TV of samples);
+//! - [`export`]: raw tensors as `.safetensors` (with metadata) and `.npy` for other tools;
 //! - [`model`]: the small traits every model implements and the registry the CLI uses.
+//! - [`rng_guard`]: the one lock around libtorch's global generator that seeded tests hold.
 //!
 //! ```no_run
 //! use gm_core::{data, device::DeviceSpec};
@@ -26,11 +28,13 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod export;
 pub mod image;
 pub mod kit;
 pub mod model;
 pub mod optim;
 pub mod progress;
+pub mod rng_guard;
 pub mod sampling;
 pub mod train;
 

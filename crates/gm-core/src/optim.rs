@@ -301,6 +301,7 @@ mod tests {
 
     #[test]
     fn adam_matches_tch_adam() {
+        let _rng = crate::rng_guard::lock();
         let (_vs, lin, mut opt) = setup(OptimKind::Adam);
         tch::manual_seed(0);
         let vs2 = VarStore::new(Device::Cpu);
@@ -317,6 +318,7 @@ mod tests {
 
     #[test]
     fn sgd_momentum_matches_formula() {
+        let _rng = crate::rng_guard::lock();
         let (_vs, lin, mut opt) = setup(OptimKind::Sgd);
         let w0 = lin.ws.detach().copy();
         let g1 = Tensor::run_backward(&[loss(&lin)], &[&lin.ws], false, false)
@@ -335,6 +337,7 @@ mod tests {
 
     #[test]
     fn state_round_trip_continues_identically() {
+        let _rng = crate::rng_guard::lock();
         let (vs, lin, mut opt) = setup(OptimKind::Adam);
         for _ in 0..5 {
             opt.backward_step(&loss(&lin)).unwrap();
@@ -370,6 +373,7 @@ mod tests {
 
     #[test]
     fn weight_decay_adds_to_the_gradient() {
+        let _rng = crate::rng_guard::lock();
         tch::manual_seed(0);
         let vs = VarStore::new(Device::Cpu);
         let lin = nn::linear(vs.root() / "fc", 4, 2, Default::default());
@@ -391,6 +395,7 @@ mod tests {
 
     #[test]
     fn clipping_bounds_the_step() {
+        let _rng = crate::rng_guard::lock();
         let (_vs, lin, mut opt) = setup(OptimKind::Sgd);
         opt.set_clip_grad_norm(Some(1e-3));
         let w0 = lin.ws.detach().copy();

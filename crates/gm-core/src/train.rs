@@ -25,7 +25,7 @@ use crate::config::RunConfig;
 use crate::data::{Batch, Batches, Dataset, Split};
 use crate::device::{derive_seed, seed_all};
 use crate::image::{save_grid, scatter, GridOptions};
-use crate::model::Model;
+use crate::model::{Metrics, Model};
 use crate::{Error, Result};
 use serde::Serialize;
 use std::io::{BufRead, IsTerminal, Write};
@@ -127,6 +127,13 @@ pub fn evaluate(model: &dyn Model, split: &Split, batch: i64) -> Result<Vec<(Str
 /// plot for 2-D data.
 pub fn save_samples(model: &dyn Model, data: &Dataset, path: &Path, n: i64) -> Result<()> {
     let s = tch::no_grad(|| model.sample(n))?;
+    save_picture(&s, data, path)
+}
+
+/// Saves samples `s` `[n, ...]` as [`save_samples`] does (nothing for data that is neither
+/// images nor 2-D).
+pub fn save_picture(s: &Tensor, data: &Dataset, path: &Path) -> Result<()> {
+    let n = s.size()[0];
     if data.is_image {
         let mut shape = vec![n];
         shape.extend_from_slice(&data.shape);
@@ -140,7 +147,7 @@ pub fn save_samples(model: &dyn Model, data: &Dataset, path: &Path, n: i64) -> R
             },
         )
     } else if data.shape == [2] {
-        let img = scatter(&s, 256, (-4.0, 4.0))?;
+        let img = scatter(s, 256, (-4.0, 4.0))?;
         save_grid(
             &img.unsqueeze(0),
             path,
@@ -207,26 +214,15 @@ fn check_finite(
     Ok(())
 }
 
-/// Trains `model` on `data` (already on the model's device) as `cfg` says, writing into
-/// `run_dir`. `resume` continues from a restored checkpoint's progress.
-pub fn fit(
-    model: &mut dyn Model,
-    data: &Dataset,
-    cfg: &RunConfig,
-    run_dir: &Path,
-    resume: Option<Progress>,
-) -> Result<FitSummary> {
-    let t = &cfg.train;
-    let seed = cfg.seed;
-    std::fs::create_dir_all(run_dir.join("samples")).map_err(|e| Error::io(run_dir, e))?;
-    let metrics_path = run_dir.join("metrics.jsonl");
-    let mut progress = resume.unwrap_or(Progress {
-        seed,
-        ..Default::default()
-    });
-    truncate_metrics(&metrics_path, progress.epoch)?;
+/// How many steps a run makes: per epoch, in all, and the epochs that takes.
+struct Plan {
+    steps_per_epoch: u64,
+    total_steps: u64,
+    epochs: usize,
+}
 
-    let n_train = data.train.len();
+fn plan_steps(cfg: &RunConfig, n_train: i64) -> Result<Plan> {
+    let t = &cfg.train;
     let bs = cfg.data.batch_size;
     let steps_per_epoch = if cfg.data.drop_last {
         n_train / bs
@@ -240,197 +236,305 @@ pub fn fit(
             format!("at most the {n_train} training examples when drop_last is set"),
         ));
     }
-    let total_steps = {
-        let by_epochs = steps_per_epoch * t.epochs as u64;
-        match t.max_steps {
-            Some(m) if t.epochs == 0 => m,
-            Some(m) => m.min(by_epochs),
-            None => by_epochs,
-        }
+    let by_epochs = steps_per_epoch * t.epochs as u64;
+    let total_steps = match t.max_steps {
+        Some(m) if t.epochs == 0 => m,
+        Some(m) => m.min(by_epochs),
+        None => by_epochs,
     };
-    let epochs = total_steps.div_ceil(steps_per_epoch) as usize;
-    for (_, opt) in model.optimizers() {
-        opt.set_clip_grad_norm(t.clip_grad_norm);
+    Ok(Plan {
+        steps_per_epoch,
+        total_steps,
+        epochs: total_steps.div_ceil(steps_per_epoch) as usize,
+    })
+}
+
+/// Per-example metric values summed over some examples (a logging window, an epoch).
+#[derive(Default)]
+struct Sums {
+    sum: Option<Tensor>,
+    examples: i64,
+}
+
+impl Sums {
+    fn add(&mut self, v: Tensor, examples: i64) {
+        self.sum = Some(match self.sum.take() {
+            None => v,
+            Some(s) => s + v,
+        });
+        self.examples += examples;
     }
-    let valid = data.valid.evenly_spaced(t.valid_limit);
-    let observed = data.observed_labels(cfg.data.options.labelled, seed)?;
-
-    let bar = if std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new(total_steps);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} epoch {prefix} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta} {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        b.set_position(progress.step);
-        Some(b)
-    } else {
-        None
-    };
-
-    let mut last_ckpt = checkpoint::latest(run_dir)?;
-    let mut train_means: Vec<(String, f64)> = Vec::new();
-    let mut valid_means: Vec<(String, f64)> = Vec::new();
-    let session_start = Instant::now();
-    let elapsed_before = progress.elapsed_secs;
-    let mut lr = cfg.optim.lr;
-    let config_text = cfg.to_toml();
-    let mut stopped_on_budget = false;
-
-    while progress.epoch < epochs && progress.step < total_steps {
-        let epoch = progress.epoch;
-        let epoch_start = Instant::now();
-        let steps_at_epoch_start = progress.step;
-        if let Some(b) = &bar {
-            b.set_prefix(format!("{}/{}", epoch + 1, epochs));
+    /// Moves the window's sums into `self`; returns the window's means (if it had steps).
+    fn absorb(&mut self, window: &mut Sums) -> Result<Option<Vec<f64>>> {
+        let Some(w) = window.sum.take() else {
+            return Ok(None);
+        };
+        let means = Vec::<f64>::try_from(&w / window.examples as f64)?;
+        self.add(w, window.examples);
+        window.examples = 0;
+        Ok(Some(means))
+    }
+    fn means(&self) -> Result<Vec<f64>> {
+        match &self.sum {
+            Some(s) => Ok(Vec::<f64>::try_from(s / self.examples.max(1) as f64)?),
+            None => Ok(Vec::new()),
         }
-        let x_epoch = data.train_inputs(epoch);
+    }
+}
+
+/// The metric values of a step, each times the batch size.
+fn weighted(m: &Metrics, nb: i64) -> Tensor {
+    tch::no_grad(|| {
+        Tensor::stack(
+            &m.iter()
+                .map(|(_, t)| t.detach().to_kind(Kind::Double))
+                .collect::<Vec<_>>(),
+            0,
+        ) * nb as f64
+    })
+}
+
+fn progress_bar(total_steps: u64, at: u64) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new(total_steps);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} epoch {prefix} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    b.set_position(at);
+    Some(b)
+}
+
+/// Everything [`fit`] carries from step to step.
+struct Session<'a> {
+    data: &'a Dataset,
+    cfg: &'a RunConfig,
+    run_dir: &'a Path,
+    plan: Plan,
+    progress: Progress,
+    metrics_path: PathBuf,
+    bar: Option<indicatif::ProgressBar>,
+    valid: Split,
+    observed: Option<Tensor>,
+    last_ckpt: Option<PathBuf>,
+    train_means: Vec<(String, f64)>,
+    valid_means: Vec<(String, f64)>,
+    started: Instant,
+    elapsed_before: f64,
+    lr: f64,
+    config_text: String,
+}
+
+/// What one epoch's record needs from its training part.
+struct EpochStats {
+    start: Instant,
+    steps: u64,
+}
+
+impl<'a> Session<'a> {
+    fn start(
+        model: &mut dyn Model,
+        data: &'a Dataset,
+        cfg: &'a RunConfig,
+        run_dir: &'a Path,
+        resume: Option<Progress>,
+    ) -> Result<Session<'a>> {
+        std::fs::create_dir_all(run_dir.join("samples")).map_err(|e| Error::io(run_dir, e))?;
+        let metrics_path = run_dir.join("metrics.jsonl");
+        let progress = resume.unwrap_or(Progress {
+            seed: cfg.seed,
+            ..Default::default()
+        });
+        truncate_metrics(&metrics_path, progress.epoch)?;
+        let plan = plan_steps(cfg, data.train.len())?;
+        for (_, opt) in model.optimizers() {
+            opt.set_clip_grad_norm(cfg.train.clip_grad_norm);
+        }
+        let valid = data.valid.evenly_spaced(cfg.train.valid_limit);
+        let observed = data.observed_labels(cfg.data.options.labelled, cfg.seed)?;
+        let bar = progress_bar(plan.total_steps, progress.step);
+        Ok(Session {
+            data,
+            cfg,
+            run_dir,
+            plan,
+            elapsed_before: progress.elapsed_secs,
+            progress,
+            metrics_path,
+            bar,
+            valid,
+            observed,
+            last_ckpt: checkpoint::latest(run_dir)?,
+            train_means: Vec::new(),
+            valid_means: Vec::new(),
+            started: Instant::now(),
+            lr: cfg.optim.lr,
+            config_text: cfg.to_toml(),
+        })
+    }
+
+    fn more_to_do(&self) -> bool {
+        !last_planned(&self.progress, self.plan.epochs, self.plan.total_steps)
+    }
+
+    fn interrupted(&self, epoch: usize) -> Error {
+        Error::Interrupted {
+            epoch,
+            step: self.progress.step,
+            run_dir: self.run_dir.to_path_buf(),
+        }
+    }
+
+    fn checkpoint(&mut self, model: &dyn Model) -> Result<()> {
+        self.last_ckpt = Some(checkpoint::save_with(
+            self.run_dir,
+            model,
+            &self.progress,
+            &[("config.toml", self.config_text.as_bytes())],
+        )?);
+        Ok(())
+    }
+
+    /// The training part of an epoch: its batches (those left of it after a mid-epoch
+    /// resume), logging, step checkpoints, Ctrl-C.
+    fn run_epoch(&mut self, model: &mut dyn Model) -> Result<EpochStats> {
+        let epoch = self.progress.epoch;
+        let stats = EpochStats {
+            start: Instant::now(),
+            steps: self.progress.step,
+        };
+        if let Some(b) = &self.bar {
+            b.set_prefix(format!("{}/{}", epoch + 1, self.plan.epochs));
+        }
+        let x_epoch = self.data.train_inputs(epoch);
+        let (cfg, seed) = (self.cfg, self.cfg.seed);
         let batches = Batches::of_split(
-            &data.train,
+            &self.data.train,
             &x_epoch,
-            observed.as_ref(),
-            bs,
+            self.observed.as_ref(),
+            cfg.data.batch_size,
             true,
             cfg.data.drop_last,
             seed,
             epoch,
         )
-        .skip(progress.batch_in_epoch);
+        .skip(self.progress.batch_in_epoch);
         let mut names: Vec<&'static str> = Vec::new();
-        let mut epoch_sum: Option<Tensor> = None;
-        let mut window_sum: Option<Tensor> = None;
-        let mut epoch_examples = 0i64;
-        let mut window_examples = 0i64;
+        let (mut epoch_sums, mut window) = (Sums::default(), Sums::default());
         for batch in batches {
-            if progress.step >= total_steps {
+            if self.progress.step >= self.plan.total_steps {
                 break;
             }
-            seed_all(derive_seed(seed, &[stream::STEP, progress.step]));
-            lr = cfg.lr_at(progress.step, total_steps, steps_per_epoch);
-            for (_, opt) in model.optimizers() {
-                opt.set_lr(lr);
-            }
-            let m = model.train_step(&batch)?;
-            let nb = batch.len();
+            let m = self.train_batch(model, &batch)?;
             if names.is_empty() {
                 names = m.iter().map(|(k, _)| *k).collect();
             }
-            let v = tch::no_grad(|| {
-                Tensor::stack(
-                    &m.iter()
-                        .map(|(_, t)| t.detach().to_kind(Kind::Double))
-                        .collect::<Vec<_>>(),
-                    0,
-                ) * nb as f64
-            });
-            window_sum = Some(match window_sum {
-                None => v,
-                Some(s) => s + v,
-            });
-            window_examples += nb;
-            progress.step += 1;
-            progress.batch_in_epoch += 1;
+            window.add(weighted(&m, batch.len()), batch.len());
+            self.end_of_step(model, &names, &mut epoch_sums, &mut window)?;
+        }
+        epoch_sums.absorb(&mut window)?;
+        let values = epoch_sums.means()?;
+        check_finite(&names, &values, epoch, self.progress.step, &self.last_ckpt)?;
+        self.train_means = names.iter().map(|s| s.to_string()).zip(values).collect();
+        self.progress.epoch += 1;
+        self.progress.batch_in_epoch = 0;
+        Ok(EpochStats {
+            steps: self.progress.step - stats.steps,
+            ..stats
+        })
+    }
 
-            let interrupted = INTERRUPT.load(Ordering::SeqCst);
-            let step_ckpt =
-                matches!(t.checkpoint_every_steps, Some(k) if progress.step.is_multiple_of(k));
-            if progress.step.is_multiple_of(t.log_every) || interrupted || step_ckpt {
-                let w = window_sum.take().expect("window has a step");
-                let values = Vec::<f64>::try_from(&w / window_examples as f64)?;
-                check_finite(&names, &values, epoch, progress.step, &last_ckpt)?;
-                if let Some(b) = &bar {
-                    b.set_position(progress.step);
-                    b.set_message(format!("{} {:.4} lr {:.2e}", names[0], values[0], lr));
+    /// One update, reseeded from `(seed, step)`, at the scheduled learning rate.
+    fn train_batch(&mut self, model: &mut dyn Model, batch: &Batch) -> Result<Metrics> {
+        let step = self.progress.step;
+        seed_all(derive_seed(self.cfg.seed, &[stream::STEP, step]));
+        self.lr = self
+            .cfg
+            .lr_at(step, self.plan.total_steps, self.plan.steps_per_epoch);
+        for (_, opt) in model.optimizers() {
+            opt.set_lr(self.lr);
+        }
+        let m = model.train_step(batch)?;
+        self.progress.step += 1;
+        self.progress.batch_in_epoch += 1;
+        Ok(m)
+    }
+
+    /// After a step: at a logging point, the window's means (checked finite, shown); a step
+    /// checkpoint when due or on Ctrl-C (which then stops the run).
+    fn end_of_step(
+        &mut self,
+        model: &dyn Model,
+        names: &[&'static str],
+        epoch_sums: &mut Sums,
+        window: &mut Sums,
+    ) -> Result<()> {
+        let t = &self.cfg.train;
+        let step = self.progress.step;
+        let interrupted = INTERRUPT.load(Ordering::SeqCst);
+        let step_ckpt = matches!(t.checkpoint_every_steps, Some(k) if step.is_multiple_of(k));
+        if !(step.is_multiple_of(t.log_every) || interrupted || step_ckpt) {
+            return Ok(());
+        }
+        let values = epoch_sums.absorb(window)?.expect("window has a step");
+        check_finite(names, &values, self.progress.epoch, step, &self.last_ckpt)?;
+        if let Some(b) = &self.bar {
+            b.set_position(step);
+            b.set_message(format!("{} {:.4} lr {:.2e}", names[0], values[0], self.lr));
+        }
+        if interrupted || step_ckpt {
+            self.progress.elapsed_secs = self.elapsed_before + self.started.elapsed().as_secs_f64();
+            self.checkpoint(model)?;
+            if interrupted {
+                if let Some(b) = &self.bar {
+                    b.abandon();
                 }
-                epoch_sum = Some(match epoch_sum {
-                    None => w,
-                    Some(s) => s + w,
-                });
-                epoch_examples += window_examples;
-                window_examples = 0;
-                if interrupted || step_ckpt {
-                    progress.elapsed_secs = elapsed_before + session_start.elapsed().as_secs_f64();
-                    let dir = checkpoint::save_with(
-                        run_dir,
-                        model,
-                        &progress,
-                        &[("config.toml", config_text.as_bytes())],
-                    )?;
-                    last_ckpt = Some(dir);
-                    if interrupted {
-                        if let Some(b) = &bar {
-                            b.abandon();
-                        }
-                        return Err(Error::Interrupted {
-                            epoch,
-                            step: progress.step,
-                            run_dir: run_dir.to_path_buf(),
-                        });
-                    }
-                }
+                return Err(self.interrupted(self.progress.epoch));
             }
         }
-        if let Some(w) = window_sum.take() {
-            epoch_sum = Some(match epoch_sum {
-                None => w,
-                Some(s) => s + w,
-            });
-            epoch_examples += window_examples;
-        }
-        let epoch_steps = progress.step - steps_at_epoch_start;
-        let values = match &epoch_sum {
-            Some(s) => Vec::<f64>::try_from(s / epoch_examples.max(1) as f64)?,
-            None => Vec::new(),
-        };
-        check_finite(&names, &values, epoch, progress.step, &last_ckpt)?;
-        train_means = names.iter().map(|s| s.to_string()).zip(values).collect();
-        progress.epoch += 1;
-        progress.batch_in_epoch = 0;
+        Ok(())
+    }
 
-        if t.validate && !valid.is_empty() {
-            seed_all(derive_seed(seed, &[stream::VALID, epoch as u64]));
-            valid_means = evaluate(model, &valid, cfg.data.eval_batch_size)?;
-            let vn: Vec<&'static str> = vec!["valid metric"; valid_means.len()];
-            let vv: Vec<f64> = valid_means.iter().map(|(_, v)| *v).collect();
-            check_finite(&vn, &vv, epoch, progress.step, &last_ckpt).map_err(|e| match e {
-                Error::NonFinite {
-                    value,
-                    epoch,
-                    step,
-                    checkpoint,
-                    ..
-                } => Error::NonFinite {
-                    metric: format!(
-                        "validation {}",
-                        valid_means
-                            .iter()
-                            .find(|(_, v)| !v.is_finite())
-                            .map(|(k, _)| k.as_str())
-                            .unwrap_or("metric")
-                    ),
-                    value,
-                    epoch,
-                    step,
-                    checkpoint,
-                },
-                e => e,
-            })?;
+    /// Validation after epoch `epoch` (when asked and there is a validation split).
+    fn validate(&mut self, model: &dyn Model, epoch: usize) -> Result<()> {
+        if !self.cfg.train.validate || self.valid.is_empty() {
+            return Ok(());
         }
-        let secs = epoch_start.elapsed().as_secs_f64();
-        progress.elapsed_secs = elapsed_before + session_start.elapsed().as_secs_f64();
+        seed_all(derive_seed(self.cfg.seed, &[stream::VALID, epoch as u64]));
+        self.valid_means = evaluate(model, &self.valid, self.cfg.data.eval_batch_size)?;
+        if let Some((name, value)) = self.valid_means.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                metric: format!("validation {name}"),
+                value: *value,
+                epoch,
+                step: self.progress.step,
+                checkpoint: self.last_ckpt.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends the epoch's line to `metrics.jsonl` and logs it.
+    fn write_epoch_record(&mut self, stats: &EpochStats) -> Result<()> {
+        let secs = stats.start.elapsed().as_secs_f64();
+        self.progress.elapsed_secs = self.elapsed_before + self.started.elapsed().as_secs_f64();
+        let bs = self.cfg.data.batch_size;
         let record = EpochRecord {
-            epoch: progress.epoch,
-            step: progress.step,
-            lr,
-            seconds: progress.elapsed_secs,
-            examples_per_sec: (epoch_steps as f64 * bs as f64) / secs.max(1e-9),
-            train: to_map(&train_means),
-            valid: &to_map(&valid_means),
+            epoch: self.progress.epoch,
+            step: self.progress.step,
+            lr: self.lr,
+            seconds: self.progress.elapsed_secs,
+            examples_per_sec: (stats.steps as f64 * bs as f64) / secs.max(1e-9),
+            train: to_map(&self.train_means),
+            valid: &to_map(&self.valid_means),
         };
         append_line(
-            &metrics_path,
+            &self.metrics_path,
             &serde_json::to_string(&record).expect("record serializes"),
         )?;
         let fmt = |v: &[(String, f64)]| {
@@ -440,75 +544,94 @@ pub fn fit(
                 .join(", ")
         };
         let line = format!(
-            "epoch {}/{epochs}: train [{}] valid [{}] ({secs:.1}s, {:.0} examples/s)",
-            progress.epoch,
-            fmt(&train_means),
-            fmt(&valid_means),
+            "epoch {}/{}: train [{}] valid [{}] ({secs:.1}s, {:.0} examples/s)",
+            self.progress.epoch,
+            self.plan.epochs,
+            fmt(&self.train_means),
+            fmt(&self.valid_means),
             record.examples_per_sec
         );
-        match &bar {
+        match &self.bar {
             Some(b) => b.println(line),
             None => tracing::info!("{line}"),
         }
+        Ok(())
+    }
 
-        // The budget counts this session only: a resumed run gets a fresh one.
-        let over_budget = t
-            .max_minutes
-            .is_some_and(|m| session_start.elapsed().as_secs_f64() >= m * 60.0);
-        let last = progress.epoch >= epochs || progress.step >= total_steps || over_budget;
-        if (t.sample_every > 0 && progress.epoch.is_multiple_of(t.sample_every)) || last {
-            seed_all(derive_seed(seed, &[stream::SAMPLE, progress.epoch as u64]));
-            let path = run_dir
+    /// The sample grid and the checkpoint of an epoch's end, when due (always after the
+    /// last epoch of this session).
+    fn end_of_epoch_files(&mut self, model: &dyn Model, last: bool) -> Result<()> {
+        let t = &self.cfg.train;
+        let epoch = self.progress.epoch;
+        if (t.sample_every > 0 && epoch.is_multiple_of(t.sample_every)) || last {
+            seed_all(derive_seed(self.cfg.seed, &[stream::SAMPLE, epoch as u64]));
+            let path = self
+                .run_dir
                 .join("samples")
-                .join(format!("epoch-{:04}.png", progress.epoch));
-            save_samples(model, data, &path, t.n_samples)?;
+                .join(format!("epoch-{epoch:04}.png"));
+            save_samples(model, self.data, &path, t.n_samples)?;
         }
-        if progress.epoch.is_multiple_of(t.checkpoint_every) || last {
-            last_ckpt = Some(checkpoint::save_with(
-                run_dir,
-                model,
-                &progress,
-                &[("config.toml", config_text.as_bytes())],
-            )?);
+        if epoch.is_multiple_of(t.checkpoint_every) || last {
+            self.checkpoint(model)?;
         }
+        Ok(())
+    }
+
+    fn finish(mut self, model: &dyn Model, stopped_on_budget: bool) -> Result<FitSummary> {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+        if self.last_ckpt.is_none() {
+            self.checkpoint(model)?;
+        }
+        Ok(FitSummary {
+            epochs: self.progress.epoch,
+            steps: self.progress.step,
+            seconds: self.progress.elapsed_secs,
+            train: self.train_means,
+            valid: self.valid_means,
+            checkpoint: self.last_ckpt.expect("written above"),
+            stopped_on_budget,
+        })
+    }
+}
+
+/// Trains `model` on `data` (already on the model's device) as `cfg` says, writing into
+/// `run_dir`. `resume` continues from a restored checkpoint's progress.
+pub fn fit(
+    model: &mut dyn Model,
+    data: &Dataset,
+    cfg: &RunConfig,
+    run_dir: &Path,
+    resume: Option<Progress>,
+) -> Result<FitSummary> {
+    let mut s = Session::start(model, data, cfg, run_dir, resume)?;
+    let mut stopped_on_budget = false;
+    while s.more_to_do() {
+        let epoch = s.progress.epoch;
+        let stats = s.run_epoch(model)?;
+        s.validate(model, epoch)?;
+        s.write_epoch_record(&stats)?;
+        // The budget counts this session only: a resumed run gets a fresh one.
+        let over_budget = cfg
+            .train
+            .max_minutes
+            .is_some_and(|m| s.started.elapsed().as_secs_f64() >= m * 60.0);
+        s.end_of_epoch_files(model, !s.more_to_do() || over_budget)?;
         if INTERRUPT.load(Ordering::SeqCst) {
-            return Err(Error::Interrupted {
-                epoch: progress.epoch,
-                step: progress.step,
-                run_dir: run_dir.to_path_buf(),
-            });
+            return Err(s.interrupted(s.progress.epoch));
         }
-        if over_budget && !last_planned(&progress, epochs, total_steps) {
+        if over_budget && s.more_to_do() {
             tracing::info!(
                 "time budget of {:.1} minutes reached after epoch {}; resume with --resume to continue",
-                t.max_minutes.unwrap_or_default(),
-                progress.epoch
+                cfg.train.max_minutes.unwrap_or_default(),
+                s.progress.epoch
             );
             stopped_on_budget = true;
             break;
         }
     }
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
-    let checkpoint = match last_ckpt {
-        Some(c) => c,
-        None => checkpoint::save_with(
-            run_dir,
-            model,
-            &progress,
-            &[("config.toml", config_text.as_bytes())],
-        )?,
-    };
-    Ok(FitSummary {
-        epochs: progress.epoch,
-        steps: progress.step,
-        seconds: progress.elapsed_secs,
-        train: train_means,
-        valid: valid_means,
-        checkpoint,
-        stopped_on_budget,
-    })
+    s.finish(model, stopped_on_budget)
 }
 
 fn last_planned(p: &Progress, epochs: usize, total_steps: u64) -> bool {

@@ -128,6 +128,7 @@ fn read_metrics(dir: &std::path::Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn trainer_resume_and_nan() {
+    let _rng = gm_core::rng_guard::lock();
     // 1. Uninterrupted reference run.
     let (cfg, data) = setup(4);
     let ref_dir = tempfile::tempdir().unwrap();

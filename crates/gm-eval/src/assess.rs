@@ -393,6 +393,7 @@ mod tests {
 
     #[test]
     fn mode_dropping_and_copies_show_up_and_floors_are_clean() {
+        let _rng = gm_core::rng_guard::lock();
         let all = [0, 1, 2, 3];
         let train = blocks(400, &all, 1);
         let labels = Tensor::from_slice(&(0..400).map(|i| i % 4).collect::<Vec<i64>>());

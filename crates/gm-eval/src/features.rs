@@ -645,6 +645,7 @@ mod tests {
 
     #[test]
     fn trains_to_high_accuracy_on_a_separable_image_set() {
+        let _rng = gm_core::rng_guard::lock();
         let (x, y) = blocks(800, 1);
         let (xt, yt) = blocks(400, 2);
         let opts = FeatureOptions {
@@ -670,6 +671,7 @@ mod tests {
 
     #[test]
     fn bad_options_and_unknown_datasets_are_config_errors() {
+        let _rng = gm_core::rng_guard::lock();
         let bad = FeatureOptions {
             epochs: 0,
             ..Default::default()
@@ -696,6 +698,7 @@ mod tests {
 
     #[test]
     fn the_cache_round_trips_and_checks_the_weights_hash() {
+        let _rng = gm_core::rng_guard::lock();
         let dir = std::env::temp_dir().join(format!("gm-features-rt-{}", std::process::id()));
         let (x, y) = blocks(64, 3);
         let opts = FeatureOptions {
@@ -737,6 +740,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_cache_is_an_error_naming_the_file() {
+        let _rng = gm_core::rng_guard::lock();
         let dir = std::env::temp_dir().join(format!("gm-features-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let opts = FeatureOptions {

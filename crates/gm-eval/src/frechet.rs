@@ -155,6 +155,7 @@ mod tests {
 
     #[test]
     fn a_set_with_itself_is_zero() {
+        let _rng = gm_core::rng_guard::lock();
         tch::manual_seed(31);
         let x = Tensor::randn([500, 8], F64).matmul(&Tensor::randn([8, 8], F64));
         let fd = frechet_distance(&x, &x).unwrap();
@@ -168,6 +169,7 @@ mod tests {
 
     #[test]
     fn two_gaussians_match_the_closed_form() {
+        let _rng = gm_core::rng_guard::lock();
         // Non-commuting covariances.
         let (m1, a) = ([0.5, -1.0], [2.0, 0.8, 0.8, 1.0]);
         let (m2, b) = ([1.5, 0.0], [1.0, -0.3, -0.3, 0.5]);
@@ -207,6 +209,7 @@ mod tests {
     /// Samples of two known Gaussians: the sample-based distance approaches the closed form.
     #[test]
     fn samples_of_two_gaussians_approach_the_closed_form() {
+        let _rng = gm_core::rng_guard::lock();
         tch::manual_seed(32);
         let (m1, a) = ([0.5, -1.0], [2.0, 0.8, 0.8, 1.0]);
         let (m2, b) = ([1.5, 0.0], [1.0, -0.3, -0.3, 0.5]);
@@ -228,6 +231,7 @@ mod tests {
 
     #[test]
     fn mismatched_inputs_are_errors() {
+        let _rng = gm_core::rng_guard::lock();
         let x = Tensor::zeros([4, 3], F64);
         let err = frechet_distance(&x, &Tensor::zeros([4, 2], F64))
             .unwrap_err()

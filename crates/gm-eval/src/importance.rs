@@ -87,6 +87,7 @@ mod tests {
 
     #[test]
     fn log_mean_exp_is_stable_and_exact() {
+        let _rng = gm_core::rng_guard::lock();
         let a = Tensor::from_slice(&[1000.0f64, 1000.0 + 2f64.ln()]).view([2, 1]);
         let v = log_mean_exp(&a, 0).double_value(&[0]);
         approx::assert_abs_diff_eq!(v, 1000.0 + (1.5f64).ln(), epsilon = 1e-9);
@@ -96,6 +97,7 @@ mod tests {
     /// q(z) = N(0, 1) (the prior), the IS estimate must approach log p(x) as k grows.
     #[test]
     fn linear_gaussian_marginal_is_recovered() {
+        let _rng = gm_core::rng_guard::lock();
         tch::manual_seed(0);
         let x = Tensor::from_slice(&[-1.5f64, -0.3, 0.0, 0.7, 2.0]).view([5, 1]);
         let truth = {

@@ -256,6 +256,7 @@ mod tests {
 
     #[test]
     fn matches_direct_double_sum() {
+        let _rng = gm_core::rng_guard::lock();
         let xs: [[f64; 2]; 3] = [[0.0, 0.0], [1.0, 0.5], [-0.5, 2.0]];
         let ys: [[f64; 2]; 4] = [[0.3, 0.1], [2.0, 2.0], [-1.0, -1.0], [0.0, 1.0]];
         let sig = [0.5, 2.0];
@@ -299,6 +300,7 @@ mod tests {
 
     #[test]
     fn median_distance_of_known_points() {
+        let _rng = gm_core::rng_guard::lock();
         // Points 0, 1, 3 (x) and 6 (y) on a line: distances 1, 2, 3, 5, 6, 3 → median 3.
         let x = Tensor::from_slice(&[0.0f64, 1.0, 3.0]).view([3, 1]);
         let y = Tensor::from_slice(&[6.0f64, 6.0]).view([2, 1]);
@@ -315,6 +317,7 @@ mod tests {
     /// standard error matches the spread of repeats.
     #[test]
     fn zero_mean_for_identical_positive_for_shifted() {
+        let _rng = gm_core::rng_guard::lock();
         tch::manual_seed(21);
         let reps = 80;
         let same: Vec<f64> = (0..reps)
@@ -357,6 +360,7 @@ mod tests {
 
     #[test]
     fn invalid_inputs_are_errors() {
+        let _rng = gm_core::rng_guard::lock();
         let a = Tensor::zeros([4, 3], F64);
         assert!(mmd2_unbiased(
             &a,

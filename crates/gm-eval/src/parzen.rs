@@ -228,6 +228,7 @@ mod tests {
 
     #[test]
     fn log_density_matches_direct_sum() {
+        let _rng = gm_core::rng_guard::lock();
         let samples: [[f64; 2]; 3] = [[0.0, 0.0], [1.0, 2.0], [-1.0, 0.5]];
         let points: [[f64; 2]; 2] = [[0.5, 0.5], [3.0, -1.0]];
         let sigma = 0.7f64;
@@ -258,6 +259,7 @@ mod tests {
     /// of test points as the number of samples grows, and the chosen bandwidth shrinks.
     #[test]
     fn approaches_true_gaussian_log_density() {
+        let _rng = gm_core::rng_guard::lock();
         tch::manual_seed(11);
         let mu = [1.0, -2.0];
         let (s11, s12, s22) = (1.0f64, 0.6, 2.0);
@@ -313,6 +315,7 @@ mod tests {
 
     #[test]
     fn invalid_inputs_are_errors() {
+        let _rng = gm_core::rng_guard::lock();
         let a = Tensor::zeros([4, 3], F64);
         let b = Tensor::zeros([4, 2], F64);
         let o = ParzenOptions::default();

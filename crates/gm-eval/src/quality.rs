@@ -316,6 +316,7 @@ mod tests {
 
     #[test]
     fn radii_match_brute_force() {
+        let _rng = gm_core::rng_guard::lock();
         // Points on a line at 0, 1, 3, 6: 1st / 2nd neighbours by hand.
         let x = Tensor::from_slice(&[0.0f32, 1.0, 3.0, 6.0]).view([4, 1]);
         let r1 = Vec::<f32>::try_from(&knn_radii(&x, 1, 3).unwrap()).unwrap();
@@ -330,6 +331,7 @@ mod tests {
 
     #[test]
     fn a_set_against_itself_is_one_one() {
+        let _rng = gm_core::rng_guard::lock();
         tch::manual_seed(1);
         let x = Tensor::randn([400, 5], F32);
         let pr = precision_recall(&x, &x, 3, 64).unwrap();
@@ -338,6 +340,7 @@ mod tests {
 
     #[test]
     fn far_apart_clusters_are_zero_zero() {
+        let _rng = gm_core::rng_guard::lock();
         tch::manual_seed(2);
         let real = clusters(&[(0.0, 0.0), (0.0, 5.0)], 100);
         let fake = clusters(&[(50.0, 0.0), (50.0, 5.0)], 100);
@@ -347,6 +350,7 @@ mod tests {
 
     #[test]
     fn mode_dropping_keeps_precision_and_loses_recall() {
+        let _rng = gm_core::rng_guard::lock();
         tch::manual_seed(3);
         let modes = [(0.0, 0.0), (5.0, 0.0), (0.0, 5.0), (5.0, 5.0)];
         let real = clusters(&modes, 250);
@@ -362,6 +366,7 @@ mod tests {
 
     #[test]
     fn label_stats_of_constructed_predictions() {
+        let _rng = gm_core::rng_guard::lock();
         // 100 one-hot predictions: 50 class 0, 30 class 1, 20 class 2, none of classes 3, 4.
         let mut p = vec![0.0f64; 100 * 5];
         for i in 0..100 {
@@ -401,6 +406,7 @@ mod tests {
 
     #[test]
     fn nearest_matches_brute_force() {
+        let _rng = gm_core::rng_guard::lock();
         tch::manual_seed(4);
         let q = Tensor::randn([37, 6], F32);
         let r = Tensor::randn([53, 6], F32);
@@ -416,6 +422,7 @@ mod tests {
 
     #[test]
     fn copy_check_flags_inserted_copies_and_about_one_percent_of_fresh_samples() {
+        let _rng = gm_core::rng_guard::lock();
         tch::manual_seed(5);
         // "Images" of 64 pixels: training, test and samples all drawn independently ...
         let train = Tensor::rand([500, 1, 8, 8], F32);

@@ -29,11 +29,13 @@ fn check(dataset: &str, min_accuracy: f64) {
 #[test]
 #[ignore = "needs MNIST in the data cache; trains for minutes when the network is not cached"]
 fn mnist_feature_net_is_accurate() {
+    let _rng = gm_core::rng_guard::lock();
     check("mnist", 0.985);
 }
 
 #[test]
 #[ignore = "needs Fashion-MNIST in the data cache; trains for minutes when the network is not cached"]
 fn fashion_mnist_feature_net_is_accurate() {
+    let _rng = gm_core::rng_guard::lock();
     check("fashion-mnist", 0.89);
 }

@@ -18,6 +18,7 @@ fn config_field<T: std::fmt::Debug>(r: Result<T>) -> String {
 
 #[test]
 fn validate_accepts_the_defaults_of_every_dataset() {
+    let _rng = crate::rng_guard::lock();
     for info in registry() {
         validate(info.name, &opts()).unwrap_or_else(|e| panic!("{}: {e}", info.name));
         assert!(!info.description.is_empty() && !info.description.starts_with('('));
@@ -40,6 +41,7 @@ fn validate_accepts_the_defaults_of_every_dataset() {
 
 #[test]
 fn validate_rejects_dynamic_on_binarized_mnist() {
+    let _rng = crate::rng_guard::lock();
     for spec in [
         BinarizeSpec::Dynamic,
         BinarizeSpec::Stochastic,
@@ -69,6 +71,7 @@ fn validate_rejects_dynamic_on_binarized_mnist() {
 
 #[test]
 fn validate_rejects_binarize_on_real_valued_and_synthetic_sets() {
+    let _rng = crate::rng_guard::lock();
     for name in [
         "two-moons",
         "eight-gaussians",
@@ -113,6 +116,7 @@ fn validate_rejects_binarize_on_real_valued_and_synthetic_sets() {
 
 #[test]
 fn validate_checks_mnist_options() {
+    let _rng = crate::rng_guard::lock();
     for spec in [
         BinarizeSpec::None,
         BinarizeSpec::Threshold,
@@ -169,6 +173,7 @@ fn validate_checks_mnist_options() {
 
 #[test]
 fn validate_unknown_dataset_lists_known_names() {
+    let _rng = crate::rng_guard::lock();
     let err = validate("cifar10", &opts()).unwrap_err();
     match &err {
         Error::Unknown { what, name, known } => {
@@ -198,6 +203,7 @@ fn validate_unknown_dataset_lists_known_names() {
 
 #[test]
 fn data_options_serde_defaults_and_unknown_keys() {
+    let _rng = crate::rng_guard::lock();
     let o: DataOptions = toml::from_str("").unwrap();
     assert_eq!(o, DataOptions::default());
     assert_eq!(o.threshold, 0.5);
@@ -214,6 +220,7 @@ fn data_options_serde_defaults_and_unknown_keys() {
 
 #[test]
 fn data_dir_option_wins() {
+    let _rng = crate::rng_guard::lock();
     let o = DataOptions {
         data_dir: Some(PathBuf::from("/x/y")),
         ..opts()
@@ -228,6 +235,7 @@ fn data_dir_option_wins() {
 
 #[test]
 fn load_bars_and_stripes_and_toys() {
+    let _rng = crate::rng_guard::lock();
     let ds = load("bars-and-stripes", &opts()).unwrap();
     assert_eq!(ds.train.x.size(), [1000, 1, 4, 4]);
     assert_eq!(ds.valid.len(), 250);
@@ -338,6 +346,7 @@ fn load_toy_idx(m: &Manifest, dir: &Path, o: &DataOptions) -> Result<Dataset> {
 
 #[test]
 fn load_idx_set_splits_scales_and_labels() {
+    let _rng = crate::rng_guard::lock();
     for gz in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         let m = toy_idx(dir.path(), 100, 30, gz);
@@ -380,6 +389,7 @@ fn load_idx_set_splits_scales_and_labels() {
 
 #[test]
 fn load_reports_missing_files_as_not_downloaded() {
+    let _rng = crate::rng_guard::lock();
     let dir = tempfile::tempdir().unwrap();
     let m = toy_idx(dir.path(), 20, 5, false);
     std::fs::remove_file(dir.path().join("toy-idx/test-labels")).unwrap();
@@ -422,6 +432,7 @@ fn load_reports_missing_files_as_not_downloaded() {
 
 #[test]
 fn load_detects_checksum_mismatch_and_bad_files() {
+    let _rng = crate::rng_guard::lock();
     let dir = tempfile::tempdir().unwrap();
     let m = toy_idx(dir.path(), 20, 5, false);
     let o = DataOptions {
@@ -501,6 +512,7 @@ fn load_detects_checksum_mismatch_and_bad_files() {
 
 #[test]
 fn dynamic_binarization_is_reproducible_per_epoch() {
+    let _rng = crate::rng_guard::lock();
     let dir = tempfile::tempdir().unwrap();
     let m = toy_idx(dir.path(), 400, 50, false);
     let o = DataOptions {
@@ -575,6 +587,7 @@ fn dynamic_binarization_is_reproducible_per_epoch() {
 
 #[test]
 fn threshold_binarization_applies_to_every_split() {
+    let _rng = crate::rng_guard::lock();
     let dir = tempfile::tempdir().unwrap();
     let m = toy_idx(dir.path(), 40, 10, false);
     let o = DataOptions {
@@ -606,6 +619,7 @@ fn threshold_binarization_applies_to_every_split() {
 
 #[test]
 fn load_amat_set() {
+    let _rng = crate::rng_guard::lock();
     let dir = tempfile::tempdir().unwrap();
     let m = manifest::parse_manifest(manifest::tests::TOY, Path::new("toy.toml")).unwrap();
     std::fs::create_dir(dir.path().join("toy")).unwrap();
@@ -646,6 +660,7 @@ fn load_amat_set() {
 
 #[test]
 fn dataset_to_device_keeps_everything() {
+    let _rng = crate::rng_guard::lock();
     let ds = load(
         "two-moons",
         &DataOptions {
@@ -673,6 +688,7 @@ fn dataset_to_device_keeps_everything() {
 #[test]
 #[ignore = "needs the real datasets in the cache (cargo xtask data ...); fails when they are missing"]
 fn real_datasets_load_with_their_documented_shapes() {
+    let _rng = crate::rng_guard::lock();
     let o = opts();
     println!("data dir: {}", data_dir(&o).display());
     let expect = [
@@ -738,6 +754,7 @@ fn real_datasets_load_with_their_documented_shapes() {
 
 #[test]
 fn evenly_spaced_limits_spread_through_the_split() {
+    let _rng = crate::rng_guard::lock();
     let s = Split {
         x: Tensor::arange(10, (Kind::Float, Device::Cpu)).unsqueeze(1),
         y: None,

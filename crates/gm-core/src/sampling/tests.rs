@@ -54,6 +54,7 @@ fn check_gaussian_moments(samples: &Tensor, what: &str) {
 
 #[test]
 fn mh_random_walk_matches_correlated_gaussian_moments() {
+    let _rng = crate::rng_guard::lock();
     tch::manual_seed(1);
     let (_, _, log_p) = gaussian_target();
     let init = Tensor::randn([400, 2], (Kind::Double, CPU)) * 3.0;
@@ -74,6 +75,7 @@ fn mh_random_walk_matches_correlated_gaussian_moments() {
 
 #[test]
 fn mh_independence_proposal_uses_the_q_ratio() {
+    let _rng = crate::rng_guard::lock();
     // Proposal N(0, 2² I) independent of x: log q(x) − log q(x') must be used; with the
     // ratio dropped the chain would sample p·q-ish, not p, and the moments would be off.
     tch::manual_seed(2);
@@ -131,6 +133,7 @@ fn check_mixture(samples: &Tensor, what: &str) {
 
 #[test]
 fn mh_and_hmc_sample_a_one_dimensional_mixture() {
+    let _rng = crate::rng_guard::lock();
     tch::manual_seed(3);
     let init = Tensor::randn([500, 1], (Kind::Double, CPU)) * 2.0;
     let cfg = McmcConfig {
@@ -154,6 +157,7 @@ fn mh_and_hmc_sample_a_one_dimensional_mixture() {
 
 #[test]
 fn hmc_matches_correlated_gaussian_moments_and_adapts_its_step() {
+    let _rng = crate::rng_guard::lock();
     tch::manual_seed(4);
     let (_, _, log_p) = gaussian_target();
     let init = Tensor::randn([300, 2], (Kind::Double, CPU)) * 3.0;
@@ -182,6 +186,7 @@ fn hmc_matches_correlated_gaussian_moments_and_adapts_its_step() {
 
 #[test]
 fn hmc_leapfrog_is_reversible_and_nearly_conserves_energy() {
+    let _rng = crate::rng_guard::lock();
     let (_, _, log_p) = gaussian_target();
     tch::manual_seed(5);
     let x = Tensor::randn([10, 2], (Kind::Double, CPU));
@@ -205,6 +210,7 @@ fn hmc_leapfrog_is_reversible_and_nearly_conserves_energy() {
 
 #[test]
 fn mh_and_hmc_leave_the_target_invariant() {
+    let _rng = crate::rng_guard::lock();
     // Start exactly at the target (Cholesky samples) and make one step: the moments of the
     // 20,000 chains must stay those of the target.
     tch::manual_seed(6);
@@ -237,6 +243,7 @@ fn mh_and_hmc_leave_the_target_invariant() {
 
 #[test]
 fn snis_estimates_known_expectations_and_log_z() {
+    let _rng = crate::rng_guard::lock();
     tch::manual_seed(7);
     // Target N(1, 0.5²) unnormalised: Z = 0.5·sqrt(2π); E x = 1, E x² = 1.25.
     let log_p = |x: &Tensor| (x - 1.0).square().sum_dim_intlist(1, false, Kind::Double) * -2.0;
@@ -282,6 +289,7 @@ fn random_pairwise(seed: i64, d: i64, scale: f64) -> (Tensor, Tensor) {
 
 #[test]
 fn sequential_gibbs_matches_the_enumerated_distribution() {
+    let _rng = crate::rng_guard::lock();
     for (units, beta) in [(Units::Bernoulli, 1.0), (Units::Spin, 0.7)] {
         let (j, b) = random_pairwise(8, 5, 0.8);
         let model = PairwiseBinary::new(&j, &b, units, beta).unwrap();
@@ -302,6 +310,7 @@ fn sequential_gibbs_matches_the_enumerated_distribution() {
 
 #[test]
 fn one_gibbs_sweep_keeps_exact_samples_exact_and_clamped_sites_stay() {
+    let _rng = crate::rng_guard::lock();
     let (j, b) = random_pairwise(9, 4, 1.0);
     let model = PairwiseBinary::new(&j, &b, Units::Bernoulli, 1.0).unwrap();
     let states = exact::all_states(4, Units::Bernoulli, Kind::Double, CPU).unwrap();
@@ -321,6 +330,7 @@ fn one_gibbs_sweep_keeps_exact_samples_exact_and_clamped_sites_stay() {
 
 #[test]
 fn enumeration_indexes_round_trip() {
+    let _rng = crate::rng_guard::lock();
     for units in [Units::Bernoulli, Units::Spin] {
         let s = exact::all_states(6, units, Kind::Float, CPU).unwrap();
         let idx = exact::state_index(&s, units);
@@ -338,6 +348,7 @@ fn enumeration_indexes_round_trip() {
 
 #[test]
 fn invalid_arguments_are_typed_errors_naming_the_field() {
+    let _rng = crate::rng_guard::lock();
     let j = Tensor::zeros([3, 3], (Kind::Float, CPU));
     let b = Tensor::zeros([2], (Kind::Float, CPU));
     let err = PairwiseBinary::new(&j, &b, Units::Spin, 1.0)

@@ -71,6 +71,7 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 
 #[test]
 fn schedules_have_the_documented_temperatures() {
+    let _rng = gm_core::rng_guard::lock();
     assert_eq!(
         Schedule::linear(4).unwrap().betas(),
         &[0.0, 0.25, 0.5, 0.75, 1.0]
@@ -123,6 +124,7 @@ fn schedules_have_the_documented_temperatures() {
 
 #[test]
 fn weight_statistics_match_hand_computation() {
+    let _rng = gm_core::rng_guard::lock();
     // w = [1, 3] (relative): mean 2, sd √2, se of the mean 1, relative se 0.5, ESS 16/10.
     let (lme, se, ess) = weight_statistics(&[5.0, 5.0 + 3f64.ln()]).unwrap();
     approx::assert_abs_diff_eq!(lme, 5.0 + 2f64.ln(), epsilon = 1e-12);
@@ -138,6 +140,7 @@ fn weight_statistics_match_hand_computation() {
 
 #[test]
 fn product_of_bernoullis_log_z_is_recovered() {
+    let _rng = gm_core::rng_guard::lock();
     tch::manual_seed(1);
     let t = bernoullis(20);
     let exact = t.exact_log_z();
@@ -163,6 +166,7 @@ fn product_of_bernoullis_log_z_is_recovered() {
 /// The reported standard error must describe the spread of independent runs.
 #[test]
 fn reported_std_err_matches_spread_of_runs() {
+    let _rng = gm_core::rng_guard::lock();
     tch::manual_seed(2);
     let t = bernoullis(20);
     let schedule = Schedule::linear(20).unwrap();
@@ -180,6 +184,7 @@ fn reported_std_err_matches_spread_of_runs() {
 /// (Jensen: E log Ẑ ≤ log E Ẑ = log Z), reverse AIS from exact target samples above it.
 #[test]
 fn forward_underestimates_and_reverse_overestimates_log_z() {
+    let _rng = gm_core::rng_guard::lock();
     tch::manual_seed(3);
     let t = bernoullis(20);
     let exact = t.exact_log_z();
@@ -238,6 +243,7 @@ fn tiny_rbm(scale: f64) -> (Tensor, Tensor, Tensor) {
 
 #[test]
 fn rbm_free_energy_matches_enumeration() {
+    let _rng = gm_core::rng_guard::lock();
     tch::manual_seed(4);
     let (w, b, c) = tiny_rbm(1.0);
     let (log_z, log_p, vs) = enumerate_rbm(&w, &b, &c);
@@ -255,6 +261,7 @@ fn rbm_free_energy_matches_enumeration() {
 
 #[test]
 fn rbm_log_z_is_recovered_from_both_bases() {
+    let _rng = gm_core::rng_guard::lock();
     tch::manual_seed(5);
     let (w, b, c) = tiny_rbm(1.0);
     let (exact, log_p, vs) = enumerate_rbm(&w, &b, &c);
@@ -287,6 +294,7 @@ fn rbm_log_z_is_recovered_from_both_bases() {
 /// enumerated p(v); and the likelihood derived from the estimate.
 #[test]
 fn rbm_bias_directions_and_likelihood() {
+    let _rng = gm_core::rng_guard::lock();
     tch::manual_seed(6);
     let (w, b, c) = tiny_rbm(1.5);
     let (exact, log_p, vs) = enumerate_rbm(&w, &b, &c);
@@ -347,6 +355,7 @@ fn rbm_bias_directions_and_likelihood() {
 
 #[test]
 fn returned_states_and_bad_targets() {
+    let _rng = gm_core::rng_guard::lock();
     tch::manual_seed(7);
     let t = bernoullis(5);
     let (res, x) = run_with_states(&t, &Schedule::linear(5).unwrap(), 7, true).unwrap();
@@ -379,6 +388,7 @@ fn returned_states_and_bad_targets() {
 
 #[test]
 fn rbm_target_rejects_mismatched_parameters() {
+    let _rng = gm_core::rng_guard::lock();
     let ok = || {
         (
             Tensor::zeros([4, 3], F64),

@@ -43,6 +43,7 @@ fn exact_log_px(m: &Vae, x: &Tensor) -> Tensor {
 
 #[test]
 fn importance_estimate_converges_to_exact_likelihood_and_elbo_bounds_it() {
+    let _rng = gm_core::rng_guard::lock();
     let c = cfg(
         "latent = 1\nhidden = [8]",
         "bars-and-stripes",
@@ -103,6 +104,7 @@ fn importance_estimate_converges_to_exact_likelihood_and_elbo_bounds_it() {
 
 #[test]
 fn training_on_bars_and_stripes_approaches_the_optimum() {
+    let _rng = gm_core::rng_guard::lock();
     let c = cfg("latent = 4\nhidden = [128, 128]", "bars-and-stripes", "");
     let d = load(&c);
     tch::manual_seed(0);
@@ -145,6 +147,7 @@ fn training_on_bars_and_stripes_approaches_the_optimum() {
 
 #[test]
 fn gaussian_decoder_log_density_is_the_normal_density() {
+    let _rng = gm_core::rng_guard::lock();
     let c = cfg(
         "latent = 2\nhidden = [4]\nlikelihood = \"gaussian\"",
         "two-moons",
@@ -163,6 +166,7 @@ fn gaussian_decoder_log_density_is_the_normal_density() {
 
 #[test]
 fn bernoulli_on_real_valued_data_is_a_config_error() {
+    let _rng = gm_core::rng_guard::lock();
     let c = cfg("likelihood = \"bernoulli\"", "two-moons", "");
     let d = load(&c);
     let p: VaeConfig = gm_core::model::parse_params("vae", &c.model.params).unwrap();
@@ -185,6 +189,7 @@ fn bernoulli_on_real_valued_data_is_a_config_error() {
 
 #[test]
 fn invalid_model_fields_are_rejected() {
+    let _rng = gm_core::rng_guard::lock();
     let err = gm_core::model::parse_params::<VaeConfig>(
         "vae",
         &cfg("latnet = 3", "two-moons", "").model.params,
@@ -208,6 +213,7 @@ fn invalid_model_fields_are_rejected() {
 
 #[test]
 fn samples_and_figures_have_image_shapes() {
+    let _rng = gm_core::rng_guard::lock();
     let c = cfg("latent = 3\nhidden = [16]", "bars-and-stripes", "");
     let d = load(&c);
     let m = vae(&c, &d);
