@@ -354,9 +354,12 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     let data = run::load_data(&cfg, device)?;
     let model = run::load_trained(&a.run_dir, &cfg, &data, device)?;
     seed_all(a.seed);
-    let out = a.output.unwrap_or_else(|| a.run_dir.join("samples.png"));
+    let out = a
+        .output
+        .clone()
+        .unwrap_or_else(|| a.run_dir.join("samples.png"));
     if let Some(format) = crate::raw::RawFormat::of(&out) {
-        return sample_raw(model.as_ref(), &data, &cfg, &a.run_dir, &out, format, a);
+        return sample_raw(model.as_ref(), &data, &cfg, &a.run_dir, &out, format, &a);
     }
     train::save_samples(model.as_ref(), &data, &out, a.n)?;
     println!(
@@ -377,7 +380,7 @@ fn sample_raw(
     run_dir: &Path,
     out: &Path,
     format: crate::raw::RawFormat,
-    a: SampleArgs,
+    a: &SampleArgs,
 ) -> Result<()> {
     let mut shape = vec![a.n];
     shape.extend_from_slice(&data.shape);

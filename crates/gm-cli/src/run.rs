@@ -1,6 +1,6 @@
 //! Run directories: what `gm train` writes and `gm sample` / `gm eval` read.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use gm_core::config::RunConfig;
 use gm_core::data::{self, Dataset};
 use gm_core::model::{BuildContext, Model, ModelRegistry};
