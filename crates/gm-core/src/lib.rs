@@ -8,6 +8,8 @@
 //! - [`checkpoint`]: atomic writes of weights (`.safetensors`), optimizer state and progress;
 //! - [`train`]: the trainer (epochs, schedules, clipping, metrics, samples, checkpoints, Ctrl-C);
 //! - [`image`]: tensors to PNG grids;
+//! - [`masks`]: observation masks for completion (`bottom-half`, `right-half`, `square`,
+//!   `random:P`) and the masked input | completion | truth grid;
 //! - [`model`]: the small traits every model implements and the registry the CLI uses.
 //!
 //! ```no_run
@@ -24,6 +26,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod image;
+pub mod masks;
 pub mod model;
 pub mod optim;
 pub mod progress;
