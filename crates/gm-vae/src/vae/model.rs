@@ -80,14 +80,16 @@ impl Vae {
         let classes = match (cfg.conditional, data.num_classes) {
             (false, _) => 0,
             (true, Some(c)) if c > 0 && data.train.y.is_some() => c,
-            (true, _) => return Err(Error::config(
-                "data.dataset",
-                &data.name,
-                format!(
+            (true, _) => {
+                return Err(Error::config(
+                    "data.dataset",
+                    &data.name,
+                    format!(
                     "a dataset with labels: the conditional VAE trains on labels and {} has none",
                     data.name
                 ),
-            )),
+                ))
+            }
         };
         let dim: i64 = data.shape.iter().product();
         if dim <= 0 {
@@ -411,7 +413,7 @@ impl Conditional for Vae {
     fn sample_class(&self, n: i64, class: i64) -> Result<Tensor> {
         if !(0..self.classes).contains(&class) {
             return Err(Error::Msg(format!(
-                "{}: class {class} is out of range: the model has classes 0..{}",
+                "{}: class {class} is out of range: the model has classes 0..={}",
                 self.name,
                 self.classes - 1
             )));
