@@ -291,7 +291,8 @@ fn the_cvae_uses_its_label_for_samples_and_for_the_elbo() {
         fraction(&bar0),
         fraction(&stripe1)
     );
-    // Measured over seeds 0..4 (see the README): stripes ≥ 0.9, bars ≥ 0.9 for their classes.
+    // NOT YET CALIBRATED: 0.8 is a first guess, to be replaced by a margin measured over
+    // a few seeds (chance: 16/30 stripes, 14/30 bars).
     assert!(f0 > 0.8, "class 0 samples that are stripes: {f0}");
     assert!(f1 > 0.8, "class 1 samples that are bars: {f1}");
     // The ELBO of the test set with the true labels beats the one with the labels swapped.
