@@ -5,6 +5,8 @@
 //! gm train --resume runs/<name>                          # continues exactly
 //! gm sample runs/<name> -n 64 -o grid.png
 //! gm sample runs/<name> -n 1000 -o s.safetensors            # raw [N, ...] f32 (or .npy) + s.png
+//! gm sample runs/<name> --class 3                         # class-conditional (cvae)
+//! gm sample runs/<name> --complete bottom-half            # masked | completion | truth
 //! gm eval runs/<name>                                     # results.json, figures
 //! gm report runs/<a> runs/<b> --out report.html --screenshot
 //! gm list                                                 # models and datasets

@@ -10,6 +10,8 @@
 //! - [`train`]: the trainer (epochs, schedules, clipping, metrics, samples, checkpoints, Ctrl-C);
 //! - [`image`]: tensors to PNG grids;
 //! - [`kit`]: kits for the models' tests (enumeration of small binary spaces, TV of samples);
+//! - [`masks`]: observation masks for completion (`bottom-half`, `right-half`, `square`,
+//!   `random:P`) and the masked input | completion | truth grid;
 //! - [`export`]: raw tensors as `.safetensors` (with metadata) and `.npy` for other tools;
 //! - [`model`]: the small traits every model implements and the registry the CLI uses.
 //! - [`rng_guard`]: the one lock around libtorch's global generator that seeded tests hold.
@@ -31,6 +33,7 @@ pub mod error;
 pub mod export;
 pub mod image;
 pub mod kit;
+pub mod masks;
 pub mod model;
 pub mod optim;
 pub mod progress;

@@ -1,4 +1,6 @@
 //! The small traits every model implements, the labelled likelihood results they report,
+//! the optional capabilities some have ([`Conditional`] sampling, [`Complete`] for partly
+//! observed inputs, queried through [`Model::as_conditional`] / [`Model::as_completion`]),
 //! and the registry that lets the `gm` command build any model by name.
 //!
 //! A model owns its parameters (one `VarStore` per independently optimised network) and its
@@ -135,6 +137,59 @@ pub trait Model {
 
     /// The device the model lives on.
     fn device(&self) -> Device;
+
+    /// Class-conditional sampling, when the model has it (capability query; `None`: it
+    /// has not).
+    fn as_conditional(&self) -> Option<&dyn Conditional> {
+        None
+    }
+
+    /// Completion of partly observed inputs, when the model has it (capability query;
+    /// `None`: it has not).
+    fn as_completion(&self) -> Option<&dyn Complete> {
+        None
+    }
+}
+
+/// A model that samples given a class label.
+pub trait Conditional {
+    /// Number of classes; labels are `0..num_classes()`.
+    fn num_classes(&self) -> i64;
+
+    /// `n` samples of class `class`, shaped like [`Model::sample`]'s.
+    fn sample_class(&self, n: i64, class: i64) -> Result<Tensor>;
+}
+
+/// How a completion relates to the model's conditional p(x_hidden | x_observed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CompletionKind {
+    /// Drawn exactly from the model's conditional.
+    Exact,
+    /// An approximation of it, by the named method.
+    Approximate {
+        /// What is done, e.g. `50 encode/decode iterations`.
+        method: String,
+    },
+}
+
+impl std::fmt::Display for CompletionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CompletionKind::Exact => f.write_str("exact: drawn from p(x_hidden | x_observed)"),
+            CompletionKind::Approximate { method } => write!(f, "approximate: {method}"),
+        }
+    }
+}
+
+/// A model that fills in the hidden part of partly observed inputs.
+pub trait Complete {
+    /// Completions of `x` `[B, …]`: observed entries (`mask` = 1, shaped like `x`) are
+    /// copied from `x`, hidden ones (`mask` = 0) are filled in. An error when the model
+    /// cannot complete this mask (saying why).
+    fn complete(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor>;
+
+    /// Whether [`Complete::complete`] is exact or approximate.
+    fn completion_kind(&self) -> CompletionKind;
 }
 
 /// Writes the four storage accessors of [`Model`] (`var_stores`, `var_stores_mut`,

@@ -3,7 +3,10 @@
 //!
 //! [`vae`] is the VAE of §20.10.3 (Kingma & Welling 2014; Rezende et al. 2014): a Gaussian
 //! encoder q(z | x), the reparameterization trick, a Bernoulli or Gaussian decoder, the
-//! analytic KL term, β as a config field, and an importance-sampled log-likelihood.
+//! analytic KL term, β as a config field, and an importance-sampled log-likelihood; its
+//! conditional form (`cvae`, Sohn et al. 2015) feeds the label to encoder and decoder and
+//! samples by class. The VAE completes partly observed images approximately (iterated
+//! encode / decode with the observed pixels reset).
 //!
 //! ```no_run
 //! let mut registry = gm_core::model::ModelRegistry::new();
@@ -25,4 +28,18 @@ pub fn register(registry: &mut ModelRegistry) {
         needs_labels: false,
         build: vae::build,
     });
+    registry.add(ModelEntry {
+        name: "cvae",
+        family: "gm-vae",
+        description: "conditional VAE (Sohn et al. 2015): the label one-hot joins the encoder's and the decoder's inputs; class-conditional samples",
+        default_dataset: "mnist",
+        needs_labels: true,
+        build: vae::build_conditional,
+    });
+}
+
+/// Serialises the tests that seed or draw from libtorch's global generator.
+#[cfg(test)]
+pub(crate) fn test_rng_lock() -> gm_core::rng_guard::RngGuard {
+    gm_core::rng_guard::lock()
 }

@@ -14,7 +14,8 @@
 //! Because every observed subset was trained on, the model also scores and samples
 //! x_missing given any x_observed ([`DeepNade::log_prob_missing`],
 //! [`DeepNade::sample_missing`]) along the ordering that takes the observed variables first;
-//! its `figures` are inpainting grids (bottom half or a random square missing).
+//! it implements `gm_core::model::Complete` exactly with them, and its `figures` are the
+//! shared completion grids (bottom half or the centred square hidden).
 //!
 //! ```no_run
 //! use gm_core::{config::RunConfig, data, model::{BuildContext, Model}};

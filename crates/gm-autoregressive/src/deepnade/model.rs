@@ -2,8 +2,10 @@ use super::config::DeepNadeConfig;
 use crate::common::{self, Autoregressive, OrderingKind};
 use gm_core::config::RunConfig;
 use gm_core::data::Batch;
+use gm_core::masks::{self, MaskSpec};
 use gm_core::model::{
-    params_table, parse_params, BuildContext, Figure, LogLikelihood, Metrics, Model,
+    params_table, parse_params, BuildContext, Complete, CompletionKind, Figure, LogLikelihood,
+    Metrics, Model,
 };
 use gm_core::optim::Optimizer;
 use gm_core::{Error, Result};
@@ -13,7 +15,7 @@ use tch::{Device, Kind, Tensor};
 /// Floats of one `[rows, D, H]` activation tensor allowed when scoring without gradients.
 const EVAL_BUDGET: i64 = 16 << 20;
 
-/// Completions per held-out image in the inpainting figures.
+/// Completions per held-out image in the completion figures.
 const COMPLETIONS: i64 = 5;
 
 /// A deep, order-agnostic NADE: an MLP from `[x ⊙ m, m]` to the logits of every variable
@@ -370,30 +372,18 @@ impl DeepNade {
         let scale = (d as f64) / (-split.squeeze_dim(1).to_kind(Kind::Float) + d as f64);
         (nll * missing).sum_dim_intlist(1, false, Kind::Float) * scale
     }
+}
 
-    /// Inpainting grids for held-out images `x` `[n, C, H, W]`: for each image, the image,
-    /// its observed part (missing pixels grey) and [`COMPLETIONS`] completions.
-    fn inpainting(&self, x: &Tensor, missing_px: &Tensor) -> Result<Tensor> {
-        let n = x.size()[0];
-        let (c, hh, ww) = (self.shape[0], self.shape[1], self.shape[2]);
-        let missing = missing_px
-            .view([n, 1, hh, ww])
-            .expand([n, c, hh, ww], false)
-            .to_kind(Kind::Float);
-        let observed: Tensor = 1.0 - &missing;
-        let rep = |t: &Tensor| t.repeat_interleave_self_int(COMPLETIONS, 0, None);
-        let done = self.sample_missing(&rep(x), &rep(&observed), self.ordering(0))?;
-        let shown = x * &observed + &missing * 0.5;
-        let per = 2 + COMPLETIONS;
-        let rows = Tensor::cat(
-            &[
-                x.reshape([n, 1, self.dim]),
-                shown.reshape([n, 1, self.dim]),
-                done.view([n, COMPLETIONS, self.dim]),
-            ],
-            1,
-        );
-        Ok(rows.reshape([n * per, c, hh, ww]))
+/// Exact: the observed variables first, then the hidden ones in ordering 0, each drawn
+/// from its conditional ([`DeepNade::sample_missing`]).
+impl Complete for DeepNade {
+    fn complete(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let done = self.sample_missing(x, mask, self.ordering(0))?;
+        Ok(done.reshape(x.size().as_slice()))
+    }
+
+    fn completion_kind(&self) -> CompletionKind {
+        CompletionKind::Exact
     }
 }
 
@@ -443,46 +433,22 @@ impl Model for DeepNade {
         Ok(common::unflatten(self.sample_flat(n), &self.shape))
     }
 
+    /// Completion grids ([`masks::completion_figure`]) with the bottom half and the
+    /// centred square hidden.
     fn figures(&self, x: &Tensor) -> Result<Vec<Figure>> {
         if self.shape.len() != 3 || x.size()[0] == 0 {
             return Ok(Vec::new());
         }
         let n = x.size()[0].min(8);
         let x = x.narrow(0, 0, n).to_device(self.device());
-        let (hh, ww) = (self.shape[1], self.shape[2]);
-        let device = self.device();
-        let rows = Tensor::arange(hh, (Kind::Int64, device)).view([1, hh, 1]);
-        let cols = Tensor::arange(ww, (Kind::Int64, device)).view([1, 1, ww]);
-        let bottom = rows.ge(hh / 2).expand([n, hh, ww], false);
-        let side = (hh.min(ww) / 2).max(1);
-        let top = Tensor::randint(hh - side + 1, [n, 1, 1], (Kind::Int64, device));
-        let left = Tensor::randint(ww - side + 1, [n, 1, 1], (Kind::Int64, device));
-        let square = rows
-            .ge_tensor(&top)
-            .logical_and(&rows.lt_tensor(&(&top + side)))
-            .logical_and(&cols.ge_tensor(&left))
-            .logical_and(&cols.lt_tensor(&(&left + side)));
-        let what = |m: &str| {
-            format!(
-                "each row: a held-out image, its observed part ({m} missing, grey), {COMPLETIONS} \
-                 completions drawn from p(x_missing | x_observed) (observed pixels first, then \
-                 the missing ones in ordering 0)"
-            )
-        };
-        Ok(vec![
-            Figure {
-                name: "inpainting-bottom-half".into(),
-                caption: what("bottom half"),
-                images: self.inpainting(&x, &bottom)?,
-                per_row: 2 + COMPLETIONS,
-            },
-            Figure {
-                name: "inpainting-square".into(),
-                caption: what(&format!("a random {side}×{side} square")),
-                images: self.inpainting(&x, &square)?,
-                per_row: 2 + COMPLETIONS,
-            },
-        ])
+        [MaskSpec::BottomHalf, MaskSpec::Square]
+            .iter()
+            .map(|m| masks::completion_figure(self, &x, m, COMPLETIONS, 0))
+            .collect()
+    }
+
+    fn as_completion(&self) -> Option<&dyn Complete> {
+        Some(self)
     }
 
     fn log_likelihoods(&self, x: &Tensor, cfg: &RunConfig) -> Result<Vec<LogLikelihood>> {

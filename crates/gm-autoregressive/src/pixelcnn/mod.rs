@@ -9,7 +9,10 @@
 //! one forward pass. The stack has the known blind spot (pixels up and to the right beyond
 //! the kernels' reach are never seen). Sampling is pixel by pixel, batched over images, each
 //! pass on the rows up to the current one; [`PixelCnn::complete_from`] samples the rest of
-//! an image given its first pixels (the `figures` entry completes bottom halves).
+//! an image given its first pixels. As `gm_core::model::Complete` it completes exactly the
+//! masks whose observed pixels all precede the hidden ones in raster order (bottom-half) and
+//! refuses the others (right-half, square, random), whose conditionals given later pixels
+//! it does not have; the `figures` entry is the shared bottom-half completion grid.
 //!
 //! ```no_run
 //! use gm_core::{config::RunConfig, data, model::BuildContext};

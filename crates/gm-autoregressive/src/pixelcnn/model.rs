@@ -2,15 +2,17 @@ use super::config::PixelCnnConfig;
 use crate::common::{self, Autoregressive};
 use gm_core::config::RunConfig;
 use gm_core::data::Batch;
+use gm_core::masks::{self, MaskSpec};
 use gm_core::model::{
-    params_table, parse_params, BuildContext, Figure, LogLikelihood, Metrics, Model,
+    params_table, parse_params, BuildContext, Complete, CompletionKind, Figure, LogLikelihood,
+    Metrics, Model,
 };
 use gm_core::optim::Optimizer;
 use gm_core::{Error, Result};
 use tch::nn::{self, Module, VarStore};
 use tch::{Device, Kind, Tensor};
 
-/// Completions per held-out image in the `completions` figure.
+/// Completions per held-out image in the completion figure.
 const COMPLETIONS: i64 = 5;
 
 /// Which centre taps a masked convolution keeps.
@@ -211,6 +213,34 @@ impl PixelCnn {
     /// conditional p(x_{≥start} | x_{<start}). One network pass per pixel, on the pixel's
     /// row and the `rows_above()` rows above it.
     pub fn complete_from(&self, x: &Tensor, start: i64) -> Tensor {
+        self.fill(x, start, None)
+    }
+
+    /// Samples the hidden pixels (`observed` = 0, shaped like `x`) in raster order given
+    /// the pixels before them; exact for p(x_hidden | x_observed) when, in every image, the
+    /// observed pixels all come before the hidden ones in raster order (a bottom half,
+    /// a prefix): otherwise an error, since the later observed pixels would be ignored.
+    pub fn complete_prefix(&self, x: &Tensor, observed: &Tensor) -> Result<Tensor> {
+        let obs = observed.reshape([-1, self.dim]).gt(0.5);
+        let n_obs = obs.sum_dim_intlist(1, false, Kind::Int64);
+        let steps = Tensor::arange(self.dim, (Kind::Int64, obs.device())).unsqueeze(0);
+        let prefix = steps.lt_tensor(&n_obs.unsqueeze(1));
+        if obs.ne_tensor(&prefix).any().int64_value(&[]) != 0 {
+            return Err(Error::Msg(
+                "pixelcnn completes exactly only masks whose observed pixels all precede the                  hidden ones in raster order (e.g. bottom-half); this mask hides a pixel before                  an observed one, whose conditional given later pixels the model does not have"
+                    .into(),
+            ));
+        }
+        let start = if obs.size()[0] == 0 {
+            self.dim
+        } else {
+            n_obs.min().int64_value(&[])
+        };
+        Ok(self.fill(x, start, Some(&obs)))
+    }
+
+    /// Draws pixels `start..` in raster order, keeping those where `keep` (`bool [B, D]`).
+    fn fill(&self, x: &Tensor, start: i64, keep: Option<&Tensor>) -> Tensor {
         tch::no_grad(|| {
             let x = self.images(x).copy();
             let (n, hh, ww) = (x.size()[0], self.shape[1], self.shape[2]);
@@ -218,13 +248,29 @@ impl PixelCnn {
             for p in start.max(0)..hh * ww {
                 let (i, j) = (p / ww, p % ww);
                 let logit = self.row_logits(&x, i).select(1, j);
-                let v = logit
+                let mut v = logit
                     .gt_tensor(&noise.select(1, i).select(1, j))
                     .to_kind(Kind::Float);
-                x.select(1, 0).select(1, i).select(1, j).copy_(&v);
+                let mut px = x.select(1, 0).select(1, i).select(1, j);
+                if let Some(k) = keep {
+                    v = px.where_self(&k.select(1, p), &v);
+                }
+                px.copy_(&v);
             }
             x
         })
+    }
+}
+
+/// Exact for masks whose observed pixels precede the hidden ones in raster order
+/// ([`PixelCnn::complete_prefix`]); other masks are refused.
+impl Complete for PixelCnn {
+    fn complete(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        Ok(self.complete_prefix(x, mask)?.reshape(x.size().as_slice()))
+    }
+
+    fn completion_kind(&self) -> CompletionKind {
+        CompletionKind::Exact
     }
 }
 
@@ -270,37 +316,24 @@ impl Model for PixelCnn {
         Ok(common::unflatten(self.sample_flat(n), &self.shape))
     }
 
+    /// The completion grid ([`masks::completion_figure`]) with the bottom half hidden.
     fn figures(&self, x: &Tensor) -> Result<Vec<Figure>> {
         if x.size()[0] == 0 {
             return Ok(Vec::new());
         }
         let n = x.size()[0].min(8);
         let x = self.images(&x.narrow(0, 0, n).to_device(self.device()));
-        let (hh, ww) = (self.shape[1], self.shape[2]);
-        let start = (hh / 2) * ww;
-        let done = self.complete_from(&x.repeat_interleave_self_int(COMPLETIONS, 0, None), start);
-        let rows = Tensor::arange(hh, (Kind::Int64, x.device())).view([1, 1, hh, 1]);
-        let missing = rows.ge(hh / 2).to_kind(Kind::Float);
-        let kept: Tensor = 1.0 - &missing;
-        let shown = &x * kept + missing * 0.5;
-        let images = Tensor::cat(
-            &[
-                x.reshape([n, 1, self.dim]),
-                shown.reshape([n, 1, self.dim]),
-                done.view([n, COMPLETIONS, self.dim]),
-            ],
-            1,
-        )
-        .reshape([n * (2 + COMPLETIONS), 1, hh, ww]);
-        Ok(vec![Figure {
-            name: "completions-bottom-half".into(),
-            caption: format!(
-                "each row: a held-out image, its top half (bottom grey), {COMPLETIONS} \
-                 bottom halves drawn from p(x_bottom | x_top) in raster order"
-            ),
-            images,
-            per_row: 2 + COMPLETIONS,
-        }])
+        Ok(vec![masks::completion_figure(
+            self,
+            &x,
+            &MaskSpec::BottomHalf,
+            COMPLETIONS,
+            0,
+        )?])
+    }
+
+    fn as_completion(&self) -> Option<&dyn Complete> {
+        Some(self)
     }
 
     fn log_likelihoods(&self, x: &Tensor, cfg: &RunConfig) -> Result<Vec<LogLikelihood>> {

@@ -5,6 +5,7 @@ use crate::common::{
 use crate::testutil::*;
 use gm_core::config::RunConfig;
 use gm_core::data::{bars_and_stripes_patterns, Dataset};
+use gm_core::masks::MaskSpec;
 use gm_core::model::{parse_params, BuildContext, LikelihoodKind, Model};
 use tch::{Device, Kind, Tensor};
 
@@ -230,18 +231,59 @@ fn completions_match_the_exact_conditional() {
     let tv = total_variation(&empirical_distribution(&s), &cond);
     eprintln!("pixelcnn completions of the last 5 pixels: TV {tv:.4}");
     assert!(tv < 0.03, "TV {tv}");
-    // Figures: the held-out images, their top halves, completions that keep the top half.
+    // Figures: masked input (top row kept), 5 completions that keep it, the image.
     let x = s.narrow(0, 0, 3).view([3, 1, 3, 3]);
     let figs = m.figures(&x).unwrap();
     assert_eq!(figs.len(), 1);
+    assert_eq!(figs[0].name, "completion-bottom-half");
     let rows = figs[0].images.view([3, 7, 9]);
-    assert_eq!(rows.select(1, 0), x.reshape([3, 9]));
-    let top = rows.narrow(1, 2, 5).narrow(2, 0, 3) - x.reshape([3, 1, 9]).narrow(2, 0, 3);
+    assert_eq!(rows.select(1, 6), x.reshape([3, 9]));
+    let top = rows.narrow(1, 1, 5).narrow(2, 0, 3) - x.reshape([3, 1, 9]).narrow(2, 0, 3);
     assert_eq!(top.abs().max().double_value(&[]), 0.0);
-    let shown = rows.select(1, 1);
+    let shown = rows.select(1, 0);
     assert_eq!(shown.narrow(1, 0, 3), x.reshape([3, 9]).narrow(1, 0, 3));
     assert_eq!(shown.narrow(1, 3, 6).eq(0.5).all().int64_value(&[]), 1);
     let _ = state_index(&s.narrow(0, 0, 1)); // rows are binary
+}
+
+#[test]
+fn bottom_half_completion_is_the_exact_conditional_and_other_masks_are_refused() {
+    let _rng = crate::test_rng_lock();
+    let m = model(SMALL, 4, 3, 7);
+    let comp = m.as_completion().expect("pixelcnn completes");
+    let all = all_binary_vectors(12, Device::Cpu);
+    let joint = tch::no_grad(|| m.log_prob(&all))
+        .to_kind(Kind::Double)
+        .exp();
+    // Bottom half of a 4×3 image hidden: the first 6 pixels in raster order observed.
+    let mask = MaskSpec::BottomHalf
+        .build(1, &[1, 4, 3], 0, Device::Cpu)
+        .unwrap();
+    let x0 = Tensor::from_slice(&[0f32, 1., 1., 1., 0., 0., 1., 0., 1., 1., 0., 0.]);
+    let agree = all
+        .narrow(1, 0, 6)
+        .eq_tensor(&x0.narrow(0, 0, 6).unsqueeze(0))
+        .all_dim(1, false)
+        .to_kind(Kind::Double);
+    let cond = &joint * &agree / (&joint * &agree).sum(Kind::Double);
+    let n = 20_000;
+    tch::manual_seed(8);
+    let s = comp
+        .complete(
+            &x0.view([1, 1, 4, 3]).repeat([n, 1, 1, 1]),
+            &mask.repeat([n, 1, 1, 1]),
+        )
+        .unwrap();
+    assert_eq!(s.size(), vec![n, 1, 4, 3]);
+    let tv = total_variation(&empirical_distribution(&s.reshape([n, 12])), &cond);
+    eprintln!("pixelcnn bottom-half completion (64 states): TV {tv:.4}");
+    assert!(tv < 0.04, "TV {tv}");
+    for spec in [MaskSpec::RightHalf, MaskSpec::Square, MaskSpec::Random(0.5)] {
+        let mask = spec.build(2, &[1, 4, 3], 1, Device::Cpu).unwrap();
+        let e = comp.complete(&x0.view([1, 1, 4, 3]).repeat([2, 1, 1, 1]), &mask);
+        let e = e.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("raster order"), "{spec:?}: {e}");
+    }
 }
 
 #[test]

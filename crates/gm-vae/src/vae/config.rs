@@ -45,6 +45,10 @@ pub struct VaeConfig {
     /// Lower clamp of the Gaussian decoder's log-variance (keeps densities finite on
     /// quantized data).
     pub min_log_var: f64,
+    /// A conditional VAE (CVAE): the label's one-hot is concatenated to the encoder's
+    /// input and to the decoder's input, q(z | x, y) and p(x | y, z); needs a labelled
+    /// dataset (registry entry `cvae` sets it).
+    pub conditional: bool,
 }
 
 impl Default for VaeConfig {
@@ -56,6 +60,7 @@ impl Default for VaeConfig {
             beta: 1.0,
             activation: Activation::Tanh,
             min_log_var: -6.0,
+            conditional: false,
         }
     }
 }

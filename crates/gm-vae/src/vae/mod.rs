@@ -24,7 +24,7 @@ mod config;
 mod model;
 
 pub use config::{Activation, Likelihood, VaeConfig};
-pub use model::{build, Vae};
+pub use model::{build, build_conditional, Vae, COMPLETION_ITERATIONS};
 
 #[cfg(test)]
 mod tests;

