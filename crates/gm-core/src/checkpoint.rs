@@ -64,7 +64,8 @@ struct Record {
     sha256: BTreeMap<String, String>,
 }
 
-fn sha256_file(path: &Path) -> Result<String> {
+/// The lowercase hex sha256 of a file's bytes (checkpoint files, feature-network weights).
+pub fn sha256_file(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     Ok(Sha256::digest(&bytes)
         .iter()

@@ -39,7 +39,6 @@ use gm_core::data::{self, epoch_order, Binarization, BinarizeSpec, DataOptions, 
 use gm_core::optim::Optimizer;
 use gm_core::{Error, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
@@ -287,14 +286,6 @@ pub fn cache_dir(opts: &FeatureOptions) -> PathBuf {
         .join("features")
 }
 
-fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    Ok(Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
 impl FeatureNet {
     /// The network for `dataset` (`mnist` or `fashion-mnist`; `binarized-mnist` uses
     /// `mnist`'s) in `opts.representation`: loaded from the cache when it is there, else
@@ -374,7 +365,7 @@ impl FeatureNet {
             .collect();
         // `Tensor::write_safetensors` writes safetensors whatever the (temporary) file name.
         atomic_write_with(weights, |tmp| Ok(Tensor::write_safetensors(&named, tmp)?))?;
-        self.info.weights_sha256 = sha256_file(weights)?;
+        self.info.weights_sha256 = gm_core::checkpoint::sha256_file(weights)?;
         let text = serde_json::to_vec_pretty(&self.info).map_err(|e| Error::Msg(e.to_string()))?;
         atomic_write(json, &text)
     }
@@ -410,7 +401,7 @@ impl FeatureNet {
                 ),
             ));
         }
-        let sha = sha256_file(weights)?;
+        let sha = gm_core::checkpoint::sha256_file(weights)?;
         if sha != info.weights_sha256 {
             return Err(delete(
                 weights,
