@@ -181,6 +181,25 @@ impl StepLoop {
     }
 }
 
+/// Side of the square product whose rate every bench prints beside its own.
+pub const MATMUL_N: i64 = 2048;
+
+/// GFLOP/s of a plain `n`³ f32 matrix product in this process, best of five: the machine's
+/// attainable rate, printed beside each bench's achieved one.
+pub fn matmul_gflops(n: i64) -> f64 {
+    let a = Tensor::rand([n, n], (Kind::Float, Device::Cpu));
+    let b = Tensor::rand([n, n], (Kind::Float, Device::Cpu));
+    let _ = a.mm(&b);
+    let best = (0..5)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            let _ = a.mm(&b);
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min);
+    2.0 * (n as f64).powi(3) / best / 1e9
+}
+
 /// Peak resident set size of this process in MB (`VmHWM` of `/proc/self/status`, which is
 /// in KiB; MB here means MiB, as `ru_maxrss / 1024` in the Python references).
 pub fn peak_rss_mb() -> Option<f64> {

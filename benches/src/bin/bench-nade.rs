@@ -20,7 +20,8 @@ use clap::{Parser, ValueEnum};
 use gm_autoregressive::common::Autoregressive;
 use gm_autoregressive::nade::{Nade, NadeConfig};
 use gm_benches::{
-    busy_machine_warning, load_average, peak_rss_mb, threading_env, StepLoop, WARMUP_STEPS,
+    busy_machine_warning, load_average, matmul_gflops, peak_rss_mb, threading_env, StepLoop,
+    MATMUL_N, WARMUP_STEPS,
 };
 use gm_core::config::RunConfig;
 use gm_core::data::{self, Batches};
@@ -61,11 +62,21 @@ struct Args {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Ordering positions per block of the training pass (`[model] block`).
+    #[arg(long, default_value_t = gm_autoregressive::nade::DEFAULT_BLOCK)]
+    block: i64,
 }
 
-fn run_config(hidden: i64, batch_size: i64, seed: u64) -> Result<RunConfig> {
+/// Flops of one training step as counted on both sides (`step_flops` of the reference):
+/// forward running sum and output dot products, backward output, hidden and input gradients,
+/// 5 multiply-adds per (ordering position, example, hidden unit).
+fn step_flops(batch: i64, hidden: i64, dim: i64) -> f64 {
+    10.0 * (dim * batch * hidden) as f64
+}
+
+fn run_config(hidden: i64, batch_size: i64, seed: u64, block: i64) -> Result<RunConfig> {
     let cfg = RunConfig::from_toml_str(&format!(
-        "seed = {seed}\n[model]\nname = \"nade\"\nhidden = {hidden}\n\
+        "seed = {seed}\n[model]\nname = \"nade\"\nhidden = {hidden}\nblock = {block}\n\
          [data]\ndataset = \"binarized-mnist\"\nbatch_size = {batch_size}\n\
          [optim]\nkind = \"adam\"\nlr = 1e-3\n"
     ))?;
@@ -79,7 +90,7 @@ fn main() -> Result<()> {
         bail!("--steps, --threads, --batch-size and --samples must be positive");
     }
     tch::set_num_threads(args.threads as i32);
-    let cfg = run_config(args.hidden, args.batch_size, args.seed)?;
+    let cfg = run_config(args.hidden, args.batch_size, args.seed, args.block)?;
     let ds = data::load(&cfg.data.dataset, &cfg.data.options)
         .context("loading binarized-mnist (fetch it with `cargo xtask data binarized-mnist`)")?;
     tch::manual_seed(args.seed as i64);
@@ -90,9 +101,12 @@ fn main() -> Result<()> {
     };
     let params: NadeConfig = parse_params("nade", &cfg.model.params)?;
     let mut nade = Nade::new(params, &ctx)?;
+    let matmul = matmul_gflops(MATMUL_N);
+    let dim = 784;
 
     let mut out = json!({
         "impl": "gm",
+        "block": args.block,
         "mode": format!("{:?}", args.mode).to_lowercase(),
         "hidden": args.hidden,
         "threads": args.threads,
@@ -137,6 +151,7 @@ fn main() -> Result<()> {
                 "batch_size": bs,
                 "examples_per_sec": (args.steps as i64 * bs) as f64 / seconds,
                 "ms_per_step": 1000.0 * seconds / args.steps as f64,
+                "gflops": step_flops(bs, args.hidden, dim) * args.steps as f64 / seconds / 1e9,
                 "train_nll_last_window": lp.last_means().first().map(|(_, v)| *v),
                 "test_nll_1000": nll,
             });
@@ -160,6 +175,10 @@ fn main() -> Result<()> {
                 "steps": args.steps,
                 "samples": args.samples,
                 "samples_per_sec": (args.steps as i64 * args.samples) as f64 / seconds,
+                "examples_per_sec": (args.steps as i64 * args.samples) as f64 / seconds,
+                // Per image and step: the matrix-vector product and the rank-one update.
+                "gflops": 4.0 * (dim * args.hidden * args.samples) as f64 * args.steps as f64
+                    / seconds / 1e9,
                 "ms_per_round": 1000.0 * seconds / args.steps as f64,
                 "mean_pixel": mean / args.steps as f64,
             });
@@ -167,9 +186,11 @@ fn main() -> Result<()> {
         }
     }
     let peak = peak_rss_mb().context("reading VmHWM from /proc/self/status")?;
+    let fraction = out["gflops"].as_f64().unwrap_or(f64::NAN) / matmul;
     merge(
         &mut out,
-        json!({"seconds": seconds, "peak_rss_mb": peak,
+        json!({"seconds": seconds, "peak_rss_mb": peak, "matmul_gflops": matmul,
+               "matmul_fraction": fraction,
                "loadavg_before": load_before, "loadavg_after": load_after}),
     );
     std::fs::write(&args.json, serde_json::to_string_pretty(&out)? + "\n")

@@ -18,13 +18,16 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use gm_benches::{busy_machine_warning, load_average, peak_rss_mb, threading_env, WARMUP_STEPS};
+use gm_benches::{
+    busy_machine_warning, load_average, matmul_gflops, peak_rss_mb, threading_env, MATMUL_N,
+    WARMUP_STEPS,
+};
 use gm_boltzmann::rbm::{Rbm, RbmConfig};
 use gm_core::config::RunConfig;
 use gm_core::data::{self, Batches};
 use gm_core::model::{parse_params, BuildContext};
 use serde_json::json;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind};
 
 /// Times RBM training updates; writes one JSON object.
 #[derive(Parser, Debug)]
@@ -53,21 +56,6 @@ struct Args {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-}
-
-/// Seconds of one `n`³ f32 product, best of a few.
-fn matmul_gflops(n: i64) -> f64 {
-    let a = Tensor::rand([n, n], (Kind::Float, Device::Cpu));
-    let b = Tensor::rand([n, n], (Kind::Float, Device::Cpu));
-    let _ = a.mm(&b);
-    let best = (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            let _ = a.mm(&b);
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min);
-    2.0 * (n as f64).powi(3) / best / 1e9
 }
 
 fn main() -> Result<()> {
@@ -112,7 +100,7 @@ fn main() -> Result<()> {
     for _ in 0..WARMUP_STEPS {
         rbm.train_batch(&next_batch())?;
     }
-    let matmul = matmul_gflops(2048);
+    let matmul = matmul_gflops(MATMUL_N);
     if let Some(w) = busy_machine_warning() {
         eprintln!("{w}");
     }

@@ -15,6 +15,9 @@ pub struct NadeConfig {
     pub ordering_seed: u64,
     /// Standard deviation of the initial weights W and V is this over √fan-in.
     pub init_scale: f64,
+    /// Ordering positions per block of the training and evaluation passes: speed and memory
+    /// only (the results agree to rounding for every value).
+    pub block: i64,
 }
 
 impl Default for NadeConfig {
@@ -24,6 +27,7 @@ impl Default for NadeConfig {
             ordering: OrderingKind::Identity,
             ordering_seed: 0,
             init_scale: 1.0,
+            block: super::blocked::DEFAULT_BLOCK,
         }
     }
 }
@@ -37,6 +41,12 @@ impl NadeConfig {
             "a positive number of hidden units",
         )?;
         checks::positive("model.init_scale", self.init_scale)?;
+        checks::at_least(
+            "model.block",
+            self.block,
+            1,
+            "at least one position per block",
+        )?;
         Ok(())
     }
 }

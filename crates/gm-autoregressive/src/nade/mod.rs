@@ -9,10 +9,12 @@
 //! with W `[H, D]`, V `[D, H]`, b `[D]`, c `[H]`: the hidden units of every conditional share
 //! the input weights W (the sharing of figure 20.10), so the pre-activations of all D
 //! conditionals are one running sum and the whole forward pass costs O(DH) per example, not
-//! the O(D²H) of a separate network per conditional. The batched forward pass computes that
-//! running sum with a single (exclusive) `cumsum` along the ordering; sampling draws the D
-//! variables in turn, batched over samples, updating the running activation a by one outer
-//! product per step. log p(x) is exact.
+//! the O(D²H) of a separate network per conditional. Training and evaluation walk the ordering
+//! in blocks of `block` positions (module `blocked`): the carry of each block start plus one
+//! masked matrix product per block, with the exact gradient written by hand and walked back
+//! over the blocks, so the working set is `[block, B, H]` rather than `[D, B, H]`. Sampling
+//! draws the D variables in turn, batched over samples, updating the running activation a by
+//! one outer product per step. log p(x) is exact.
 //!
 //! ```no_run
 //! use gm_core::{config::RunConfig, data, model::BuildContext};
@@ -24,9 +26,11 @@
 //! # Ok::<(), gm_core::Error>(())
 //! ```
 
+mod blocked;
 mod config;
 mod model;
 
+pub use blocked::DEFAULT_BLOCK;
 pub use config::NadeConfig;
 pub use model::{build, Nade};
 

@@ -1,3 +1,4 @@
+use super::blocked::Ordered;
 use super::config::NadeConfig;
 use crate::common::{self, Autoregressive};
 use gm_core::config::RunConfig;
@@ -8,8 +9,8 @@ use gm_core::Result;
 use tch::nn::{Init, VarStore};
 use tch::{Device, Kind, Tensor};
 
-/// Floats of one `[rows, D, H]` activation tensor allowed in evaluation without gradients.
-const EVAL_BUDGET: i64 = 16 << 20;
+/// Floats of one `[block, rows, H]` work buffer allowed in evaluation.
+const EVAL_BUDGET: i64 = 4 << 20;
 
 /// A NADE with its parameters (in the variables' own coordinates) and optimizer.
 pub struct Nade {
@@ -128,67 +129,66 @@ impl Nade {
         (x_o, logits)
     }
 
+    /// The ordered inputs `[D, B]` in the parameters' kind and W_oᵀ `[D, H]`, V_o, b_o.
+    fn ordered_problem(&self, x: &Tensor) -> (Tensor, Tensor, Tensor, Tensor) {
+        let (w_o, v_o, b_o) = self.ordered_params();
+        let xt = self.ordered_inputs(x).to_kind(w_o.kind()).tr().contiguous();
+        (xt, w_o.tr().contiguous(), v_o.contiguous(), b_o)
+    }
+
     /// log p(x) `[B]` and the gradient of the mean NLL with respect to (W, V, b, c), written
-    /// by hand (Larochelle & Murray 2011): the hidden activations are laid out `[D, B, H]`
-    /// so that the running sum and its reverse are cumulative sums over the outermost
-    /// (contiguous) dimension and every contraction is a batched matrix product. Two
-    /// `[D, B, H]` buffers are allocated in all (autograd's graph of the same forward holds
-    /// several more); a test checks the result against autograd.
+    /// by hand (Larochelle & Murray 2011) and computed in blocks of the ordering
+    /// ([`blocked`](super::blocked)): the working set is `[block, B, H]`, not `[D, B, H]`.
+    /// A test checks the result against autograd for several block sizes.
     pub fn nll_gradients(&self, x: &Tensor) -> (Tensor, [Tensor; 4]) {
         tch::no_grad(|| {
-            let x_o = self.ordered_inputs(x);
-            let (w_o, v_o, b_o) = self.ordered_params();
-            let (bsz, d) = (x_o.size()[0], self.dim);
-            let kind = w_o.kind();
-            let xt = x_o.to_kind(kind).tr().contiguous(); // [D, B]
-            let wt = w_o.tr(); // [D, H]
-                               // a[i] = c + Σ_{j<i} x_j W[:, j]: products of the previous step, then a cumsum.
-            let mut a = Tensor::zeros([d, bsz, self.cfg.hidden], (kind, x_o.device()));
-            a.narrow(0, 1, d - 1).copy_(
-                &(xt.narrow(0, 0, d - 1).unsqueeze(2) * wt.narrow(0, 0, d - 1).unsqueeze(1)),
-            );
-            let _ = a.cumsum_(0, kind);
-            let _ = a.g_add_(&self.c);
-            let h = a.sigmoid_(); // [D, B, H]
-            let logits = h.bmm(&v_o.unsqueeze(2)).squeeze_dim(2) + b_o.unsqueeze(1); // [D, B]
-            let lp = (&xt * &logits - logits.softplus()).sum_dim_intlist(0, false, kind);
-            // g = ∂(mean NLL)/∂logits.
-            let g = (logits.sigmoid() - &xt) * (1.0 / bsz as f64); // [D, B]
-            let db_o = g.sum_dim_intlist(1, false, kind);
-            let dv_o = g.unsqueeze(1).bmm(&h).squeeze_dim(1); // [D, H]
-                                                              // ∂/∂a = g V ⊙ h(1 − h), then its running sum s[i] = Σ_{k≤i}.
-            let mut da = h.neg();
-            let _ = da.g_add_scalar_(1.0);
-            let _ = da.g_mul_(&h);
-            let _ = da.g_mul_(&g.unsqueeze(2));
-            let _ = da.g_mul_(&v_o.unsqueeze(1));
-            let s = da.cumsum_(0, kind);
-            let s_last = s.get(d - 1); // [B, H]
-            let dc = s_last.sum_dim_intlist(0, false, kind);
-            // W[:, j] feeds every a[i] with i > j: its gradient is Σ_b x_j (s_last − s[j]).
-            let dwt_o = xt.mm(&s_last) - xt.unsqueeze(1).bmm(&s).squeeze_dim(1); // [D, H]
-            let dw_o = dwt_o.tr();
+            let (xt, wt, v, b) = self.ordered_problem(x);
+            let problem = Ordered {
+                xt: &xt,
+                wt: &wt,
+                v: &v,
+                b: &b,
+                c: &self.c,
+            };
+            let (lp, g) = problem.nll_gradients(self.cfg.block);
             let (dw, dv, db) = match &self.order {
-                None => (dw_o.contiguous(), dv_o, db_o),
+                None => (g.wt.tr().contiguous(), g.v, g.b),
                 Some(o) => (
-                    dw_o.zeros_like().index_copy(1, o, &dw_o),
-                    dv_o.zeros_like().index_copy(0, o, &dv_o),
-                    db_o.zeros_like().index_copy(0, o, &db_o),
+                    g.wt.zeros_like().index_copy(0, o, &g.wt).tr().contiguous(),
+                    g.v.zeros_like().index_copy(0, o, &g.v),
+                    g.b.zeros_like().index_copy(0, o, &g.b),
                 ),
             };
-            (lp, [dw, dv, db, dc])
+            (lp, [dw, dv, db, g.c])
         })
     }
 
-    fn log_prob_impl(&self, x: &Tensor) -> Tensor {
+    /// log p(x) `[B]` through the blocked pass, without gradients.
+    fn log_prob_blocked(&self, x: &Tensor) -> Tensor {
+        tch::no_grad(|| {
+            let (xt, wt, v, b) = self.ordered_problem(x);
+            Ordered {
+                xt: &xt,
+                wt: &wt,
+                v: &v,
+                b: &b,
+                c: &self.c,
+            }
+            .log_prob(self.cfg.block)
+        })
+    }
+
+    /// log p(x) `[B]` from [`Nade::conditionals`], differentiable by autograd (the
+    /// reference the blocked pass is tested against).
+    pub fn log_prob_autograd(&self, x: &Tensor) -> Tensor {
         let (x_o, logits) = self.conditionals(x);
         (&x_o * &logits - logits.softplus()).sum_dim_intlist(-1, false, logits.kind())
     }
 
-    /// log p(x) without gradients, in chunks that bound the `[rows, D, H]` activations.
+    /// log p(x) without gradients, in chunks that bound the `[block, rows, H]` activations.
     fn log_prob_eval(&self, x: &Tensor) -> Tensor {
-        let rows = (EVAL_BUDGET / (self.dim * self.cfg.hidden)).max(1);
-        common::chunked(x, rows, |c| self.log_prob_impl(c)).to_kind(Kind::Float)
+        let rows = (EVAL_BUDGET / (self.cfg.block.min(self.dim) * self.cfg.hidden)).max(1);
+        common::chunked(x, rows, |c| self.log_prob_blocked(c)).to_kind(Kind::Float)
     }
 }
 
@@ -198,7 +198,7 @@ impl Autoregressive for Nade {
     }
 
     fn log_prob(&self, x: &Tensor) -> Tensor {
-        self.log_prob_impl(x)
+        self.log_prob_eval(x)
     }
 
     fn sample_flat(&self, n: i64) -> Tensor {

@@ -127,9 +127,9 @@ fn chunked_evaluation_equals_the_batched_forward() {
     let d = load(&c);
     tch::manual_seed(6);
     let m = nade(&c, &d).unwrap();
-    // 16 × 8000 values per row: the evaluation budget splits 250 rows into two chunks.
+    // 16 × 8000 values per row of a block: the evaluation budget splits 250 rows into 8 chunks.
     let x = d.test.x.shallow_clone();
-    let full = tch::no_grad(|| m.log_prob(&x));
+    let full = tch::no_grad(|| m.log_prob_autograd(&x));
     let chunked = m.eval_metrics(&gm_core::data::Batch::inputs(&x)).unwrap()[0]
         .1
         .double_value(&[]);
@@ -163,6 +163,7 @@ fn invalid_configs_are_rejected_naming_the_field() {
     for (extra, field) in [
         ("hidden = 0", "model.hidden"),
         ("init_scale = 0.0", "model.init_scale"),
+        ("block = 0", "model.block"),
     ] {
         assert_config_error(
             nade(&cfg("nade", extra, "bars-and-stripes", "", ""), &data),
@@ -179,7 +180,9 @@ fn invalid_configs_are_rejected_naming_the_field() {
 #[test]
 fn hand_written_gradients_equal_autograd() {
     let _rng = crate::test_rng_lock();
-    for extra in ["hidden = 6", &format!("hidden = 6\n{RANDOM_ORDER}")] {
+    let orders = ["", RANDOM_ORDER];
+    for (order, block) in orders.iter().flat_map(|o| [1, 2, 4, 9, 16].map(|b| (o, b))) {
+        let extra = &format!("hidden = 6\nblock = {block}\n{order}");
         let c = cfg("nade", extra, "bars-and-stripes", "", "");
         tch::manual_seed(5);
         let mut m = nade(&c, &binary_rows(9)).unwrap();
@@ -189,7 +192,7 @@ fn hand_written_gradients_equal_autograd() {
             .narrow(0, 0, 40)
             .to_kind(Kind::Double);
         let (lp, hand) = m.nll_gradients(&x);
-        let lp_ref = m.log_prob(&x);
+        let lp_ref = m.log_prob_autograd(&x);
         let lp_err = f64::try_from((&lp - &lp_ref).abs().max()).unwrap();
         assert!(
             lp_err < 1e-10,
