@@ -15,11 +15,14 @@ import argparse
 import json
 import math
 import os
-import resource
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import matmul_gflops, peak_rss_mb, threading_env  # noqa: E402
 
 
 def salakhutdinov_murray():
@@ -108,6 +111,7 @@ def main():
     ap.add_argument("--same-ops", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    matmul = matmul_gflops()
     torch.manual_seed(a.seed)
     betas = salakhutdinov_murray() if a.steps == 0 else [k / a.steps for k in range(a.steps + 1)]
     w, b, c, base = fixed_rbm()
@@ -118,9 +122,16 @@ def main():
     log_z, se, ess = f(w, b, c, base, betas, a.chains)
     secs = time.perf_counter() - t
     steps = len(betas) - 1
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mb()
+    d, h = w.shape
     out = {
-        "impl": "pytorch" + (" (same ops)" if a.same_ops else ""),
+        "impl": "pytorch-same-ops" if a.same_ops else "pytorch-eager",
+        # Chain-steps per second; two [M, D] x [D, H] products per temperature.
+        "examples_per_sec": a.chains * steps / secs,
+        "gflops": 2 * 2 * a.chains * d * h * steps / secs / 1e9,
+        "matmul_gflops": matmul,
+        "matmul_only_seconds": 2 * 2 * a.chains * d * h * steps / (matmul * 1e9),
+        "env": threading_env(),
         "steps": steps,
         "chains": a.chains,
         "threads": a.threads,

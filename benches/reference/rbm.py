@@ -21,20 +21,9 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vae import WARMUP_STEPS, data_dir, read_amat  # noqa: E402
+from common import WARMUP_STEPS, data_dir, matmul_gflops, read_amat  # noqa: E402
 
 DIM = 784
-
-
-def matmul_gflops(n):
-    a, b = torch.rand(n, n), torch.rand(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(5):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
 
 
 def main():

@@ -20,51 +20,26 @@ Writes one JSON object with the keys `cargo xtask bench` requires (see xtask/src
 import argparse
 import json
 import os
-import resource
 import sys
 import time
-import warnings
 from pathlib import Path
 
-# The private venv has torch without NumPy, which nothing here needs.
-warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-WARMUP_STEPS = 20  # gm_benches::WARMUP_STEPS
-LOG_EVERY = 20  # gm_benches::LOG_EVERY
-DIM, HIDDEN, LATENT = 784, 200, 50
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (DIM, LOG_EVERY, THREADING_ENV, WARMUP_STEPS, data_dir, matmul_gflops,  # noqa: E402,F401
+                    peak_rss_mb, read_amat)
+
+HIDDEN, LATENT = 200, 50
 EVAL_BATCH = 1000
-# gm_benches::THREADING_ENV: recorded with the result when set.
-THREADING_ENV = ["OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY"]
 
 
-def data_dir() -> Path:
-    d = os.environ.get("GM_DATA_DIR")
-    if d:
-        return Path(d)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    cache = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return cache / "gm" / "datasets"
-
-
-def read_amat(path: Path, rows: int) -> torch.Tensor:
-    """A binarized-MNIST .amat file (rows of 784 space-separated 0/1) as float32 [rows, 784].
-
-    Every value is a single character '0' or '1', so the digits are the bytes that are one of
-    those two; no text parsing is needed.
-    """
-    if not path.exists():
-        sys.exit(f"{path} is missing: run `cargo xtask data binarized-mnist`")
-    buf = bytearray(path.stat().st_size)
-    with open(path, "rb") as f:
-        f.readinto(buf)
-    raw = torch.frombuffer(buf, dtype=torch.uint8)
-    digits = raw[raw > ord(" ")]  # drop the spaces and newlines
-    if digits.numel() != rows * DIM or bool(((digits != ord("0")) & (digits != ord("1"))).any()):
-        sys.exit(f"{path}: expected {rows} rows of {DIM} values 0 or 1")
-    return (digits - ord("0")).to(torch.float32).view(rows, DIM)
+def flops_per_example():
+    """Forward multiply-adds of the six layers, x2 for flops, x3 for forward + backward."""
+    layers = [(DIM, HIDDEN), (HIDDEN, HIDDEN), (HIDDEN, 2 * LATENT), (LATENT, HIDDEN), (HIDDEN, HIDDEN), (HIDDEN, DIM)]
+    return 3 * 2 * sum(i * o for i, o in layers)
 
 
 class VAE(nn.Module):
@@ -126,6 +101,7 @@ def main():
     if a.steps <= 0 or a.threads <= 0 or a.batch_size <= 0:
         sys.exit("--steps, --threads and --batch-size must be positive")
     torch.set_num_threads(a.threads)
+    matmul = matmul_gflops()
 
     t0 = time.perf_counter()
     d = data_dir() / "binarized-mnist"
@@ -205,7 +181,7 @@ def main():
     test_elbo = (total / test.shape[0]).item()
     eval_seconds = time.perf_counter() - t_eval
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    peak = peak_rss_mb()
     result = {
         "impl": "pytorch",
         "steps": a.steps,
@@ -215,6 +191,8 @@ def main():
         "seconds": seconds,
         "ms_per_step": 1000.0 * seconds / a.steps,
         "examples_per_sec": examples / seconds,
+        "gflops": examples * flops_per_example() / seconds / 1e9,
+        "matmul_gflops": matmul,
         "test_elbo": test_elbo,
         "test_examples": test.shape[0],
         "eval_seconds": eval_seconds,

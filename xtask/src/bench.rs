@@ -28,7 +28,16 @@ use crate::{
     util,
 };
 
-/// One benchmark: the gm program and the PyTorch program that do the same work.
+/// One run of a bench's reference script: a label and the arguments that select its form.
+#[derive(Debug, Clone, Copy)]
+pub struct Reference {
+    /// The `impl` the script reports for this form.
+    pub label: &'static str,
+    /// Arguments added for this form.
+    pub args: &'static [&'static str],
+}
+
+/// One benchmark: the gm program and the PyTorch programs that do the same work.
 #[derive(Debug, Clone, Copy)]
 pub struct Bench {
     /// `cargo xtask bench <name>`.
@@ -43,8 +52,13 @@ pub struct Bench {
     pub script: &'static str,
     /// Extra arguments given to both programs (after `--steps/--threads/--json`).
     pub args: &'static [&'static str],
+    /// The reference's forms, each run once: the code a PyTorch user writes first, then
+    /// gm's own algorithm in PyTorch where it differs. gm is compared with the fastest.
+    pub references: &'static [Reference],
     /// `--steps` when none is given (what a step is depends on the bench).
     pub default_steps: u64,
+    /// `--steps` of `--all --quick`.
+    pub quick_steps: u64,
     /// Datasets both programs read (fetched first with `cargo xtask data`).
     pub datasets: &'static [&'static str],
     /// Numeric keys both programs must write besides [`REQUIRED_KEYS`], shown as table
@@ -52,13 +66,14 @@ pub struct Bench {
     pub columns: &'static [(&'static str, &'static str, usize)],
 }
 
+/// The single reference form of most benches.
+const PLAIN: &[Reference] = &[Reference {
+    label: "pytorch",
+    args: &[],
+}];
+
 /// Columns of the two RBM benches.
-const RBM_COLUMNS: &[(&str, &str, usize)] = &[
-    ("examples_per_sec", "examples/s", 0),
-    ("gflops", "GFLOP/s", 1),
-    ("matmul_gflops", "matmul GF/s", 1),
-    ("test_recon_err_1000", "recon err", 2),
-];
+const RBM_COLUMNS: &[(&str, &str, usize)] = &[("test_recon_err_1000", "recon err", 2)];
 
 /// The benches `cargo xtask bench` knows. Adding one is adding an entry here.
 pub const BENCHES: &[Bench] = &[
@@ -69,13 +84,11 @@ pub const BENCHES: &[Bench] = &[
         bin: "bench-vae",
         script: "benches/reference/vae.py",
         args: &[],
+        references: PLAIN,
         default_steps: 2000,
+        quick_steps: 200,
         datasets: &["binarized-mnist"],
-        columns: &[
-            ("batch_size", "batch", 0),
-            ("examples_per_sec", "examples/s", 0),
-            ("test_elbo", "test ELBO", 2),
-        ],
+        columns: &[("batch_size", "batch", 0), ("test_elbo", "test ELBO", 2)],
     },
     Bench {
         name: "ais",
@@ -85,54 +98,76 @@ pub const BENCHES: &[Bench] = &[
         bin: "bench-ais",
         script: "benches/reference/ais.py",
         args: &[],
+        references: &[
+            Reference {
+                label: "pytorch-eager",
+                args: &[],
+            },
+            Reference {
+                label: "pytorch-same-ops",
+                args: &["--same-ops"],
+            },
+        ],
         default_steps: 0,
+        quick_steps: 1000,
         datasets: &[],
         columns: &[
-            ("chains", "chains", 0),
             ("us_per_step", "us/step", 1),
+            ("matmul_only_seconds", "matmul-only s", 2),
             ("log_z", "log Z", 3),
             ("log_z_std_err", "+-", 3),
         ],
     },
     Bench {
         name: "rbm-cd1",
-        about: "RBM 784-500 CD-1 updates (batch 100, SGD + momentum) on static binarized MNIST, \
-                GFLOP/s beside a plain 2048^3 matmul",
+        about: "RBM 784-500 CD-1 updates (batch 100, SGD + momentum) on static binarized MNIST",
         package: "gm-benches",
         bin: "bench-rbm",
         script: "benches/reference/rbm.py",
         args: &["--rule", "cd", "--k", "1"],
+        references: PLAIN,
         default_steps: 1000,
+        quick_steps: 200,
         datasets: &["binarized-mnist"],
         columns: RBM_COLUMNS,
     },
     Bench {
         name: "rbm-pcd",
         about: "RBM 784-500 PCD-1 updates (100 persistent chains, batch 100) on static binarized \
-                MNIST, GFLOP/s beside a plain 2048^3 matmul",
+                MNIST",
         package: "gm-benches",
         bin: "bench-rbm",
         script: "benches/reference/rbm.py",
         args: &["--rule", "pcd", "--k", "1"],
+        references: PLAIN,
         default_steps: 1000,
+        quick_steps: 200,
         datasets: &["binarized-mnist"],
         columns: RBM_COLUMNS,
     },
     Bench {
         name: "nade-train",
         about: "NADE 784-500 Adam training steps (batch 100) + exact NLL of 1,000 test images, \
-                static binarized MNIST",
+                static binarized MNIST; PyTorch in the loop form users write and in gm's \
+                blocked algorithm",
         package: "gm-benches",
         bin: "bench-nade",
         script: "benches/reference/nade.py",
         args: &["--mode", "train"],
-        default_steps: 100,
-        datasets: &["binarized-mnist"],
-        columns: &[
-            ("batch_size", "batch", 0),
-            ("examples_per_sec", "examples/s", 0),
-            ("test_nll_1000", "test NLL", 2),
+        references: &[
+            Reference {
+                label: "pytorch-loop",
+                args: &["--form", "loop"],
+            },
+            Reference {
+                label: "pytorch-blocked",
+                args: &["--form", "blocked"],
+            },
         ],
+        default_steps: 100,
+        quick_steps: 10,
+        datasets: &["binarized-mnist"],
+        columns: &[("test_nll_1000", "test NLL", 2)],
     },
     Bench {
         name: "nade-sample",
@@ -141,13 +176,11 @@ pub const BENCHES: &[Bench] = &[
         bin: "bench-nade",
         script: "benches/reference/nade.py",
         args: &["--mode", "sample"],
+        references: PLAIN,
         default_steps: 10,
+        quick_steps: 2,
         datasets: &["binarized-mnist"],
-        columns: &[
-            ("samples", "samples", 0),
-            ("samples_per_sec", "samples/s", 1),
-            ("mean_pixel", "mean pixel", 4),
-        ],
+        columns: &[("mean_pixel", "mean pixel", 4)],
     },
 ];
 
@@ -156,30 +189,89 @@ pub const REQUIRED_KEYS: &[(&str, bool)] = &[
     ("impl", false),
     ("steps", true),
     ("seconds", true),
+    ("examples_per_sec", true),
+    ("gflops", true),
+    ("matmul_gflops", true),
     ("peak_rss_mb", true),
 ];
 
 /// Options of `cargo xtask bench`.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Bench name (an entry of [`BENCHES`]).
-    pub name: String,
-    /// Steps (None: the bench's default).
+    /// Bench names (entries of [`BENCHES`]).
+    pub names: Vec<String>,
+    /// Steps (None: the bench's default, or its quick size with `quick`).
     pub steps: Option<u64>,
     /// Threads for both programs.
     pub threads: usize,
+    /// Small sizes, nothing recorded: a regression check.
+    pub quick: bool,
     /// Data mirror, for fetching the bench's datasets.
     pub mirror: Option<String>,
 }
 
-/// Runs one bench.
-pub fn run(lt: &Libtorch, opts: &Options) -> Result<()> {
-    let bench = BENCHES
-        .iter()
-        .find(|b| b.name == opts.name)
-        .with_context(|| format!("unknown bench {:?}", opts.name))?;
-    let repo = util::repo_root();
+/// What one bench measured.
+struct Outcome {
+    bench: &'static Bench,
+    steps: u64,
+    gm: Value,
+    references: Vec<Value>,
+}
 
+impl Outcome {
+    /// The fastest reference and gm's time over its time.
+    fn fastest(&self) -> Option<(&Value, f64)> {
+        let secs = |v: &Value| v["seconds"].as_f64().filter(|&s| s > 0.0);
+        let best = self
+            .references
+            .iter()
+            .filter(|r| secs(r).is_some())
+            .min_by(|a, b| secs(a).partial_cmp(&secs(b)).expect("finite"))?;
+        Some((best, secs(&self.gm)? / secs(best)?))
+    }
+}
+
+/// Runs the selected benches, prints each table and, for more than one, a summary of ratios.
+pub fn run(lt: &Libtorch, opts: &Options) -> Result<()> {
+    let mut outcomes = Vec::new();
+    for name in &opts.names {
+        let bench = BENCHES
+            .iter()
+            .find(|b| b.name == name)
+            .with_context(|| format!("unknown bench {name:?}"))?;
+        let o = run_one(lt, bench, opts)?;
+        if !opts.quick {
+            record(lt, &o, opts.threads)?;
+        }
+        outcomes.push(o);
+    }
+    if outcomes.len() > 1 {
+        println!("\n{}", summary(&outcomes));
+    }
+    Ok(())
+}
+
+/// The gm program's command line.
+fn gm_command(lt: &Libtorch, bench: &Bench, common: &[String], json: &Path) -> Command {
+    let mut cmd = util::cargo(lt);
+    cmd.args(["run", "--release", "-p", bench.package, "--bin", bench.bin, "--"])
+        .args(common)
+        .args(bench.args)
+        .arg("--json")
+        .arg(json);
+    cmd
+}
+
+/// Runs a program that writes its result to `json` and reads it back.
+fn run_program(mut cmd: Command, what: &str, json: &Path, bench: &Bench) -> Result<Value> {
+    let _ = fs::remove_file(json);
+    util::run(&mut cmd, what)?;
+    let v = read_result(json, bench).with_context(|| format!("{what}'s output"))?;
+    let _ = fs::remove_file(json);
+    Ok(v)
+}
+
+fn run_one(lt: &Libtorch, bench: &'static Bench, opts: &Options) -> Result<Outcome> {
     if !bench.datasets.is_empty() {
         data::run(&data::Options {
             names: bench.datasets.iter().map(|s| s.to_string()).collect(),
@@ -187,81 +279,72 @@ pub fn run(lt: &Libtorch, opts: &Options) -> Result<()> {
             mirror: opts.mirror.clone(),
         })?;
     }
-
-    let tmp = std::env::temp_dir();
-    let pid = std::process::id();
-    let gm_json = tmp.join(format!("gm-bench-{}-gm-{pid}.json", bench.name));
-    let torch_json = tmp.join(format!("gm-bench-{}-torch-{pid}.json", bench.name));
-    let steps = opts.steps.unwrap_or(bench.default_steps);
+    let json = std::env::temp_dir().join(format!(
+        "gm-bench-{}-{}.json",
+        bench.name,
+        std::process::id()
+    ));
+    let default = if opts.quick {
+        bench.quick_steps
+    } else {
+        bench.default_steps
+    };
+    let steps = opts.steps.unwrap_or(default);
     let common = [
         "--steps".to_owned(),
         steps.to_string(),
         "--threads".to_owned(),
         opts.threads.to_string(),
     ];
-
     println!(
         "bench {}: {} ({} steps, {} threads)",
         bench.name, bench.about, steps, opts.threads
     );
-    let _ = fs::remove_file(&gm_json);
-    let mut cmd = util::cargo(lt);
-    cmd.args([
-        "run",
-        "--release",
-        "-p",
-        bench.package,
-        "--bin",
-        bench.bin,
-        "--",
-    ])
-    .args(&common)
-    .args(bench.args)
-    .arg("--json")
-    .arg(&gm_json);
-    util::run(&mut cmd, &format!("gm bench {}", bench.bin))?;
-    let gm = read_result(&gm_json, bench).context("gm's bench output")?;
-    let _ = fs::remove_file(&gm_json);
-
-    let torch = match lt.python() {
+    let gm = run_program(
+        gm_command(lt, bench, &common, &json),
+        &format!("gm bench {}", bench.bin),
+        &json,
+        bench,
+    )?;
+    let mut references = Vec::new();
+    match lt.python() {
         Some(python) => {
             let script = script_path(bench);
             if !script.exists() {
                 bail!("reference script {} is missing", script.display());
             }
-            let _ = fs::remove_file(&torch_json);
-            let mut cmd = Command::new(&python);
-            cmd.current_dir(&repo)
-                .arg(bench.script)
-                .args(&common)
-                .args(bench.args)
-                .arg("--json")
-                .arg(&torch_json);
-            util::run(&mut cmd, &format!("PyTorch reference {}", bench.script))?;
-            let v = read_result(&torch_json, bench).context("the PyTorch reference's output")?;
-            let _ = fs::remove_file(&torch_json);
-            Some(v)
+            for r in bench.references {
+                let mut cmd = Command::new(&python);
+                cmd.current_dir(util::repo_root())
+                    .arg(bench.script)
+                    .args(&common)
+                    .args(bench.args)
+                    .args(r.args)
+                    .arg("--json")
+                    .arg(&json);
+                let what = format!("PyTorch reference {} ({})", bench.script, r.label);
+                references.push(run_program(cmd, &what, &json, bench)?);
+            }
         }
-        None => {
-            println!(
-                "bench: the PyTorch reference can't run: LIBTORCH was given by the user and no \
-                 Python with torch {} is on PATH (put one there to compare)",
-                setup::TORCH_VERSION
-            );
-            None
-        }
+        None => println!(
+            "bench: the PyTorch reference can't run: LIBTORCH was given by the user and no \
+             Python with torch {} is on PATH (put one there to compare)",
+            setup::TORCH_VERSION
+        ),
+    }
+    let o = Outcome {
+        bench,
+        steps,
+        gm,
+        references,
     };
-
-    let ratio = torch.as_ref().and_then(|t| {
-        let (g, t) = (gm["seconds"].as_f64()?, t["seconds"].as_f64()?);
-        (t > 0.0).then_some(g / t)
-    });
-
     println!();
-    print!("{}", table(bench, &[Some(&gm), torch.as_ref()]));
-    match ratio {
-        Some(r) => println!(
-            "time ratio gm/PyTorch = {r:.3} ({}; <= 1 means gm is faster)",
+    let rows: Vec<&Value> = std::iter::once(&o.gm).chain(&o.references).collect();
+    print!("{}", table(bench, &rows));
+    match o.fastest() {
+        Some((best, r)) => println!(
+            "time ratio gm / fastest PyTorch ({}) = {r:.3} ({})",
+            best["impl"].as_str().unwrap_or("?"),
             if r <= 1.0 {
                 "gm is faster"
             } else {
@@ -270,37 +353,77 @@ pub fn run(lt: &Libtorch, opts: &Options) -> Result<()> {
         ),
         None => println!("time ratio gm/PyTorch: n/a"),
     }
+    Ok(o)
+}
 
+/// Writes `benches/results/<name>-<UTC date>-<hostname>.json`.
+fn record(lt: &Libtorch, o: &Outcome, threads: usize) -> Result<()> {
+    let bench = o.bench;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let host = hostname();
     let date = utc_date(now);
-    let out_dir = repo.join("benches/results");
+    let out_dir = util::repo_root().join("benches/results");
     fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let mut path = out_dir.join(format!("{}-{date}-{}.json", bench.name, file_safe(&host)));
+    let stem = format!("{}-{date}-{}", bench.name, file_safe(&host));
+    let mut path = out_dir.join(format!("{stem}.json"));
     let mut k = 2;
     while path.exists() {
-        path = out_dir.join(format!(
-            "{}-{date}-{}-{k}.json",
-            bench.name,
-            file_safe(&host)
-        ));
+        path = out_dir.join(format!("{stem}-{k}.json"));
         k += 1;
     }
+    let fastest = o.fastest();
     let record = json!({
         "bench": bench.name,
         "about": bench.about,
         "date_utc": date,
         "unix_time": now,
-        "args": { "steps": steps, "threads": opts.threads, "extra": bench.args },
-        "gm": gm,
-        "pytorch": torch,
-        "ratio_seconds_gm_over_pytorch": ratio,
+        "args": { "steps": o.steps, "threads": threads, "extra": bench.args },
+        "gm": o.gm,
+        "references": o.references,
+        "fastest_reference": fastest.map(|(b, _)| b["impl"].clone()),
+        "ratio_seconds_gm_over_fastest_reference": fastest.map(|(_, r)| r),
         "machine": machine(lt, &host),
     });
     fs::write(&path, serde_json::to_string_pretty(&record)? + "\n")
         .with_context(|| format!("writing {}", path.display()))?;
     println!("bench: wrote {}", util::show(&path));
     Ok(())
+}
+
+/// One line per bench: gm's and the fastest reference's throughput, the time ratio, the
+/// achieved and plain-matmul GFLOP/s and both peak RSS.
+fn summary(outcomes: &[Outcome]) -> String {
+    let mut s = format!(
+        "{:<12} {:>6} {:>11} {:<17} {:>11} {:>7} {:>8} {:>8} {:>8} {:>8}\n",
+        "bench", "steps", "gm ex/s", "fastest PyTorch", "its ex/s", "ratio", "gm GF/s",
+        "mm GF/s", "gm MB", "its MB"
+    );
+    for o in outcomes {
+        let num = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+        let (name, r_eps, ratio, r_mb) = match o.fastest() {
+            Some((b, r)) => (
+                b["impl"].as_str().unwrap_or("?").to_owned(),
+                num(b, "examples_per_sec"),
+                r,
+                num(b, "peak_rss_mb"),
+            ),
+            None => ("-".to_owned(), f64::NAN, f64::NAN, f64::NAN),
+        };
+        s += &format!(
+            "{:<12} {:>6} {:>11.1} {:<17} {:>11.1} {:>7.3} {:>8.2} {:>8.1} {:>8.0} {:>8.0}\n",
+            o.bench.name,
+            o.steps,
+            num(&o.gm, "examples_per_sec"),
+            name,
+            r_eps,
+            ratio,
+            num(&o.gm, "gflops"),
+            num(&o.gm, "matmul_gflops"),
+            num(&o.gm, "peak_rss_mb"),
+            r_mb
+        );
+    }
+    s + "ratio = gm seconds / fastest PyTorch seconds for the same steps (< 1: gm is faster)\n"
 }
 
 /// Reads a bench program's JSON output and checks the required keys.
@@ -337,36 +460,33 @@ pub fn check_result(v: &Value, bench: &Bench) -> Result<()> {
     Ok(())
 }
 
-/// A small fixed-width table of results (rows that are `None` are skipped).
-pub fn table(bench: &Bench, rows: &[Option<&Value>]) -> String {
+/// Columns every table shows: (key, header, decimals).
+const STANDARD_COLUMNS: &[(&str, &str, usize)] = &[
+    ("examples_per_sec", "examples/s", 1),
+    ("gflops", "GFLOP/s", 2),
+    ("matmul_gflops", "matmul GF/s", 1),
+];
+
+/// A small fixed-width table of results, one row per program.
+pub fn table(bench: &Bench, rows: &[&Value]) -> String {
     let name = |r: &Value| {
         r.get("impl")
             .and_then(Value::as_str)
             .unwrap_or("?")
             .to_owned()
     };
-    let w = rows
-        .iter()
-        .flatten()
-        .map(|r| name(r).len())
-        .max()
-        .unwrap_or(0)
-        .max(4);
+    let w = rows.iter().map(|r| name(r).len()).max().unwrap_or(0).max(4);
+    let columns: Vec<_> = STANDARD_COLUMNS.iter().chain(bench.columns).collect();
     let mut s = format!("{:<w$}  {:>7} {:>10}", "impl", "steps", "seconds");
-    for &(_, header, _) in bench.columns {
-        s += &format!(" {header:>12}");
+    for &&(_, header, _) in &columns {
+        s += &format!(" {header:>13}");
     }
     s += &format!(" {:>12}\n", "peak RSS MB");
-    for r in rows.iter().flatten() {
+    for r in rows {
         let num = |k: &str| r.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
-        s += &format!(
-            "{:<w$}  {:>7} {:>10.2}",
-            name(r),
-            num("steps"),
-            num("seconds")
-        );
-        for &(key, _, decimals) in bench.columns {
-            s += &format!(" {:>12.decimals$}", num(key));
+        s += &format!("{:<w$}  {:>7} {:>10.2}", name(r), num("steps"), num("seconds"));
+        for &&(key, _, decimals) in &columns {
+            s += &format!(" {:>13.decimals$}", num(key));
         }
         s += &format!(" {:>12.0}\n", num("peak_rss_mb"));
     }
@@ -524,7 +644,8 @@ mod tests {
     fn result_keys_are_checked() {
         let vae = &BENCHES[0];
         let good = json!({"impl": "gm", "steps": 10, "batch_size": 128, "seconds": 1.5,
-            "examples_per_sec": 853.3, "test_elbo": -101.2, "peak_rss_mb": 300.0, "extra": 1});
+            "examples_per_sec": 853.3, "gflops": 2.5, "matmul_gflops": 100.0,
+            "test_elbo": -101.2, "peak_rss_mb": 300.0, "extra": 1});
         check_result(&good, vae).unwrap();
         let mut missing = good.clone();
         missing.as_object_mut().unwrap().remove("test_elbo");
@@ -533,7 +654,7 @@ mod tests {
         wrong["seconds"] = json!("1.5");
         assert!(check_result(&wrong, vae).is_err());
         assert!(check_result(&json!([1, 2]), vae).is_err());
-        let t = table(vae, &[Some(&good), None]);
+        let t = table(vae, &[&good]);
         assert_eq!(t.lines().count(), 2);
         assert!(t.contains("gm") && t.contains("-101.20"));
     }
@@ -548,6 +669,7 @@ mod tests {
             assert!(b.script.starts_with("benches/reference/") && b.script.ends_with(".py"));
             assert!(script_path(b).exists(), "{} is missing", b.script);
             assert!(script_path(b).starts_with(util::repo_root()));
+            assert!(!b.references.is_empty() && b.quick_steps > 0);
         }
     }
 }

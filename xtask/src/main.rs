@@ -9,6 +9,7 @@
 //! cargo xtask test [-- <cargo test args>]
 //! cargo xtask demo                       # train, evaluate, report a small VAE on Fashion-MNIST
 //! cargo xtask bench vae|ais|rbm-cd1|rbm-pcd|nade-train|nade-sample [--steps N] [--threads T]
+//! cargo xtask bench --all [--quick]
 //! cargo xtask zoo rbm|autoregressive|<entry>... [--minutes M]   # reproduce the tables
 //! ```
 //!
@@ -100,17 +101,27 @@ enum Cmd {
         mirror: Option<String>,
     },
 
-    /// Time a gm program against its PyTorch reference and record the result.
+    /// Time a gm program against its PyTorch references and record the result.
     ///
     /// Runs `cargo run --release -p gm-benches --bin bench-<name>` and
-    /// `<python> benches/reference/<name>.py` with the same --steps/--threads, prints a
-    /// table and the time ratio gm/PyTorch (<= 1: gm is faster), and writes
-    /// benches/results/<name>-<UTC date>-<hostname>.json with both results and a
-    /// description of the machine.
+    /// `<python> benches/reference/<name>.py` (once per reference form: the code a PyTorch
+    /// user writes, and gm's algorithm in PyTorch where it differs) with the same
+    /// --steps/--threads, prints a table with examples/s, achieved GFLOP/s beside the plain
+    /// matmul rate of the same process, and peak RSS, and the time ratio gm / fastest
+    /// PyTorch (<= 1: gm is faster), and writes benches/results/<name>-<UTC date>-<hostname>.json
+    /// with every result and a description of the machine. `--all --quick` runs every bench
+    /// at a small size (a few minutes), records nothing and prints one table of ratios.
     Bench {
-        /// Which bench.
-        #[arg(value_parser = PossibleValuesParser::new(bench::BENCHES.iter().map(|b| b.name)))]
-        name: String,
+        /// Which bench (or --all).
+        #[arg(value_parser = PossibleValuesParser::new(bench::BENCHES.iter().map(|b| b.name)),
+              required_unless_present = "all")]
+        name: Option<String>,
+        /// Every bench, in turn.
+        #[arg(long, conflicts_with = "name")]
+        all: bool,
+        /// Small sizes (each bench's quick steps); nothing is written to benches/results.
+        #[arg(long)]
+        quick: bool,
         /// Steps for both implementations [default: the bench's own; vae 2000 training
         /// steps, ais 0 = the 14,500-temperature schedule].
         #[arg(long)]
@@ -199,6 +210,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Bench {
             name,
+            all,
+            quick,
             steps,
             threads,
             mirror,
@@ -211,9 +224,13 @@ fn run(cli: Cli) -> Result<()> {
             bench::run(
                 &lt,
                 &bench::Options {
-                    name,
+                    names: match name {
+                        Some(n) if !all => vec![n],
+                        _ => bench::BENCHES.iter().map(|b| b.name.to_owned()).collect(),
+                    },
                     steps,
                     threads,
+                    quick,
                     mirror,
                 },
             )?;
@@ -352,6 +369,9 @@ mod tests {
             }
         ));
         assert!(Cli::try_parse_from(["cargo xtask", "bench", "nope"]).is_err());
+        assert!(Cli::try_parse_from(["cargo xtask", "bench"]).is_err());
+        let c = Cli::try_parse_from(["cargo xtask", "bench", "--all", "--quick"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Bench { all: true, quick: true, name: None, .. }));
         assert!(Cli::try_parse_from(["cargo xtask", "data"]).is_err());
     }
 

@@ -17,7 +17,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use gm_benches::{busy_machine_warning, load_average, peak_rss_mb, threading_env};
+use gm_benches::{
+    busy_machine_warning, load_average, matmul_gflops, peak_rss_mb, threading_env, MATMUL_N,
+};
 use gm_eval::ais::{self, rbm::BernoulliRbm, Schedule};
 use serde_json::json;
 use tch::{Device, Kind, Tensor};
@@ -64,6 +66,7 @@ fn main() -> Result<()> {
         bail!("--threads must be positive and --chains at least 2");
     }
     tch::set_num_threads(args.threads as i32);
+    let matmul = matmul_gflops(MATMUL_N);
     tch::manual_seed(args.seed);
     let schedule = if args.steps == 0 {
         Schedule::salakhutdinov_murray()
@@ -85,6 +88,7 @@ fn main() -> Result<()> {
     let load_after = load_average();
     let steps = schedule.steps();
     let peak = peak_rss_mb().context("reading VmHWM from /proc/self/status")?;
+    let flops = 4.0 * (args.chains * rbm.visible() * rbm.hidden()) as f64 * steps as f64;
     let result = json!({
         "impl": "gm",
         "steps": steps,
@@ -93,6 +97,11 @@ fn main() -> Result<()> {
         "threads": args.threads,
         "seconds": seconds,
         "us_per_step": seconds / steps as f64 * 1e6,
+        // Chain-steps per second; two [M, D] × [D, H] products per temperature.
+        "examples_per_sec": (args.chains * steps as i64) as f64 / seconds,
+        "gflops": flops / seconds / 1e9,
+        "matmul_gflops": matmul,
+        "matmul_only_seconds": flops / (matmul * 1e9),
         "log_z": est.log_z,
         "log_z_std_err": est.std_err,
         "ess": est.ess,

@@ -19,9 +19,24 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use gm_benches::{
-    busy_machine_warning, load_average, peak_rss_mb, threading_env, vae_run_config, StepLoop,
-    WARMUP_STEPS,
+    busy_machine_warning, load_average, matmul_gflops, peak_rss_mb, threading_env, vae_run_config,
+    StepLoop, MATMUL_N, WARMUP_STEPS,
 };
+
+/// Flops of one example's training step: the six layers' forward multiply-adds (784-200,
+/// 200-200, 200-100, 50-200, 200-200, 200-784), ×2 for flops, ×3 for forward + backward
+/// (`flops_per_example` of the reference).
+fn flops_per_example() -> f64 {
+    let layers = [
+        (784, 200),
+        (200, 200),
+        (200, 100),
+        (50, 200),
+        (200, 200),
+        (200, 784),
+    ];
+    3.0 * 2.0 * layers.iter().map(|(i, o)| (i * o) as f64).sum::<f64>()
+}
 use gm_core::data::{self, Batches};
 use gm_core::model::BuildContext;
 use serde_json::json;
@@ -63,6 +78,7 @@ fn main() -> Result<()> {
         gm_core::device::tune_allocator();
     }
     tch::set_num_threads(args.threads as i32);
+    let matmul = matmul_gflops(MATMUL_N);
     let mut cfg = vae_run_config(&args.dataset, args.batch_size)?;
     cfg.seed = args.seed;
 
@@ -159,6 +175,8 @@ fn main() -> Result<()> {
         "seconds": seconds,
         "ms_per_step": 1000.0 * seconds / args.steps as f64,
         "examples_per_sec": examples_per_sec,
+        "gflops": examples_per_sec * flops_per_example() / 1e9,
+        "matmul_gflops": matmul,
         "test_elbo": test_elbo,
         "test_examples": ds.test.len(),
         "eval_seconds": eval_seconds,

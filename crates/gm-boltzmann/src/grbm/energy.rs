@@ -63,10 +63,8 @@ pub fn sample_visible(h: &Tensor, w: &Tensor, b: &Tensor, beta: &Tensor) -> Tens
     mean + noise
 }
 
-/// x ~ Bernoulli(p) as `u < p`, u uniform.
-pub fn bernoulli(p: &Tensor) -> Tensor {
-    p.rand_like().lt_tensor(p).to_kind(p.kind())
-}
+/// x ~ Bernoulli(p), elementwise ([`gm_core::sampling::bernoulli`]).
+pub use gm_core::sampling::bernoulli::sample as bernoulli;
 
 /// softplus(x) = max(x, 0) + log1p(e^−|x|), without libtorch's linear cut-off at x = 20.
 pub fn softplus(x: &Tensor) -> Tensor {

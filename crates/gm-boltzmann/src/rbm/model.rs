@@ -47,10 +47,8 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Model>> {
     Ok(Box::new(Rbm::new(cfg, ctx)?))
 }
 
-/// x ~ Bernoulli(p) as `u < p`, u uniform.
-pub(super) fn bernoulli(p: &Tensor) -> Tensor {
-    p.rand_like().lt_tensor(p).to_kind(p.kind())
-}
+/// x ~ Bernoulli(p), elementwise ([`gm_core::sampling::bernoulli`]).
+pub(super) use gm_core::sampling::bernoulli::sample as bernoulli;
 
 impl Rbm {
     /// A new RBM for binary data shaped like `ctx.data`: W ~ N(0, init_std²), c = 0 and b

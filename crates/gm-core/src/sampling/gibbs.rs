@@ -53,7 +53,7 @@ impl Units {
 
 /// Independent Bernoulli draws with probabilities `p` (0/1 values of `p`'s kind).
 pub fn sample_bernoulli(p: &Tensor) -> Tensor {
-    p.rand_like().lt_tensor(p).to_kind(p.kind())
+    super::bernoulli::sample(p)
 }
 
 /// A binary pairwise model p(x) ∝ exp(β (½ xᵀJx + aᵀx)): borrowed couplings `J` `[D, D]`

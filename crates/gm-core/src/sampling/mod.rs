@@ -14,7 +14,8 @@
 //!   size (`001_*.txt` §1.3.1);
 //! - [`hmc`]: Hamiltonian Monte Carlo with leapfrog steps, gradients by autograd, optional
 //!   step-size adaptation during warm-up (§20.5.2);
-//! - [`exact`]: all 2^d binary states, exact distributions and total variation.
+//! - [`exact`]: all 2^d binary states, exact distributions and total variation;
+//! - [`bernoulli`]: elementwise Bernoulli draws, fast on the CPU.
 //!
 //! ```no_run
 //! use gm_core::sampling::{metropolis_hastings::{self, McmcConfig}, hmc::{self, HmcConfig}};
@@ -30,6 +31,7 @@
 //! # Ok::<(), gm_core::Error>(())
 //! ```
 
+pub mod bernoulli;
 pub mod exact;
 pub mod gibbs;
 pub mod hmc;
