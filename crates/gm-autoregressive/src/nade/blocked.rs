@@ -4,11 +4,12 @@
 //!
 //! The running pre-activation a_i = c + Σ_{j<i} W[:, j] x_j is split as the carry of the
 //! block start, c + Σ_{j<s} W[:, j] x_j (one `[B, K] × [K, H]` product per block, kept for
-//! all blocks), plus the in-block part, one matrix product of the strictly lower-triangular
-//! masked inputs `[K·B, K]` with the block's rows of Wᵀ. The gradient pass walks the blocks
-//! backwards carrying R = Σ_{i ≥ block end} ∂L/∂a_i, so W's gradient is
-//! Σ_b x_j (R + Σ_{i in block, i > j} ∂L/∂a_i), again one product per block, with no
-//! subtraction of running totals. Every operation is a libtorch kernel on the model's device.
+//! all blocks), plus the in-block running sum: the block's K products x_j W[:, j] in one
+//! kernel, then one row addition per position. The gradient pass walks the blocks backwards
+//! carrying R = Σ_{i ≥ block end} ∂L/∂a_i; in-block suffix sums of ∂L/∂a (one row addition
+//! per position) give W's gradient Σ_b x_j (R + Σ_{i in block, i > j} ∂L/∂a_i) as one
+//! batched product per block, with no subtraction of running totals. Every operation is a
+//! libtorch kernel on the model's device.
 
 use tch::Tensor;
 
@@ -42,16 +43,6 @@ fn spans(d: i64, block: i64) -> Vec<(i64, i64)> {
         .collect()
 }
 
-/// `m[t, j] = 1` where `j < t` (`strict_lower`) or `j > t`, `[k, k]`.
-fn triangle(k: i64, strict_lower: bool, like: &Tensor) -> Tensor {
-    let ones = Tensor::ones([k, k], (like.kind(), like.device()));
-    if strict_lower {
-        ones.tril(-1)
-    } else {
-        ones.triu(1)
-    }
-}
-
 impl Ordered<'_> {
     fn batch(&self) -> i64 {
         self.xt.size()[1]
@@ -82,17 +73,22 @@ impl Ordered<'_> {
         out
     }
 
-    /// Sigmoid hidden activations of the block into `h` `[k, B, H]`: σ(carry + in-block sum).
+    /// Sigmoid hidden activations of the block into `h` `[k, B, H]`: h[0] = carry and
+    /// h[t] = h[t − 1] + x_{s+t−1} W_o[:, s+t−1] (the products of the block's inputs in one
+    /// kernel, then k − 1 row additions, the recurrence's own order), then σ in place.
     fn hidden_into(&self, span: (i64, i64), carry: &Tensor, h: &mut Tensor) {
         let (s, k) = span;
-        let x = self.inputs(span); // [k, B]
-                                   // masked[t, b, j] = x_{s+j, b} for j < t.
-        let masked = x.tr().unsqueeze(0) * triangle(k, true, &x).unsqueeze(1);
-        // The carry copied in, then the in-block sums added by the product (β = 1).
-        h.copy_(&carry.unsqueeze(0));
-        let _ = h
-            .view([-1, self.hidden()])
-            .addmm_(&masked.reshape([-1, k]), &self.wt.narrow(0, s, k));
+        h.get(0).copy_(carry);
+        if k > 1 {
+            let x = self.inputs((s, k - 1)).unsqueeze(2);
+            let _ = x.mul_out(
+                &h.narrow(0, 1, k - 1),
+                &self.wt.narrow(0, s, k - 1).unsqueeze(1),
+            );
+            for t in 1..k {
+                let _ = h.get(t).g_add_(&h.get(t - 1));
+            }
+        }
         let _ = h.sigmoid_();
     }
 
@@ -173,12 +169,20 @@ impl Ordered<'_> {
                 .unsqueeze(2)
                 .mul_out(&gv, &self.v.narrow(0, s, k).unsqueeze(1));
             let _ = Tensor::sigmoid_backward_grad_input(&h, &gv, &h);
-            // W_oᵀ rows of the block: Σ_b x_j (R + Σ_{i in block, i > j} ∂L/∂a_i).
-            let later = triangle(k, false, &x).unsqueeze(2) * x.unsqueeze(1); // [j, i, b]
-            let mut dwt = grads.wt.narrow(0, s, k);
+            // Suffix sums in place, h[t] = Σ_{i ≥ t in block} ∂L/∂a_i, so the rows of W_oᵀ are
+            // Σ_b x_j (R + h[j + 1]) (R alone for the block's last j).
+            for t in (0..k - 1).rev() {
+                let _ = h.get(t).g_add_(&h.get(t + 1));
+            }
+            let dwt = grads.wt.narrow(0, s, k);
             let _ = x.mm_out(&dwt, &r);
-            let _ = dwt.addmm_(&later.reshape([k, -1]), &h.view([-1, hid]));
-            r += h.sum_dim_intlist(0, false, kind);
+            if k > 1 {
+                let _ = dwt
+                    .narrow(0, 0, k - 1)
+                    .unsqueeze(1)
+                    .baddbmm_(&x.narrow(0, 0, k - 1).unsqueeze(1), &h.narrow(0, 1, k - 1));
+            }
+            r += h.get(0);
         }
         let _ = r.sum_intlist_out(&grads.c, 0, false, kind);
         (lp, grads)
