@@ -73,27 +73,34 @@ class Nade(nn.Module):
         for s, k in spans:
             carries.append(carry)
             carry = torch.addmm(carry, xt[s : s + k].t(), wt[s : s + k])
-        lower = torch.ones(block, block).tril(-1)
-        upper = torch.ones(block, block).triu(1)
         lp = torch.zeros(bsz)
         dwt, dv, db = torch.empty_like(wt), torch.empty_like(self.v), torch.empty_like(self.b)
         r = torch.zeros_like(carry)
+        h = torch.empty(block, bsz, wt.shape[1])
         for (s, k), carry in reversed(list(zip(spans, carries))):
-            xb = xt[s : s + k]
-            masked = xb.t().unsqueeze(0) * lower[:k, :k].unsqueeze(1)  # [t, b, j]
-            h = torch.sigmoid((masked.reshape(-1, k) @ wt[s : s + k]).view(k, bsz, -1) + carry)
+            xb, hb = xt[s : s + k], h[:k]
+            # Running sum in the block: carry, then one row addition per position.
+            hb[0] = carry
+            torch.mul(xb[:-1].unsqueeze(2), wt[s : s + k - 1].unsqueeze(1), out=hb[1:])
+            for t in range(1, k):
+                hb[t] += hb[t - 1]
+            hb.sigmoid_()
             vb = self.v[s : s + k]
-            logits = torch.bmm(h, vb.unsqueeze(2)).squeeze(2) + self.b[s : s + k].unsqueeze(1)
+            logits = torch.bmm(vb.unsqueeze(1), hb.transpose(1, 2)).squeeze(1) + self.b[s : s + k].unsqueeze(1)
             lp += (xb * logits - F.softplus(logits)).sum(0)
             if not grads:
                 continue
             g = (torch.sigmoid(logits) - xb) / bsz
             db[s : s + k] = g.sum(1)
-            dv[s : s + k] = torch.bmm(g.unsqueeze(1), h).squeeze(1)
-            da = h * (1 - h) * g.unsqueeze(2) * vb.unsqueeze(1)
-            later = upper[:k, :k].unsqueeze(2) * xb.unsqueeze(1)  # [j, i, b]
-            dwt[s : s + k] = xb @ r + later.reshape(k, -1) @ da.reshape(-1, da.shape[2])
-            r += da.sum(0)
+            dv[s : s + k] = torch.bmm(g.unsqueeze(1), hb).squeeze(1)
+            da = hb.mul_(1 - hb).mul_(g.unsqueeze(2) * vb.unsqueeze(1))
+            # Suffix sums seeded with R (carried from the later blocks).
+            dwt[s + k - 1] = xb[k - 1] @ r
+            da[k - 1] += r
+            for t in range(k - 2, -1, -1):
+                da[t] += da[t + 1]
+            dwt[s : s + k - 1] = torch.bmm(xb[:-1].unsqueeze(1), da[1:]).squeeze(1)
+            r = da[0].clone()
         if grads:
             self.w.grad, self.v.grad, self.b.grad, self.c.grad = dwt.t().contiguous(), dv, db, r.sum(0)
         return lp

@@ -169,20 +169,22 @@ impl Ordered<'_> {
                 .unsqueeze(2)
                 .mul_out(&gv, &self.v.narrow(0, s, k).unsqueeze(1));
             let _ = Tensor::sigmoid_backward_grad_input(&h, &gv, &h);
-            // Suffix sums in place, h[t] = Σ_{i ≥ t in block} ∂L/∂a_i, so the rows of W_oᵀ are
-            // Σ_b x_j (R + h[j + 1]) (R alone for the block's last j).
+            // Suffix sums in place, seeded with R: h[t] = R + Σ_{i ≥ t in block} ∂L/∂a_i, so
+            // the rows of W_oᵀ are Σ_b x_j h[j + 1] (Σ_b x_j R for the block's last j) and
+            // h[0] is the next block's R.
+            let dwt = grads.wt.narrow(0, s, k);
+            let _ = x.narrow(0, k - 1, 1).mm_out(&dwt.narrow(0, k - 1, 1), &r);
+            let _ = h.get(k - 1).g_add_(&r);
             for t in (0..k - 1).rev() {
                 let _ = h.get(t).g_add_(&h.get(t + 1));
             }
-            let dwt = grads.wt.narrow(0, s, k);
-            let _ = x.mm_out(&dwt, &r);
             if k > 1 {
-                let _ = dwt
-                    .narrow(0, 0, k - 1)
-                    .unsqueeze(1)
-                    .baddbmm_(&x.narrow(0, 0, k - 1).unsqueeze(1), &h.narrow(0, 1, k - 1));
+                let _ = x.narrow(0, 0, k - 1).unsqueeze(1).bmm_out(
+                    &dwt.narrow(0, 0, k - 1).unsqueeze(1),
+                    &h.narrow(0, 1, k - 1),
+                );
             }
-            r += h.get(0);
+            r.copy_(&h.get(0));
         }
         let _ = r.sum_intlist_out(&grads.c, 0, false, kind);
         (lp, grads)
