@@ -148,11 +148,11 @@ impl BernoulliRbm {
     }
 
     fn sample_visible(&self, h: &Tensor, beta: f64) -> Tensor {
-        // (1 − β) b_A + β (hWᵀ + b) = b_A + β (hWᵀ + b − b_A)
-        let mut a = self.b_diff.addmm(h, &self.w.tr());
-        let _ = a.g_mul_scalar_(beta);
-        let _ = a.g_add_(&self.base_b);
-        bernoulli(&a.sigmoid_())
+        // (1 − β) b_A + β (hWᵀ + b) = (b_A + β (b − b_A)) + β hWᵀ: one product with β as its
+        // scale and the bias vector as its input.
+        let bias = (&self.b_diff * beta + &self.base_b).view([1, 1, -1]);
+        let mut a = bias.baddbmm(&h.unsqueeze(0), &self.w.tr().unsqueeze(0), 1.0, beta);
+        bernoulli(&a.sigmoid_().squeeze_dim(0))
     }
 }
 
@@ -204,7 +204,8 @@ impl AisTarget for BernoulliRbm {
 
     fn step(&self, v: &Tensor, beta_from: f64, beta_to: f64) -> Result<(Tensor, Tensor)> {
         let u = self.pre_hidden(v);
-        let p_h = (&u * beta_to).sigmoid();
+        let mut p_h = &u * beta_to;
+        let _ = p_h.sigmoid_();
         let delta = self.ratio_at(v, &u, &p_h, beta_from, beta_to);
         let h = bernoulli(&p_h);
         Ok((delta, self.sample_visible(&h, beta_to)))
