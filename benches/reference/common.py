@@ -46,6 +46,15 @@ def read_amat(path: Path, rows: int) -> torch.Tensor:
     return (digits - ord("0")).to(torch.float32).view(rows, DIM)
 
 
+def shuffled_batches(x, batch_size, seed):
+    """Endless batches of the rows of x, a new permutation every epoch."""
+    gen = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(x.shape[0], generator=gen)
+        for s in range(0, x.shape[0], batch_size):
+            yield x.index_select(0, order[s : s + batch_size])
+
+
 def matmul_gflops(n=2048):
     """GFLOP/s of a plain n^3 float32 product in this process, best of five (gm_benches::matmul_gflops)."""
     a, b = torch.rand(n, n), torch.rand(n, n)

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (DIM, LOG_EVERY, WARMUP_STEPS, busy_warning, data_dir, matmul_gflops,  # noqa: E402
-                    peak_rss_mb, read_amat, threading_env)
+                    peak_rss_mb, read_amat, shuffled_batches, threading_env)
 
 
 def step_flops(batch, hidden):
@@ -124,15 +124,7 @@ class Nade(nn.Module):
 
 def train(a, model, train_x, test_x):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    gen = torch.Generator().manual_seed(a.seed)
-
-    def batches():
-        while True:
-            order = torch.randperm(train_x.shape[0], generator=gen)
-            for s in range(0, train_x.shape[0], a.batch_size):
-                yield train_x.index_select(0, order[s : s + a.batch_size])
-
-    stream, last = batches(), [float("nan")]
+    stream, last = shuffled_batches(train_x, a.batch_size, a.seed), [float("nan")]
 
     def step(x):
         opt.zero_grad(set_to_none=True)

@@ -21,7 +21,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import WARMUP_STEPS, data_dir, matmul_gflops, read_amat  # noqa: E402
+from common import WARMUP_STEPS, data_dir, matmul_gflops, read_amat, shuffled_batches  # noqa: E402
 
 DIM = 784
 
@@ -47,15 +47,7 @@ def main():
     c = torch.zeros(a.hidden).requires_grad_()
     opt = torch.optim.SGD([W, b, c], lr=0.05, momentum=0.5)
     chains = torch.bernoulli(torch.sigmoid(b.detach()).expand(a.batch_size, DIM))
-    gen = torch.Generator().manual_seed(a.seed)
-
-    def batches():
-        while True:
-            order = torch.randperm(train.shape[0], generator=gen)
-            for s in range(0, train.shape[0], a.batch_size):
-                yield train.index_select(0, order[s : s + a.batch_size])
-
-    stream = batches()
+    stream = shuffled_batches(train, a.batch_size, a.seed)
 
     @torch.no_grad()
     def update(v0):

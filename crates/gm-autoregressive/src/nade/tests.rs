@@ -1,5 +1,5 @@
 use super::*;
-use crate::common::{all_binary_vectors, total_variation, Autoregressive};
+use crate::common::{all_binary_vectors, total_variation};
 use crate::testutil::*;
 use gm_core::config::RunConfig;
 use gm_core::data::{bars_and_stripes_patterns, Dataset};
