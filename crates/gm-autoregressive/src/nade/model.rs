@@ -106,7 +106,8 @@ impl Nade {
     /// The ordered inputs `[B, D]` and the logits of the D conditionals `[B, D]` (output `i`
     /// is p(x_{o_i} = 1 | x_{o_<i})) for `x` `[B, …]`, in O(BDH): the pre-activations of all
     /// conditionals are c plus an exclusive cumulative sum of W_o[:, j] x_{o_j} along the
-    /// ordering (one `cumsum`, no loop over the variables).
+    /// ordering (one `cumsum`, no loop over the variables). It holds `[B, D, H]` at once: it is
+    /// the differentiable reference the blocked pass is tested against, not what trains.
     pub fn conditionals(&self, x: &Tensor) -> (Tensor, Tensor) {
         let x_o = self.ordered_inputs(x);
         let (w_o, v_o, b_o) = self.ordered_params();
