@@ -374,13 +374,16 @@ fn a_corrupt_checkpoint_is_named_and_from_resumes_the_good_one_and_raw_samples_l
     );
 
     // Raw samples: safetensors with metadata and a PNG beside it; npy with a JSON sidecar.
+    let sample_to = |path: &std::path::Path| {
+        let o = run(gm()
+            .arg("sample")
+            .arg(&run_dir)
+            .args(["-n", "12", "--seed", "4", "-o"])
+            .arg(path));
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
     let st = tmp.path().join("s.safetensors");
-    let o = run(gm()
-        .arg("sample")
-        .arg(&run_dir)
-        .args(["-n", "12", "--seed", "4", "-o"])
-        .arg(&st));
-    assert!(o.status.success(), "{}", stderr(&o));
+    sample_to(&st);
     assert!(tmp.path().join("s.png").exists());
     let t = Tensor::read_safetensors(&st).unwrap();
     assert_eq!(t[0].0, "samples");
@@ -394,12 +397,7 @@ fn a_corrupt_checkpoint_is_named_and_from_resumes_the_good_one_and_raw_samples_l
         "{meta:?}"
     );
     let npy = tmp.path().join("s2.npy");
-    let o = run(gm()
-        .arg("sample")
-        .arg(&run_dir)
-        .args(["-n", "12", "--seed", "4", "-o"])
-        .arg(&npy));
-    assert!(o.status.success(), "{}", stderr(&o));
+    sample_to(&npy);
     assert!(
         Tensor::read_npy(&npy).unwrap().equal(&t[0].1),
         "same seed, same samples"
