@@ -4,7 +4,7 @@ use crate::testutil::*;
 use gm_core::config::RunConfig;
 use gm_core::data::Dataset;
 use gm_core::model::{parse_params, BuildContext, LikelihoodKind, Model};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use tch::{Device, Kind, Tensor};
 
 fn rnade(c: &RunConfig, d: &Dataset) -> gm_core::Result<Rnade> {
@@ -24,7 +24,8 @@ fn real_rows(n: i64, d: i64) -> Dataset {
     dataset_of(&Tensor::randn([n, d], (Kind::Float, Device::Cpu)), false)
 }
 
-fn vars(m: &Rnade) -> HashMap<String, Tensor> {
+/// The model's variables by name, in name order (so seeded draws land the same way each run).
+fn vars(m: &Rnade) -> BTreeMap<String, Tensor> {
     m.var_stores()[0]
         .1
         .variables()
