@@ -336,7 +336,8 @@ fn write_pictures(
         let m = n_test.min(32);
         let idx = tch::Tensor::arange(m, (tch::Kind::Int64, data.test.x.device())) * (n_test / m);
         let x = data.test.x.index_select(0, &idx);
-        let figs = model.figures(&x)?;
+        let mut figs = model.figures(&x)?;
+        figs.extend(class_grid(model)?);
         if !figs.is_empty() {
             std::fs::create_dir_all(run_dir.join("figures"))?;
         }
@@ -354,6 +355,23 @@ fn write_pictures(
         }
     }
     Ok(())
+}
+
+/// A row of samples per class, for a model that samples by class.
+fn class_grid(model: &dyn gm_core::model::Model) -> Result<Option<gm_core::model::Figure>> {
+    let Some(cond) = model.as_conditional() else {
+        return Ok(None);
+    };
+    let per_row = 10;
+    let rows = (0..cond.num_classes())
+        .map(|c| tch::no_grad(|| cond.sample_class(per_row, c)))
+        .collect::<gm_core::Result<Vec<_>>>()?;
+    Ok(Some(gm_core::model::Figure {
+        name: "samples-per-class".into(),
+        caption: format!("row c: {per_row} samples of class c"),
+        images: tch::Tensor::cat(&rows, 0),
+        per_row,
+    }))
 }
 
 pub fn sample(a: SampleArgs) -> Result<()> {

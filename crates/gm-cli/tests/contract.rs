@@ -350,3 +350,35 @@ fn every_registered_model_keeps_the_contract() {
         failures.join("\n")
     );
 }
+
+/// Every shipped `configs/*.toml` parses, validates and builds its model on its dataset (on
+/// the datasets in the data cache; the others are named as skipped).
+#[test]
+fn every_shipped_config_builds_its_model() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    assert!(paths.len() > 10, "configs found: {paths:?}");
+    let reg = run::registry();
+    let mut failed = Vec::new();
+    for path in &paths {
+        let name = path.file_name().unwrap().to_string_lossy();
+        let text = std::fs::read_to_string(path).unwrap();
+        let outcome = RunConfig::from_toml_str(&text)
+            .and_then(|c| c.validate().map(|_| c))
+            .and_then(|c| match data::load(&c.data.dataset, &c.data.options) {
+                Err(Error::NotDownloaded { .. }) => Ok(Some(c.data.dataset)),
+                d => build(&reg, &c, &d?).map(|_| None),
+            });
+        match outcome {
+            Ok(Some(ds)) => println!("{name}: {ds} not downloaded, not built"),
+            Ok(None) => println!("{name}: built"),
+            Err(e) => failed.push(format!("{name}: {e}")),
+        }
+    }
+    assert!(failed.is_empty(), "{failed:#?}");
+}

@@ -103,6 +103,11 @@ fn class_samples_of_a_cvae_and_labels_required() {
     let out = tmp.path().join("runs");
     train(&out, "cvae", "hidden = [16]\nlatent = 2");
     let dir = out.join("cvae");
+    // Training ends with the per-class grid (a row per class) beside the other figures.
+    assert_eq!(
+        &std::fs::read(dir.join("figures/samples-per-class.png")).unwrap()[1..4],
+        b"PNG"
+    );
     let o = sample(&dir, &["--class", "1", "-n", "9"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(

@@ -373,20 +373,6 @@ impl Vae {
     fn class_one_hot(&self, n: i64, class: i64) -> Result<Tensor> {
         self.one_hot(&Tensor::full([n], class, (Kind::Int64, self.device())))
     }
-
-    /// Per-class sample grid of a conditional VAE: a row of decoder means per class.
-    fn class_figure(&self) -> Result<Figure> {
-        let per_row = 8;
-        let rows = (0..self.classes)
-            .map(|c| self.sample_class(per_row, c))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Figure {
-            name: "samples-per-class".into(),
-            caption: "row c: E[x | y = c, z] for z ~ N(0, I)".into(),
-            images: Tensor::cat(&rows, 0),
-            per_row,
-        })
-    }
 }
 
 /// Approximate: [`COMPLETION_ITERATIONS`] rounds of [`Vae::complete_iterative`].
@@ -462,10 +448,10 @@ impl Model for Vae {
     }
 
     /// Reconstructions, a latent walk and (images) the completion grid of a bottom half;
-    /// for a conditional VAE a per-class sample grid instead (the others need labels).
+    /// none for a conditional VAE (they need labels; `gm` draws its per-class grid).
     fn figures(&self, x: &Tensor) -> Result<Vec<Figure>> {
         if self.is_conditional() {
-            return Ok(vec![self.class_figure()?]);
+            return Ok(Vec::new());
         }
         tch::no_grad(|| -> Result<Vec<Figure>> {
             let mut shape = vec![-1];
