@@ -23,6 +23,7 @@ mod bench;
 mod data;
 mod demo;
 mod manifest;
+mod rnglint;
 mod setup;
 mod util;
 mod zoo;

@@ -16,6 +16,7 @@ use gm_eval::results::{self, Metric, RecordContext, ResultRecord};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use tch::Device;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -159,69 +160,13 @@ struct RunInfo {
     threads: i32,
 }
 
+/// `gm train`: resolve the config, load and check everything, open (or reopen) the run
+/// directory, fit, draw the pictures, print the summary.
 pub fn train(a: TrainArgs) -> Result<()> {
     let (cfg, run_dir, resume) = match &a.resume {
-        Some(dir) => {
-            let mut cfg = run::read_config(dir)?;
-            if let Some(m) = &a.model {
-                if *m != cfg.model.name {
-                    bail!(
-                        "{} is a run of `{}`, not `{m}`",
-                        dir.display(),
-                        cfg.model.name
-                    );
-                }
-            }
-            if let Some(e) = a.epochs {
-                cfg.train.epochs = e;
-            }
-            if let Some(s) = a.max_steps {
-                cfg.train.max_steps = Some(s);
-            }
-            cfg.train.max_minutes = a.max_minutes.or(cfg.train.max_minutes);
-            if let Some(d) = &a.device {
-                cfg.device = DeviceSpec::parse(d)?;
-            }
-            (cfg, dir.clone(), true)
-        }
+        Some(dir) => (resumed_config(dir, &a)?, dir.clone(), true),
         None => {
-            let Some(model) = &a.model else {
-                bail!("name a model to train (see `gm list`), or give --resume <run-dir>");
-            };
-            let mut cfg = match &a.config {
-                Some(p) => RunConfig::from_file(p)?,
-                None => RunConfig::default(),
-            };
-            let reg = run::registry();
-            let entry = reg.lookup(model)?;
-            if !cfg.model.name.is_empty() && cfg.model.name != *model {
-                bail!(
-                    "the config names model `{}` but the command line says `{model}`",
-                    cfg.model.name
-                );
-            }
-            cfg.model.name = model.clone();
-            if let Some(d) = &a.dataset {
-                cfg.data.dataset = d.clone();
-            }
-            if cfg.data.dataset.is_empty() {
-                cfg.data.dataset = entry.default_dataset.to_string();
-            }
-            if let Some(e) = a.epochs {
-                cfg.train.epochs = e;
-            }
-            if let Some(s) = a.max_steps {
-                cfg.train.max_steps = Some(s);
-            }
-            if let Some(d) = &a.device {
-                cfg.device = DeviceSpec::parse(d)?;
-            }
-            if let Some(s) = a.seed {
-                cfg.seed = s;
-            }
-            if a.max_minutes.is_some() {
-                cfg.train.max_minutes = a.max_minutes;
-            }
+            let cfg = new_config(&a)?;
             let dir = run::new_run_dir(&a.out, a.name.as_deref(), &cfg);
             (cfg, dir, false)
         }
@@ -235,72 +180,135 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let mut model = run::build_model(&cfg, &data, device)?;
     let mut resolved = cfg.clone();
     resolved.model.params = model.resolved_params();
-    resolved.data.options.binarize_seed = cfg.data.options.binarize_seed;
-
     let progress = if resume {
         let (ckpt, p) = checkpoint::restore_run(&run_dir, a.from, model.as_mut())?;
+        let (dir, c) = (run_dir.display(), ckpt.display());
         tracing::info!(
-            "resuming {} from {} (epoch {}, step {})",
-            run_dir.display(),
-            ckpt.display(),
+            "resuming {dir} from {c} (epoch {}, step {})",
             p.epoch,
             p.step
         );
         Some(p)
     } else {
-        if run_dir.exists() {
-            if !a.force {
-                bail!(
-                    "{} already exists: continue it with `gm train --resume {0}`, or replace it with --force",
-                    run_dir.display()
-                );
-            }
-            std::fs::remove_dir_all(&run_dir)
-                .with_context(|| format!("removing {}", run_dir.display()))?;
-        }
-        std::fs::create_dir_all(&run_dir)
-            .with_context(|| format!("creating {}", run_dir.display()))?;
-        atomic_write(&run_dir.join(CONFIG_FILE), resolved.to_toml().as_bytes())?;
-        let info = RunInfo {
-            gm_version: env!("CARGO_PKG_VERSION"),
-            command: std::env::args().collect(),
-            device: device_name(device),
-            started_unix: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            threads: tch::get_num_threads(),
-        };
-        atomic_write(
-            &run_dir.join("run.json"),
-            &serde_json::to_vec_pretty(&info)?,
-        )?;
+        create_run_dir(&run_dir, &resolved, device, a.force)?;
         None
     };
+    log_start(&cfg, &data, device, &run_dir);
+    install_ctrlc();
+    let summary = train::fit(model.as_mut(), &data, &resolved, &run_dir, progress)?;
+    let n = cfg.train.n_samples;
+    write_pictures(model.as_ref(), &data, &run_dir, cfg.seed, n)?;
+    print_summary(&cfg, &summary, &run_dir);
+    Ok(())
+}
+
+/// The config of the run in `dir`, with the command line's budget and device overrides.
+fn resumed_config(dir: &Path, a: &TrainArgs) -> Result<RunConfig> {
+    let mut cfg = run::read_config(dir)?;
+    if let Some(m) = &a.model {
+        if *m != cfg.model.name {
+            let d = dir.display();
+            bail!("{d} is a run of `{}`, not `{m}`", cfg.model.name);
+        }
+    }
+    apply_overrides(&mut cfg, a)?;
+    Ok(cfg)
+}
+
+/// The config of a new run: `--config` (or the defaults), the model named on the command
+/// line, its default dataset unless one is given, and the command line's overrides.
+fn new_config(a: &TrainArgs) -> Result<RunConfig> {
+    let Some(model) = &a.model else {
+        bail!("name a model to train (see `gm list`), or give --resume <run-dir>");
+    };
+    let mut cfg = match &a.config {
+        Some(p) => RunConfig::from_file(p)?,
+        None => RunConfig::default(),
+    };
+    let reg = run::registry();
+    let entry = reg.lookup(model)?;
+    if !cfg.model.name.is_empty() && cfg.model.name != *model {
+        let named = &cfg.model.name;
+        bail!("the config names model `{named}` but the command line says `{model}`");
+    }
+    cfg.model.name = model.clone();
+    if let Some(d) = &a.dataset {
+        cfg.data.dataset = d.clone();
+    }
+    if cfg.data.dataset.is_empty() {
+        cfg.data.dataset = entry.default_dataset.to_string();
+    }
+    if let Some(s) = a.seed {
+        cfg.seed = s;
+    }
+    apply_overrides(&mut cfg, a)?;
+    Ok(cfg)
+}
+
+/// `--epochs`, `--max-steps`, `--max-minutes` and `--device`, when given.
+fn apply_overrides(cfg: &mut RunConfig, a: &TrainArgs) -> Result<()> {
+    if let Some(e) = a.epochs {
+        cfg.train.epochs = e;
+    }
+    if let Some(s) = a.max_steps {
+        cfg.train.max_steps = Some(s);
+    }
+    if a.max_minutes.is_some() {
+        cfg.train.max_minutes = a.max_minutes;
+    }
+    if let Some(d) = &a.device {
+        cfg.device = DeviceSpec::parse(d)?;
+    }
+    Ok(())
+}
+
+/// A fresh run directory (replacing an old one only with `force`) holding the resolved
+/// config and `run.json`.
+fn create_run_dir(dir: &Path, resolved: &RunConfig, device: Device, force: bool) -> Result<()> {
+    if dir.exists() {
+        if !force {
+            bail!(
+                "{} already exists: continue it with `gm train --resume {0}`, or replace it with --force",
+                dir.display()
+            );
+        }
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    atomic_write(&dir.join(CONFIG_FILE), resolved.to_toml().as_bytes())?;
+    let info = RunInfo {
+        gm_version: env!("CARGO_PKG_VERSION"),
+        command: std::env::args().collect(),
+        device: device_name(device),
+        started_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        threads: tch::get_num_threads(),
+    };
+    atomic_write(&dir.join("run.json"), &serde_json::to_vec_pretty(&info)?)?;
+    Ok(())
+}
+
+fn log_start(cfg: &RunConfig, data: &gm_core::data::Dataset, device: Device, run_dir: &Path) {
+    let labels = match (cfg.data.options.labelled, data.num_classes) {
+        (Some(n), _) => format!("{n} kept"),
+        (None, Some(_)) => "all".to_string(),
+        (None, None) => "none".to_string(),
+    };
     tracing::info!(
-        "training {} on {} ({} train / {} valid examples, labels: {}, binarization {}) on {}, run dir {}",
+        "training {} on {} ({} train / {} valid examples, labels: {labels}, binarization {}) on {}, run dir {}",
         cfg.model.name,
         cfg.data.dataset,
         data.train.len(),
         data.valid.len(),
-        match (cfg.data.options.labelled, data.num_classes) {
-            (Some(n), _) => format!("{n} kept"),
-            (None, Some(_)) => "all".to_string(),
-            (None, None) => "none".to_string(),
-        },
         data.binarization,
         device_name(device),
         run_dir.display()
     );
-    install_ctrlc();
-    let summary = train::fit(model.as_mut(), &data, &resolved, &run_dir, progress)?;
-    write_pictures(
-        model.as_ref(),
-        &data,
-        &run_dir,
-        cfg.seed,
-        cfg.train.n_samples,
-    )?;
+}
+
+fn print_summary(cfg: &RunConfig, summary: &train::FitSummary, run_dir: &Path) {
     println!(
         "trained {} for {} epochs / {} steps in {:.1}s{}; run dir {}",
         cfg.model.name,
@@ -317,7 +325,6 @@ pub fn train(a: TrainArgs) -> Result<()> {
     for (k, v) in &summary.valid {
         println!("  valid {k}: {v:.4}");
     }
-    Ok(())
 }
 
 /// Final sample grid and the model's own figures (reconstructions, walks).

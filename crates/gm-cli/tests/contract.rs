@@ -15,7 +15,8 @@
 //!   are typed config errors naming the field (unless [`ACCEPTS_NEGATIVE`] lists it).
 //!
 //! Failures of all entries are collected and reported together. One test function: the
-//! entries run one after another, since every run seeds libtorch's global generator.
+//! entries run one after another, since every run seeds libtorch's global generator (and
+//! holds its lock against the other test here).
 
 #[allow(dead_code)]
 #[path = "../src/run.rs"]
@@ -320,6 +321,7 @@ fn check_entry(reg: &ModelRegistry, entry: &ModelEntry) -> Result<String, String
 
 #[test]
 fn every_registered_model_keeps_the_contract() {
+    let _rng = gm_core::rng_guard::lock();
     let reg = run::registry();
     assert!(!reg.entries().is_empty());
     let mut failures = Vec::new();
@@ -355,6 +357,8 @@ fn every_registered_model_keeps_the_contract() {
 /// the datasets in the data cache; the others are named as skipped).
 #[test]
 fn every_shipped_config_builds_its_model() {
+    // Building draws initial weights from the generator the contract test seeds.
+    let _rng = gm_core::rng_guard::lock();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

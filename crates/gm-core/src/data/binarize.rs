@@ -210,6 +210,7 @@ mod tests {
 
     #[test]
     fn bernoulli_does_not_depend_on_the_chunk_size() {
+        let _rng = crate::rng_guard::lock();
         let p = Tensor::rand([3 * CPU_CHUNK as i64 + 5], (Kind::Float, tch::Device::Cpu));
         let s = || rng::stream(Domain::BinarizeOnce, 4, 0, 0);
         let a = bernoulli(&p, s());
