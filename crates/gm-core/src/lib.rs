@@ -13,7 +13,8 @@
 //! - [`masks`]: observation masks for completion (`bottom-half`, `right-half`, `square`,
 //!   `random:P`) and the masked input | completion | truth grid;
 //! - [`export`]: raw tensors as `.safetensors` (with metadata) and `.npy` for other tools;
-//! - [`model`]: the small traits every model implements and the registry the CLI uses.
+//! - [`model`]: the small traits every model implements and the registry the CLI uses;
+//! - [`nets`]: activations and MLP / conv stacks with named parameter scopes.
 //! - [`rng_guard`]: the one lock around libtorch's global generator that seeded tests hold.
 //!
 //! ```no_run
@@ -35,6 +36,7 @@ pub mod image;
 pub mod kit;
 pub mod masks;
 pub mod model;
+pub mod nets;
 pub mod optim;
 pub mod progress;
 pub mod rng_guard;

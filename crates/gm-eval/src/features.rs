@@ -36,6 +36,7 @@ use std::time::Instant;
 use gm_core::checkpoint::{atomic_write, atomic_write_with};
 use gm_core::config::OptimConfig;
 use gm_core::data::{self, epoch_order, Binarization, BinarizeSpec, DataOptions, Dataset};
+use gm_core::nets::{Activation, ConvStack};
 use gm_core::optim::Optimizer;
 use gm_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -221,34 +222,24 @@ pub struct FeatureNet {
 
 #[derive(Debug)]
 struct Net {
-    c1: nn::Conv2D,
-    c2: nn::Conv2D,
+    convs: ConvStack,
     fc1: nn::Linear,
     fc2: nn::Linear,
 }
 
 impl Net {
     fn new(p: &nn::Path, hw: [i64; 2], classes: i64) -> Net {
-        let conv = nn::ConvConfig {
-            padding: 1,
-            ..Default::default()
-        };
         let flat = 64 * (hw[0] / 4) * (hw[1] / 4);
         Net {
-            c1: nn::conv2d(p / "c1", 1, 32, 3, conv),
-            c2: nn::conv2d(p / "c2", 32, 64, 3, conv),
+            convs: ConvStack::new(p, "c", 1, &[32, 64], 3),
             fc1: nn::linear(p / "fc1", flat, FEATURE_DIM, Default::default()),
             fc2: nn::linear(p / "fc2", FEATURE_DIM, classes, Default::default()),
         }
     }
 
     fn features(&self, x: &Tensor) -> Tensor {
-        x.apply(&self.c1)
-            .relu()
-            .max_pool2d_default(2)
-            .apply(&self.c2)
-            .relu()
-            .max_pool2d_default(2)
+        self.convs
+            .forward(x, Activation::Relu, 2)
             .flatten(1, -1)
             .apply(&self.fc1)
             .relu()

@@ -7,6 +7,7 @@ use gm_core::model::{
     params_table, parse_params, BuildContext, Complete, CompletionKind, Figure, LogLikelihood,
     Metrics, Model,
 };
+use gm_core::nets::Mlp;
 use gm_core::optim::Optimizer;
 use gm_core::{Error, Result};
 use tch::nn::{self, VarStore};
@@ -65,18 +66,8 @@ impl DeepNade {
             .to_device(device);
         let vs = VarStore::new(device);
         let root = vs.root() / "deepnade";
-        let mut layers = Vec::new();
-        let mut prev = 2 * dim;
-        for (i, &h) in cfg.hidden.iter().enumerate() {
-            layers.push(nn::linear(
-                &root / format!("fc{}", i + 1),
-                prev,
-                h,
-                Default::default(),
-            ));
-            prev = h;
-        }
-        let out = nn::linear(&root / "out", prev, dim, Default::default());
+        let layers = Mlp::new(&root, "fc", 2 * dim, &cfg.hidden);
+        let out = nn::linear(&root / "out", layers.out_dim(), dim, Default::default());
         tch::no_grad(|| {
             if let Some(bs) = &out.bs {
                 bs.shallow_clone()
@@ -91,7 +82,7 @@ impl DeepNade {
             orders,
             orders_t,
             vs,
-            layers,
+            layers: layers.layers,
             out,
             opt,
         })

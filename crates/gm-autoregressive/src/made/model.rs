@@ -3,6 +3,7 @@ use crate::common::{self, Autoregressive};
 use gm_core::config::RunConfig;
 use gm_core::data::Batch;
 use gm_core::model::{params_table, parse_params, BuildContext, LogLikelihood, Metrics, Model};
+use gm_core::nets::Mlp;
 use gm_core::optim::Optimizer;
 use gm_core::Result;
 use rand::seq::SliceRandom;
@@ -77,18 +78,8 @@ impl Made {
             .collect();
         let vs = VarStore::new(device);
         let root = vs.root() / "made";
-        let mut layers = Vec::new();
-        let mut prev = dim;
-        for (i, &h) in cfg.hidden.iter().enumerate() {
-            layers.push(nn::linear(
-                &root / format!("fc{}", i + 1),
-                prev,
-                h,
-                Default::default(),
-            ));
-            prev = h;
-        }
-        let out = nn::linear(&root / "out", prev, dim, Default::default());
+        let layers = Mlp::new(&root, "fc", dim, &cfg.hidden);
+        let out = nn::linear(&root / "out", layers.out_dim(), dim, Default::default());
         tch::no_grad(|| {
             if let Some(bs) = &out.bs {
                 bs.shallow_clone()
@@ -104,7 +95,7 @@ impl Made {
             deg_in,
             deg_hidden,
             vs,
-            layers,
+            layers: layers.layers,
             out,
             opt,
         })

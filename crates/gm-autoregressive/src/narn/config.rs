@@ -2,31 +2,9 @@ use crate::common::OrderingKind;
 use gm_core::checks;
 use gm_core::Result;
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
 
 /// A hidden-unit non-linearity.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Activation {
-    /// tanh.
-    #[default]
-    Tanh,
-    /// The logistic sigmoid.
-    Sigmoid,
-    /// max(0, a).
-    Relu,
-}
-
-impl Activation {
-    /// The non-linearity applied to `a`.
-    pub fn apply(self, a: &Tensor) -> Tensor {
-        match self {
-            Activation::Tanh => a.tanh(),
-            Activation::Sigmoid => a.sigmoid(),
-            Activation::Relu => a.relu(),
-        }
-    }
-}
+pub use gm_core::nets::Activation;
 
 /// `[model]` fields of `narn`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

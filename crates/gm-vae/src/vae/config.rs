@@ -15,18 +15,8 @@ pub enum Likelihood {
     Gaussian,
 }
 
-/// Hidden-layer non-linearity.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Activation {
-    /// tanh (Kingma & Welling 2014, Burda et al. 2015).
-    #[default]
-    Tanh,
-    /// ReLU.
-    Relu,
-    /// softplus.
-    Softplus,
-}
+/// Hidden-layer non-linearity (tanh as in Kingma & Welling 2014 and Burda et al. 2015).
+pub use gm_core::nets::Activation;
 
 /// `[model]` fields of `vae`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -1,4 +1,4 @@
-use super::config::{Activation, Likelihood, VaeConfig};
+use super::config::{Likelihood, VaeConfig};
 use gm_core::config::RunConfig;
 use gm_core::data::Batch;
 use gm_core::masks;
@@ -6,6 +6,7 @@ use gm_core::model::{
     params_table, parse_params, BuildContext, Complete, CompletionKind, Conditional, Figure,
     LikelihoodKind, LogLikelihood, Metrics, Model,
 };
+use gm_core::nets::Mlp;
 use gm_core::optim::Optimizer;
 use gm_core::{Error, Result};
 use gm_eval::importance::{importance_log_likelihood, mean_and_std_err};
@@ -27,9 +28,9 @@ pub struct Vae {
     shape: Vec<i64>,
     pub(crate) dim: i64,
     vs: VarStore,
-    enc: Vec<nn::Linear>,
+    enc: Mlp,
     enc_head: nn::Linear,
-    dec: Vec<nn::Linear>,
+    dec: Mlp,
     dec_head: nn::Linear,
     opt: Optimizer,
 }
@@ -101,41 +102,27 @@ impl Vae {
         }
         let vs = VarStore::new(ctx.device);
         let root = vs.root();
-        let mut enc = Vec::new();
-        let mut prev = dim + classes;
-        for (i, &h) in cfg.hidden.iter().enumerate() {
-            enc.push(nn::linear(
-                &root / "encoder" / format!("fc{}", i + 1),
-                prev,
-                h,
-                Default::default(),
-            ));
-            prev = h;
-        }
+        let enc = Mlp::new(&(&root / "encoder"), "fc", dim + classes, &cfg.hidden);
         // μ and log σ² come from one layer (one matmul), split afterwards.
         let enc_head = nn::linear(
             &root / "encoder" / "head",
-            prev,
+            enc.out_dim(),
             2 * cfg.latent,
             Default::default(),
         );
-        let mut dec = Vec::new();
-        let mut prev = cfg.latent + classes;
-        for (i, &h) in cfg.hidden.iter().rev().enumerate() {
-            dec.push(nn::linear(
-                &root / "decoder" / format!("fc{}", i + 1),
-                prev,
-                h,
-                Default::default(),
-            ));
-            prev = h;
-        }
+        let rev: Vec<i64> = cfg.hidden.iter().rev().copied().collect();
+        let dec = Mlp::new(&(&root / "decoder"), "fc", cfg.latent + classes, &rev);
         let out = if likelihood == Likelihood::Gaussian {
             2 * dim
         } else {
             dim
         };
-        let dec_head = nn::linear(&root / "decoder" / "head", prev, out, Default::default());
+        let dec_head = nn::linear(
+            &root / "decoder" / "head",
+            dec.out_dim(),
+            out,
+            Default::default(),
+        );
         let opt = Optimizer::new(&vs, &ctx.cfg.optim)?;
         Ok(Vae {
             name: "vae",
@@ -156,14 +143,6 @@ impl Vae {
     /// The resolved likelihood (never `Auto`).
     pub fn likelihood(&self) -> Likelihood {
         self.likelihood
-    }
-
-    fn act(&self, x: Tensor) -> Tensor {
-        match self.cfg.activation {
-            Activation::Tanh => x.tanh(),
-            Activation::Relu => x.relu(),
-            Activation::Softplus => x.softplus(),
-        }
     }
 
     /// Whether this is a conditional VAE.
@@ -228,11 +207,10 @@ impl Vae {
 
     /// q(z | x, y) for a conditional VAE (`y` one-hot `[B, C]`), q(z | x) for `None`.
     pub fn encode_with(&self, x: &Tensor, y: Option<&Tensor>) -> (Tensor, Tensor) {
-        let mut h = Self::with_label(x.reshape([-1, self.dim]), y);
-        for l in &self.enc {
-            h = self.act(l.forward(&h));
-        }
-        let out = self.enc_head.forward(&h);
+        let h = Self::with_label(x.reshape([-1, self.dim]), y);
+        let out = self
+            .enc_head
+            .forward(&self.enc.forward(&h, self.cfg.activation));
         let mut parts = out.chunk(2, 1);
         let log_var = parts.pop().expect("two halves");
         let mu = parts.pop().expect("two halves");
@@ -245,11 +223,9 @@ impl Vae {
     }
 
     fn decode_raw_with(&self, z: &Tensor, y: Option<&Tensor>) -> Tensor {
-        let mut h = Self::with_label(z.shallow_clone(), y);
-        for l in &self.dec {
-            h = self.act(l.forward(&h));
-        }
-        self.dec_head.forward(&h)
+        let h = Self::with_label(z.shallow_clone(), y);
+        self.dec_head
+            .forward(&self.dec.forward(&h, self.cfg.activation))
     }
 
     /// E[x | z], `[B, D]`: pixel probabilities or Gaussian means.
