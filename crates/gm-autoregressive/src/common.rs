@@ -15,6 +15,7 @@
 
 use gm_core::data::Dataset;
 use gm_core::model::{LikelihoodKind, LogLikelihood, Metrics};
+use gm_core::optim::Optimizer;
 use gm_core::{Error, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -154,11 +155,29 @@ pub(crate) fn nll_metrics(log_p: &Tensor, dim: i64) -> Metrics {
     vec![("loss", nll), ("bits_per_dim", bpd)]
 }
 
+/// One optimizer step on the mean negative log-likelihood of `log_p` (autograd), returning
+/// [`nll_metrics`] detached.
+pub(crate) fn nll_step(opt: &mut Optimizer, log_p: &Tensor, dim: i64) -> Result<Metrics> {
+    let m = nll_metrics(log_p, dim);
+    opt.backward_step(&m[0].1)?;
+    Ok(m.into_iter().map(|(k, t)| (k, t.detach())).collect())
+}
+
 /// `[n, D]` → `[n, shape…]`.
 pub(crate) fn unflatten(x: Tensor, shape: &[i64]) -> Tensor {
     let mut s = vec![x.size()[0]];
     s.extend_from_slice(shape);
     x.reshape(s.as_slice())
+}
+
+/// Samples built position by position, `x_o` `[D, n]` in ordering order, back to `[n, D]` in
+/// data order (`order`: the ordering as a tensor, `None` for the identity).
+pub(crate) fn from_ordering(x_o: &Tensor, order: Option<&Tensor>) -> Tensor {
+    let x_o = x_o.tr();
+    match order {
+        None => x_o.contiguous(),
+        Some(o) => x_o.zeros_like().index_copy(1, o, &x_o),
+    }
 }
 
 /// Logistic noise `log u − log(1 − u)`, `u ~ U(0, 1)`: `x = 1[logit > noise]` is a

@@ -25,25 +25,7 @@ pub fn load(c: &RunConfig) -> Dataset {
 
 /// A dataset of given binary or real rows `[N, D]` (train = valid = test).
 pub fn dataset_of(x: &Tensor, binary: bool) -> Dataset {
-    let split = || data::Split {
-        x: x.copy(),
-        y: None,
-    };
-    Dataset {
-        name: "test-rows".into(),
-        train: split(),
-        valid: split(),
-        test: split(),
-        shape: vec![x.size()[1]],
-        num_classes: None,
-        binarization: if binary {
-            data::Binarization::Threshold(0.5)
-        } else {
-            data::Binarization::None
-        },
-        binary,
-        is_image: false,
-    }
+    gm_core::kit::rows_dataset(x, binary)
 }
 
 /// Every binary row of length `d`, as a dataset (train = valid = test).

@@ -195,16 +195,38 @@ pub trait Complete {
 /// Writes the four storage accessors of [`Model`] (`var_stores`, `var_stores_mut`,
 /// `optimizers`, `optimizers_ref`) for a model with one network: a `VarStore` field saved as
 /// `model.safetensors` and one [`Optimizer`] field whose state is saved under `$name`.
-/// Use it inside `impl Model for …`:
+/// With `chains = field` a second `VarStore` (persistent Markov chains) is saved as
+/// `chains.safetensors`. Use it inside `impl Model for …`:
 ///
 /// ```text
 /// impl Model for MyModel {
-///     gm_core::single_network!(vs, opt, "opt");
+///     gm_core::single_network!(vs, opt, "opt");                       // or
+///     gm_core::single_network!(vs, opt, "opt", chains = chains_vs);
 ///     // … the other methods
 /// }
 /// ```
 #[macro_export]
 macro_rules! single_network {
+    ($vs:ident, $opt:ident, $name:literal, chains = $chains:ident) => {
+        fn var_stores(&self) -> Vec<(&'static str, &tch::nn::VarStore)> {
+            vec![("model", &self.$vs), ("chains", &self.$chains)]
+        }
+
+        fn var_stores_mut(&mut self) -> Vec<(&'static str, &mut tch::nn::VarStore)> {
+            vec![("model", &mut self.$vs), ("chains", &mut self.$chains)]
+        }
+
+        $crate::single_network!(@optimizers $opt, $name);
+    };
+    (@optimizers $opt:ident, $name:literal) => {
+        fn optimizers(&mut self) -> Vec<(&'static str, &mut $crate::optim::Optimizer)> {
+            vec![($name, &mut self.$opt)]
+        }
+
+        fn optimizers_ref(&self) -> Vec<(&'static str, &$crate::optim::Optimizer)> {
+            vec![($name, &self.$opt)]
+        }
+    };
     ($vs:ident, $opt:ident, $name:literal) => {
         fn var_stores(&self) -> Vec<(&'static str, &tch::nn::VarStore)> {
             vec![("model", &self.$vs)]
@@ -214,13 +236,7 @@ macro_rules! single_network {
             vec![("model", &mut self.$vs)]
         }
 
-        fn optimizers(&mut self) -> Vec<(&'static str, &mut $crate::optim::Optimizer)> {
-            vec![($name, &mut self.$opt)]
-        }
-
-        fn optimizers_ref(&self) -> Vec<(&'static str, &$crate::optim::Optimizer)> {
-            vec![($name, &self.$opt)]
-        }
+        $crate::single_network!(@optimizers $opt, $name);
     };
 }
 

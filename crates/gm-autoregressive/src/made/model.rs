@@ -265,9 +265,7 @@ impl Model for Made {
             Tensor::randint(self.cfg.num_masks as i64, [1], (Kind::Int64, device))
         };
         let lp = self.log_prob_with(x, &self.masked_weights(&idx));
-        let m = common::nll_metrics(&lp, self.dim);
-        self.opt.backward_step(&m[0].1)?;
-        Ok(m.into_iter().map(|(k, t)| (k, t.detach())).collect())
+        common::nll_step(&mut self.opt, &lp, self.dim)
     }
 
     fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {

@@ -226,11 +226,7 @@ impl Autoregressive for Nade {
                 xi.copy_(&fire);
                 let _ = a.addr_(&xi, &w_rows.get(i));
             }
-            let x_o = x_o.tr();
-            match &self.order {
-                None => x_o.contiguous(),
-                Some(o) => Tensor::zeros([n, d], (Kind::Float, device)).index_copy(1, o, &x_o),
-            }
+            common::from_ordering(&x_o, self.order.as_ref())
         })
     }
 }

@@ -184,11 +184,7 @@ impl Autoregressive for Narn {
                     }
                 }
             }
-            let x_o = x_o.tr();
-            match &self.order {
-                None => x_o.contiguous(),
-                Some(o) => Tensor::zeros([n, d], (Kind::Float, device)).index_copy(1, o, &x_o),
-            }
+            common::from_ordering(&x_o, self.order.as_ref())
         })
     }
 }
@@ -203,9 +199,7 @@ impl Model for Narn {
     fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
         let x = &batch.x;
         let lp = self.log_prob_impl(x);
-        let m = common::nll_metrics(&lp, self.dim);
-        self.opt.backward_step(&m[0].1)?;
-        Ok(m.into_iter().map(|(k, t)| (k, t.detach())).collect())
+        common::nll_step(&mut self.opt, &lp, self.dim)
     }
 
     fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {

@@ -301,9 +301,7 @@ impl Model for PixelCnn {
     fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
         let x = &batch.x;
         let lp = self.log_prob_impl(x);
-        let m = common::nll_metrics(&lp, self.dim);
-        self.opt.backward_step(&m[0].1)?;
-        Ok(m.into_iter().map(|(k, t)| (k, t.detach())).collect())
+        common::nll_step(&mut self.opt, &lp, self.dim)
     }
 
     fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {

@@ -273,11 +273,7 @@ impl Autoregressive for Rnade {
                 x_o.get(i).copy_(&xi);
                 let _ = a.addr_(&xi, &w_rows.get(i));
             }
-            let x_o = x_o.tr();
-            match &self.order {
-                None => x_o.contiguous(),
-                Some(o) => Tensor::zeros([n, d], (Kind::Float, device)).index_copy(1, o, &x_o),
-            }
+            common::from_ordering(&x_o, self.order.as_ref())
         })
     }
 }

@@ -416,21 +416,7 @@ impl Model for Bm {
         "bm"
     }
 
-    fn var_stores(&self) -> Vec<(&'static str, &VarStore)> {
-        vec![("model", &self.vs), ("chains", &self.chains_vs)]
-    }
-
-    fn var_stores_mut(&mut self) -> Vec<(&'static str, &mut VarStore)> {
-        vec![("model", &mut self.vs), ("chains", &mut self.chains_vs)]
-    }
-
-    fn optimizers(&mut self) -> Vec<(&'static str, &mut Optimizer)> {
-        vec![("opt", &mut self.opt)]
-    }
-
-    fn optimizers_ref(&self) -> Vec<(&'static str, &Optimizer)> {
-        vec![("opt", &self.opt)]
-    }
+    gm_core::single_network!(vs, opt, "opt", chains = chains_vs);
 
     fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
         let x = &batch.x;

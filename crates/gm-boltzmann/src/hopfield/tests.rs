@@ -24,22 +24,9 @@ fn cfg(model: &str, data: &str, optim: &str) -> RunConfig {
     .unwrap()
 }
 
+/// A binary dataset whose three splits are the rows `x` `[N, D]`.
 fn rows(x: &Tensor) -> Dataset {
-    let split = || data::Split {
-        x: x.copy(),
-        y: None,
-    };
-    Dataset {
-        name: "rows".into(),
-        train: split(),
-        valid: split(),
-        test: split(),
-        shape: vec![x.size()[1]],
-        num_classes: None,
-        binarization: data::Binarization::Threshold(0.5),
-        binary: true,
-        is_image: false,
-    }
+    gm_core::kit::rows_dataset(x, true)
 }
 
 fn hopfield(c: &RunConfig, d: &Dataset) -> gm_core::Result<Hopfield> {

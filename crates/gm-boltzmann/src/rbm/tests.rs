@@ -19,21 +19,7 @@ fn cfg(model: &str, optim: &str, data: &str) -> RunConfig {
 
 /// A binary dataset whose three splits are the rows `x` `[N, D]`.
 fn rows(x: &Tensor) -> Dataset {
-    let split = || data::Split {
-        x: x.to_kind(Kind::Float),
-        y: None,
-    };
-    Dataset {
-        name: "test-rows".into(),
-        train: split(),
-        valid: split(),
-        test: split(),
-        shape: vec![x.size()[1]],
-        num_classes: None,
-        binarization: data::Binarization::Threshold(0.5),
-        binary: true,
-        is_image: false,
-    }
+    gm_core::kit::rows_dataset(x, true)
 }
 
 fn build(c: &RunConfig, d: &Dataset) -> gm_core::Result<Rbm> {

@@ -1,7 +1,8 @@
 //! Kits for the models' tests (public so that every family crate's tests share them; not
 //! used by training or evaluation): enumeration of small binary spaces in the order the
 //! tests index them, empirical distributions of samples and their total variation to an
-//! exact distribution, and hand-written gradients against autograd ([`gradcheck`]).
+//! exact distribution, datasets of given rows, and hand-written gradients against autograd
+//! ([`gradcheck`]).
 //!
 //! The order here is "bit `j` in column `j`" (row `k` is the binary expansion of `k`, least
 //! significant bit first); [`crate::sampling::exact`] puts the most significant bit first.
@@ -16,6 +17,7 @@
 
 pub mod gradcheck;
 
+use crate::data::{Binarization, Dataset, Split};
 pub use crate::sampling::exact::total_variation;
 use crate::sampling::exact::{self, MAX_ENUMERATED_UNITS};
 use crate::sampling::gibbs::Units;
@@ -42,6 +44,30 @@ pub fn state_index(x: &Tensor) -> Tensor {
 /// The empirical distribution of binary rows `x` `[N, d]` over the `2^d` states, `f64`.
 pub fn empirical_distribution(x: &Tensor) -> Tensor {
     exact::empirical(&x.flip([1]), Units::Bernoulli)
+}
+
+/// A dataset whose three splits are the rows `x` `[N, D]` (as `f32`), binary (labelled as
+/// thresholded at 0.5) or real, without labels.
+pub fn rows_dataset(x: &Tensor, binary: bool) -> Dataset {
+    let split = || Split {
+        x: x.to_kind(Kind::Float).copy(),
+        y: None,
+    };
+    Dataset {
+        name: "test-rows".into(),
+        train: split(),
+        valid: split(),
+        test: split(),
+        shape: vec![x.size()[1]],
+        num_classes: None,
+        binarization: if binary {
+            Binarization::Threshold(0.5)
+        } else {
+            Binarization::None
+        },
+        binary,
+        is_image: false,
+    }
 }
 
 /// Sets every variable of `vs` for which `keep(name, tensor)` holds to draws of
