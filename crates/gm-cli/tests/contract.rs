@@ -53,6 +53,11 @@ const TINY: &[(&str, &str)] = &[
     ("rbm", "hidden = 4"),
     ("grbm", "hidden = 4"),
     ("bm", "hidden = 2"),
+    ("gmmn", "noise = 2\nhidden = [8]\nsamples = 16"),
+    (
+        "gmmn-ae",
+        "ae_hidden = [8]\ncode = 2\nae_steps = 3\n[model.gmmn]\nhidden = [8]\nsamples = 16",
+    ),
 ];
 
 /// `(model, field)` whose value -1 is legitimately accepted, with the reason.

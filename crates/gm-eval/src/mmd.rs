@@ -7,10 +7,15 @@
 //! MMD²_u = Σ_{i≠i′} k(xᵢ, x_{i′}) / m(m−1) + Σ_{j≠j′} k(y_j, y_{j′}) / n(n−1)
 //!          − 2 Σ_{i,j} k(xᵢ, y_j) / mn,
 //!
-//! which can be negative when p = q. Here k is a sum of Gaussian kernels
-//! Σ_σ exp(−‖a − b‖² / 2σ²) with given bandwidths or multiples of the median pairwise
+//! which can be negative when p = q; the biased estimator MMD²_b sums over every pair
+//! (diagonal included, divided by m², n²) and is never negative. Here k is a sum of Gaussian
+//! kernels Σ_σ exp(−‖a − b‖² / 2σ²) with given bandwidths or multiples of the median pairwise
 //! distance of the pooled samples (the median heuristic). The kernel matrices are summed block
 //! by block, never held whole.
+//!
+//! One implementation serves the metric ([`mmd2_unbiased`], summed in `f64`, with a
+//! standard error) and the GMMN training loss ([`mmd2`], a tensor through which gradients
+//! flow to both sample sets, either estimator).
 //!
 //! The reported standard error is the first-order (Hoeffding projection) one,
 //! √(4 Var g₁ / m + 4 Var g₂ / n). It is accurate when p ≠ q; when p = q the first-order
@@ -91,20 +96,44 @@ impl MmdResult {
 /// Rows per block of the kernel sums.
 const CHUNK: i64 = 1024;
 
-fn flat(x: &Tensor, what: &str) -> Result<Tensor> {
-    if x.dim() < 2 || x.size()[0] < 2 {
+/// Which MMD² estimator: the U-statistic (diagonal kernel terms left out) or the V-statistic
+/// (every pair, always ≥ 0; Li et al. 2015 train on its square root).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Estimator {
+    /// MMD²_u, unbiased, can be negative; needs at least 2 rows per set.
+    Unbiased,
+    /// MMD²_b = Σ_{i,i′} k / m² + Σ_{j,j′} k / n² − 2 Σ_{i,j} k / mn.
+    Biased,
+}
+
+fn flat(x: &Tensor, what: &str, min_rows: i64) -> Result<Tensor> {
+    if x.dim() < 2 || x.size()[0] < min_rows {
         return Err(Error::Msg(format!(
-            "MMD: {what} must be a [N, ...] tensor with N ≥ 2, got shape {:?}",
+            "MMD: {what} must be a [N, ...] tensor with N ≥ {min_rows}, got shape {:?}",
             x.size()
         )));
     }
     Ok(x.f_reshape([x.size()[0], -1])?)
 }
 
+/// Bandwidths `sigmas` are a non-empty list of positive finite numbers, else a config error
+/// naming `field`.
+pub fn check_bandwidths(field: &str, sigmas: &[f64]) -> Result<()> {
+    if sigmas.is_empty() || sigmas.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
+        return Err(Error::config(
+            field,
+            format!("{sigmas:?}"),
+            "a non-empty list of positive, finite bandwidths",
+        ));
+    }
+    Ok(())
+}
+
 /// The median pairwise Euclidean distance among the first `max_points / 2` rows of `x` and
 /// of `y` together.
 pub fn median_distance(x: &Tensor, y: &Tensor, max_points: i64) -> Result<f64> {
-    let (x, y) = (flat(x, "x")?, flat(y, "y")?);
+    let (x, y) = (flat(x, "x", 2)?, flat(y, "y", 2)?);
     let half = (max_points / 2).max(1);
     let pooled = Tensor::cat(
         &[
@@ -139,21 +168,26 @@ pub fn median_distance(x: &Tensor, y: &Tensor, max_points: i64) -> Result<f64> {
     Ok(med)
 }
 
-/// Row sums and column sums of the kernel matrix K(a, b), in `f64`; with `same`, a and b
-/// are the same set and the diagonal is left out (its distances are set to exactly 0 and its
-/// kernel values subtracted).
-fn kernel_sums(a: &Tensor, b: &Tensor, scales: &[f64], same: bool, chunk: i64) -> (Tensor, Tensor) {
+/// Row sums and column sums of the kernel matrix K(a, b) in kind `acc`, differentiable in
+/// `a` and `b`; with `same`, a and b are the same set and the diagonal is left out (masked
+/// to 0, so it carries no gradient either).
+fn kernel_sums(
+    a: &Tensor,
+    b: &Tensor,
+    scales: &[f64],
+    same: bool,
+    chunk: i64,
+    acc: Kind,
+) -> (Tensor, Tensor) {
     let (na, nb) = (a.size()[0], b.size()[0]);
     let a_sq = a.square().sum_dim_intlist(1, false, a.kind());
     let b_sq = b.square().sum_dim_intlist(1, false, b.kind());
-    let dev = a.device();
-    let mut rows = Vec::new();
-    let cols = Tensor::zeros([nb], (Kind::Double, dev));
+    let (mut rows, mut cols) = (Vec::new(), Vec::new());
     let mut i = 0;
     while i < na {
         let bi = chunk.min(na - i);
         let ab = a.narrow(0, i, bi);
-        let mut row = Tensor::zeros([bi], (Kind::Double, dev));
+        let (mut row, mut col_blocks) = (Vec::new(), Vec::new());
         let mut j = 0;
         while j < nb {
             let bj = chunk.min(nb - j);
@@ -161,36 +195,84 @@ fn kernel_sums(a: &Tensor, b: &Tensor, scales: &[f64], same: bool, chunk: i64) -
                 + a_sq.narrow(0, i, bi).unsqueeze(1)
                 + b_sq.narrow(0, j, bj).unsqueeze(0))
             .clamp_min(0.0)
-            .to_kind(Kind::Double);
+            .to_kind(acc);
+            let mut k = scales
+                .iter()
+                .map(|s| (&d2 * *s).exp())
+                .reduce(|x, y| x + y)
+                .expect("at least one bandwidth");
             if same && i == j {
-                let _ = d2.diagonal(0, 0, 1).fill_(0.0);
+                k = k * (1.0 - Tensor::eye(bi, (acc, d2.device())));
             }
-            let mut k = Tensor::zeros_like(&d2);
-            for s in scales {
-                k += (&d2 * *s).exp();
-            }
-            if same && i == j {
-                let _ = k.diagonal(0, 0, 1).fill_(0.0);
-            }
-            row += k.sum_dim_intlist(1, false, Kind::Double);
-            let mut c = cols.narrow(0, j, bj);
-            c += k.sum_dim_intlist(0, false, Kind::Double);
+            row.push(k.sum_dim_intlist(1, false, acc));
+            col_blocks.push(k.sum_dim_intlist(0, false, acc));
             j += bj;
         }
-        rows.push(row);
+        rows.push(Tensor::stack(&row, 0).sum_dim_intlist(0, false, acc));
+        cols.push(Tensor::cat(&col_blocks, 0));
         i += bi;
     }
-    (Tensor::cat(&rows, 0), cols)
+    (
+        Tensor::cat(&rows, 0),
+        Tensor::stack(&cols, 0).sum_dim_intlist(0, false, acc),
+    )
 }
 
-/// The unbiased MMD² between the rows of `x` `[m, ...]` and `y` `[n, ...]` (flattened to
-/// vectors), with a sum of Gaussian kernels.
-pub fn mmd2_unbiased(x: &Tensor, y: &Tensor, bandwidths: &Bandwidths) -> Result<MmdResult> {
-    mmd2_chunked(x, y, bandwidths, CHUNK)
+/// The kernel sums of one MMD² between `x` `[m, D]` and `y` `[n, D]`: the off-diagonal row
+/// sums of K(x, x) and K(y, y), the row and column sums of K(x, y).
+struct Sums {
+    xx: Tensor,
+    yy: Tensor,
+    xy_rows: Tensor,
+    xy_cols: Tensor,
+    /// Number of kernels (the value of k(a, a)).
+    kernels: f64,
 }
 
-fn mmd2_chunked(x: &Tensor, y: &Tensor, bandwidths: &Bandwidths, chunk: i64) -> Result<MmdResult> {
-    let (xf, yf) = (flat(x, "x")?, flat(y, "y")?);
+impl Sums {
+    fn new(x: &Tensor, y: &Tensor, sigmas: &[f64], chunk: i64, acc: Kind) -> Sums {
+        let scales: Vec<f64> = sigmas.iter().map(|s| -0.5 / (s * s)).collect();
+        let (xx, _) = kernel_sums(x, x, &scales, true, chunk, acc);
+        let (yy, _) = kernel_sums(y, y, &scales, true, chunk, acc);
+        let (xy_rows, xy_cols) = kernel_sums(x, y, &scales, false, chunk, acc);
+        Sums {
+            xx,
+            yy,
+            xy_rows,
+            xy_cols,
+            kernels: sigmas.len() as f64,
+        }
+    }
+
+    /// The estimate, a 0-dim tensor (with gradients when the inputs have them).
+    fn mmd2(&self, estimator: Estimator) -> Tensor {
+        let (m, n) = (self.xx.size()[0] as f64, self.yy.size()[0] as f64);
+        let kind = self.xx.kind();
+        let (sxx, syy) = (self.xx.sum(kind), self.yy.sum(kind));
+        let cross = self.xy_rows.sum(kind) * (-2.0 / (m * n));
+        match estimator {
+            Estimator::Unbiased => sxx / (m * (m - 1.0)) + syy / (n * (n - 1.0)) + cross,
+            // The diagonal adds k(a, a) = (number of kernels) per row.
+            Estimator::Biased => {
+                (sxx + m * self.kernels) / (m * m) + (syy + n * self.kernels) / (n * n) + cross
+            }
+        }
+    }
+
+    /// The first-order standard error of MMD²_u (see the module docs).
+    fn std_err(&self) -> f64 {
+        let (m, n) = (self.xx.size()[0] as f64, self.yy.size()[0] as f64);
+        let g1 = &self.xx / (m - 1.0) - &self.xy_rows / n;
+        let g2 = &self.yy / (n - 1.0) - &self.xy_cols / m;
+        let var =
+            4.0 * g1.var(true).double_value(&[]) / m + 4.0 * g2.var(true).double_value(&[]) / n;
+        var.max(0.0).sqrt()
+    }
+}
+
+/// Both sets flattened to `[N, D]` rows of the same width and kind.
+fn rows(x: &Tensor, y: &Tensor, min_rows: i64) -> Result<(Tensor, Tensor)> {
+    let (xf, yf) = (flat(x, "x", min_rows)?, flat(y, "y", min_rows)?);
     if xf.size()[1] != yf.size()[1] {
         return Err(Error::Msg(format!(
             "MMD: x has {} dimensions, y {}",
@@ -198,6 +280,32 @@ fn mmd2_chunked(x: &Tensor, y: &Tensor, bandwidths: &Bandwidths, chunk: i64) -> 
             yf.size()[1]
         )));
     }
+    let yf = yf.to_kind(xf.kind());
+    Ok((xf, yf))
+}
+
+/// MMD² between the rows of `x` `[m, ...]` and `y` `[n, ...]` with a sum of Gaussian kernels
+/// at bandwidths `sigmas`, as a 0-dim tensor of `x`'s kind through which gradients flow to
+/// `x` and `y` (the GMMN training loss). The same kernel sums as [`mmd2_unbiased`].
+pub fn mmd2(x: &Tensor, y: &Tensor, sigmas: &[f64], estimator: Estimator) -> Result<Tensor> {
+    check_bandwidths("mmd.bandwidths", sigmas)?;
+    let min_rows = if estimator == Estimator::Unbiased {
+        2
+    } else {
+        1
+    };
+    let (xf, yf) = rows(x, y, min_rows)?;
+    Ok(Sums::new(&xf, &yf, sigmas, CHUNK, xf.kind()).mmd2(estimator))
+}
+
+/// The unbiased MMD² between the rows of `x` `[m, ...]` and `y` `[n, ...]` (flattened to
+/// vectors), with a sum of Gaussian kernels, summed in `f64`.
+pub fn mmd2_unbiased(x: &Tensor, y: &Tensor, bandwidths: &Bandwidths) -> Result<MmdResult> {
+    mmd2_chunked(x, y, bandwidths, CHUNK)
+}
+
+fn mmd2_chunked(x: &Tensor, y: &Tensor, bandwidths: &Bandwidths, chunk: i64) -> Result<MmdResult> {
+    let (xf, yf) = rows(x, y, 2)?;
     let sigmas = match bandwidths {
         Bandwidths::Fixed(s) => s.clone(),
         Bandwidths::Median {
@@ -208,33 +316,15 @@ fn mmd2_chunked(x: &Tensor, y: &Tensor, bandwidths: &Bandwidths, chunk: i64) -> 
             multipliers.iter().map(|m| m * med).collect()
         }
     };
-    if sigmas.is_empty() || sigmas.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
-        return Err(Error::config(
-            "mmd.bandwidths",
-            format!("{sigmas:?}"),
-            "positive, finite bandwidths",
-        ));
-    }
-    let scales: Vec<f64> = sigmas.iter().map(|s| -0.5 / (s * s)).collect();
+    check_bandwidths("mmd.bandwidths", &sigmas)?;
     let _guard = tch::no_grad_guard();
-    let yf = yf.to_kind(xf.kind());
-    let (m, n) = (xf.size()[0], yf.size()[0]);
-    let (mf, nf) = (m as f64, n as f64);
-    let (kxx_rows, _) = kernel_sums(&xf, &xf, &scales, true, chunk);
-    let (kyy_rows, _) = kernel_sums(&yf, &yf, &scales, true, chunk);
-    let (kxy_rows, kxy_cols) = kernel_sums(&xf, &yf, &scales, false, chunk);
-    let g1 = &kxx_rows / (mf - 1.0) - &kxy_rows / nf;
-    let g2 = &kyy_rows / (nf - 1.0) - &kxy_cols / mf;
-    let sum = |t: &Tensor| t.sum(Kind::Double).double_value(&[]);
-    let mmd2 = sum(&kxx_rows) / (mf * (mf - 1.0)) + sum(&kyy_rows) / (nf * (nf - 1.0))
-        - 2.0 * sum(&kxy_rows) / (mf * nf);
-    let var = 4.0 * g1.var(true).double_value(&[]) / mf + 4.0 * g2.var(true).double_value(&[]) / nf;
+    let sums = Sums::new(&xf, &yf, &sigmas, chunk, Kind::Double);
     Ok(MmdResult {
-        mmd2,
-        std_err: var.max(0.0).sqrt(),
+        mmd2: sums.mmd2(Estimator::Unbiased).double_value(&[]),
+        std_err: sums.std_err(),
         bandwidths: sigmas,
-        n_x: m,
-        n_y: n,
+        n_x: xf.size()[0],
+        n_y: yf.size()[0],
     })
 }
 
@@ -285,6 +375,8 @@ mod tests {
             .flat_map(|a| ys.iter().map(move |b| k(a, b)))
             .sum();
         let expected = xx / 6.0 + yy / 12.0 - 2.0 * xy / 12.0;
+        // Biased: every pair, k(a, a) = 2 (two kernels) on the diagonals.
+        let biased = (xx + 3.0 * 2.0) / 9.0 + (yy + 4.0 * 2.0) / 16.0 - 2.0 * xy / 12.0;
         let x = Tensor::from_slice(&xs.concat()).view([3, 2]);
         let y = Tensor::from_slice(&ys.concat()).view([4, 2]);
         let r = mmd2_unbiased(&x, &y, &Bandwidths::Fixed(sig.to_vec())).unwrap();
@@ -296,6 +388,14 @@ mod tests {
         let r3 = mmd2_chunked(&x, &y, &Bandwidths::Fixed(sig.to_vec()), 2).unwrap();
         approx::assert_abs_diff_eq!(r3.mmd2, expected, epsilon = 1e-12);
         approx::assert_abs_diff_eq!(r3.std_err, r.std_err, epsilon = 1e-12);
+        // The tensor form (the GMMN loss) gives the same values, in both estimators.
+        let t = |e| mmd2(&x, &y, &sig, e).unwrap().double_value(&[]);
+        approx::assert_abs_diff_eq!(t(Estimator::Unbiased), expected, epsilon = 1e-12);
+        approx::assert_abs_diff_eq!(t(Estimator::Biased), biased, epsilon = 1e-12);
+        // The biased form is defined for a single row; the unbiased one is not.
+        let one = x.narrow(0, 0, 1);
+        assert!(mmd2(&one, &y, &sig, Estimator::Biased).is_ok());
+        assert!(mmd2(&one, &y, &sig, Estimator::Unbiased).is_err());
     }
 
     #[test]
