@@ -202,7 +202,7 @@ fn kernel_sums(
                 .reduce(|x, y| x + y)
                 .expect("at least one bandwidth");
             if same && i == j {
-                k = k * (1.0 - Tensor::eye(bi, (acc, d2.device())));
+                k *= 1.0 - Tensor::eye(bi, (acc, d2.device()));
             }
             row.push(k.sum_dim_intlist(1, false, acc));
             col_blocks.push(k.sum_dim_intlist(0, false, acc));
