@@ -29,6 +29,14 @@ pub fn register(registry: &mut ModelRegistry) {
         build: vae::build,
     });
     registry.add(ModelEntry {
+        name: "iwae",
+        family: "gm-vae",
+        description: "importance-weighted autoencoder (Burda et al. 2015): the VAE trained on the k-sample bound (iw_samples, default 5); reports ELBO, IWAE-k bound and IS estimate",
+        default_dataset: "binarized-mnist",
+        needs_labels: false,
+        build: vae::build_iwae,
+    });
+    registry.add(ModelEntry {
         name: "cvae",
         family: "gm-vae",
         description: "conditional VAE (Sohn et al. 2015): the label one-hot joins the encoder's and the decoder's inputs; class-conditional samples",

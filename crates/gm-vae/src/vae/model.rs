@@ -1,4 +1,4 @@
-use super::config::{Likelihood, VaeConfig};
+use super::config::{BetaSchedule, Likelihood, VaeConfig};
 use gm_core::config::RunConfig;
 use gm_core::data::Batch;
 use gm_core::masks;
@@ -9,7 +9,7 @@ use gm_core::model::{
 use gm_core::nets::Mlp;
 use gm_core::optim::Optimizer;
 use gm_core::{Error, Result};
-use gm_eval::importance::{importance_log_likelihood, mean_and_std_err};
+use gm_eval::importance::{importance_log_likelihood, log_mean_exp, mean_and_std_err};
 use tch::nn::{self, Module, VarStore};
 use tch::{Device, Kind, Reduction, Tensor};
 
@@ -54,6 +54,26 @@ pub fn build_conditional(ctx: &BuildContext<'_>) -> Result<Box<dyn Model>> {
     cfg.conditional = true;
     let mut m = Vae::new(cfg, ctx)?;
     m.name = "cvae";
+    Ok(Box::new(m))
+}
+
+/// KL(N(μ, diag σ²) ‖ N(0, I)) = ½ Σ (μ² + σ² − log σ² − 1), summed over the last dimension.
+pub fn kl_to_standard_normal(mu: &Tensor, log_var: &Tensor) -> Tensor {
+    ((mu.square() + log_var.exp() - log_var - 1.0) * 0.5).sum_dim_intlist(-1, false, mu.kind())
+}
+
+/// Samples of z per example of the `iwae` entry when its config does not say.
+pub const IWAE_DEFAULT_SAMPLES: i64 = 5;
+
+/// Builds an importance-weighted autoencoder (the `iwae` registry entry): the VAE trained
+/// on the k-sample bound, `iw_samples` = [`IWAE_DEFAULT_SAMPLES`] unless set.
+pub fn build_iwae(ctx: &BuildContext<'_>) -> Result<Box<dyn Model>> {
+    let mut cfg: VaeConfig = parse_params("iwae", &ctx.cfg.model.params)?;
+    if !ctx.cfg.model.params.contains_key("iw_samples") {
+        cfg.iw_samples = IWAE_DEFAULT_SAMPLES;
+    }
+    let mut m = Vae::new(cfg, ctx)?;
+    m.name = "iwae";
     Ok(Box::new(m))
 }
 
@@ -273,21 +293,30 @@ impl Vae {
         let z = &mu + &std * std.randn_like();
         let out = self.decode_raw_with(&z, y);
         let log_px = self.log_px_given_z(&out, &x);
-        // KL(N(μ, σ²) ‖ N(0, 1)) = ½ Σ (μ² + σ² − log σ² − 1)
-        let kl = ((mu.square() + log_var.exp() - log_var - 1.0) * 0.5).sum_dim_intlist(
-            -1,
-            false,
-            Kind::Float,
-        );
-        (log_px, kl)
+        (log_px, kl_to_standard_normal(&mu, &log_var))
     }
 
-    fn metrics(&self, log_px: &Tensor, kl: &Tensor) -> Metrics {
+    /// The metrics of a batch at the current step: with one z sample the β-weighted ELBO
+    /// terms, with k > 1 the importance-weighted bound (its negative is the loss).
+    fn batch_metrics(&self, x: &Tensor, y: Option<&Tensor>) -> Metrics {
+        let k = self.cfg.iw_samples;
+        if k > 1 {
+            let lw = self.log_weights_with(x, y, k);
+            let iwae = log_mean_exp(&lw, 0).mean(Kind::Float);
+            let elbo = lw.mean(Kind::Float);
+            return vec![("loss", -&iwae), ("iwae", iwae), ("elbo", elbo)];
+        }
+        let (log_px, kl) = self.terms(x, y);
         let rec = -log_px.mean(Kind::Float);
         let kl_m = kl.mean(Kind::Float);
-        let loss = &rec + &kl_m * self.cfg.beta;
+        let beta = self.cfg.beta_at(self.opt.steps());
+        let loss = &rec + &kl_m * beta;
         let elbo = -(&rec + &kl_m);
-        vec![("loss", loss), ("elbo", elbo), ("rec", rec), ("kl", kl_m)]
+        let mut m = vec![("loss", loss), ("elbo", elbo), ("rec", rec), ("kl", kl_m)];
+        if self.cfg.beta_schedule != BetaSchedule::Constant {
+            m.push(("beta", Tensor::from(beta)));
+        }
+        m
     }
 
     /// Per-example ELBO `[B]` (one z sample), of log p(x | y) when `y` is given.
@@ -316,6 +345,19 @@ impl Vae {
             sum(eps.square() * -0.5 - &log_var * 0.5) - 0.5 * LOG_2PI * self.cfg.latent as f64;
         log_px + log_pz - log_qz
     }
+    /// The importance-weighted bound L_k with the training k, per example averaged over
+    /// `x`: a lower bound on log p(x) (Burda et al. 2015), labelled as one.
+    fn iwae_bound(&self, x: &Tensor, chunk: i64) -> Result<LogLikelihood> {
+        let k = self.cfg.iw_samples;
+        let mut b = importance_log_likelihood(x, k, chunk, |xc, k| Ok(self.log_weights(xc, k)))?;
+        b.kind = LikelihoodKind::LowerBound;
+        b.method = format!("iwae-{k}");
+        b.settings["note"] =
+            "the importance-weighted bound L_k with the training k: E[log mean of k weights] <= log p(x)"
+                .into();
+        Ok(b)
+    }
+
     /// Approximate completion (the iterative scheme of Rezende et al. 2014, seed §3.5.1):
     /// hidden entries (`mask` = 0) start at 0.5; each of `iters` rounds encodes the current
     /// completion, draws z ~ q(z | x), decodes E[x | z] and resets the observed entries to
@@ -397,16 +439,14 @@ impl Model for Vae {
 
     fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
         let y = self.batch_labels(batch)?;
-        let (log_px, kl) = self.terms(&batch.x, y.as_ref());
-        let m = self.metrics(&log_px, &kl);
+        let m = self.batch_metrics(&batch.x, y.as_ref());
         self.opt.backward_step(&m[0].1)?;
         Ok(m.into_iter().map(|(k, t)| (k, t.detach())).collect())
     }
 
     fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
         let y = self.batch_labels(batch)?;
-        let (log_px, kl) = tch::no_grad(|| self.terms(&batch.x, y.as_ref()));
-        Ok(self.metrics(&log_px, &kl))
+        Ok(tch::no_grad(|| self.batch_metrics(&batch.x, y.as_ref())))
     }
 
     /// Decoder means; a conditional VAE draws each sample's class uniformly first.
@@ -521,7 +561,12 @@ impl Model for Vae {
         let chunk = cfg.eval.chunk.min((4_000_000 / per_example.max(1)).max(1));
         if !self.is_conditional() {
             let is = importance_log_likelihood(x, k, chunk, |xc, k| Ok(self.log_weights(xc, k)))?;
-            return Ok(vec![elbo, is]);
+            let mut out = vec![elbo];
+            if self.cfg.iw_samples > 1 {
+                out.push(self.iwae_bound(x, chunk)?);
+            }
+            out.push(is);
+            return Ok(out);
         }
         // p(x) = Σ_y p(y) p(x | y), uniform p(y): the k weights of every class, pooled
         // (their mean is the mean over classes of the per-class estimates).
