@@ -1,10 +1,10 @@
 use super::config::M2Config;
-use crate::vae::kl_to_standard_normal;
+use crate::vae::{chunked, kl_to_standard_normal};
 use gm_core::config::RunConfig;
-use gm_core::data::Batch;
+use gm_core::data::{Batch, Split};
 use gm_core::model::{
     params_table, parse_params, BuildContext, Conditional, LikelihoodKind, LogLikelihood, Metrics,
-    Model,
+    Model, Statistic, StatisticKind,
 };
 use gm_core::nets::Mlp;
 use gm_core::optim::Optimizer;
@@ -294,15 +294,10 @@ impl Model for M2 {
 
     fn log_likelihoods(&self, x: &Tensor, cfg: &RunConfig) -> Result<Vec<LogLikelihood>> {
         let n = x.size()[0];
-        let mut us = Vec::new();
-        let mut start = 0;
-        while start < n {
-            let len = cfg.data.eval_batch_size.min(n - start);
-            let u = tch::no_grad(|| self.bounds(&x.narrow(0, start, len)).unlabelled());
-            us.push(u.to_kind(Kind::Double));
-            start += len;
-        }
-        let (mean, std_err) = mean_and_std_err(&Tensor::cat(&us, 0))?;
+        let us = chunked(n, cfg.data.eval_batch_size, |start, len| {
+            tch::no_grad(|| self.bounds(&x.narrow(0, start, len)).unlabelled())
+        });
+        let (mean, std_err) = mean_and_std_err(&us)?;
         let bound = LogLikelihood {
             kind: LikelihoodKind::LowerBound,
             method: "m2-bound".into(),
@@ -325,6 +320,30 @@ impl Model for M2 {
             "log p(x) = log Σ_y p(y) p(x | y), uniform p(y): k draws of q(z|x,y) per class, pooled"
                 .into();
         Ok(vec![bound, is])
+    }
+
+    /// The test classification error of q(y | x) (argmax), with its binomial standard error.
+    fn statistics(&self, split: &Split, cfg: &RunConfig) -> Result<Vec<Statistic>> {
+        let Some(y) = &split.y else {
+            return Ok(Vec::new());
+        };
+        let n = split.len();
+        let pred = chunked(n, cfg.data.eval_batch_size, |start, len| {
+            tch::no_grad(|| self.log_q_y(&split.x.narrow(0, start, len))).argmax(1, false)
+        });
+        let e = pred
+            .ne_tensor(&y.to_device(pred.device()))
+            .to_kind(Kind::Double)
+            .mean(Kind::Double)
+            .double_value(&[]);
+        Ok(vec![Statistic {
+            kind: StatisticKind::ClassificationError,
+            method: "argmax q(y|x)".into(),
+            settings: serde_json::json!({}),
+            value: e,
+            std_err: Some((e * (1.0 - e) / n as f64).sqrt()),
+            n,
+        }])
     }
 
     fn resolved_params(&self) -> toml::Table {

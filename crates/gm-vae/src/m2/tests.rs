@@ -190,3 +190,31 @@ fn m2_refuses_real_valued_data_and_bad_fields() {
     let e = m2(&c, &load(&c)).err().expect("two-moons is real-valued");
     assert!(e.to_string().contains("data.binarize"), "{e}");
 }
+
+#[test]
+fn the_classification_error_statistic_counts_wrong_argmax_labels() {
+    let _rng = crate::test_rng_lock();
+    let c = cfg("latent = 2\nhidden = [8]\nclassifier_hidden = [8]", "");
+    let d = load(&c);
+    tch::manual_seed(0);
+    let m = m2(&c, &d).unwrap();
+    let stats = m.statistics(&d.test, &c).unwrap();
+    let (x, y) = (&d.test.x, d.test.y.as_ref().unwrap());
+    let lq = tch::no_grad(|| m.log_q_y(x));
+    let mut wrong = 0;
+    for i in 0..x.size()[0] {
+        let (q0, q1) = (lq.double_value(&[i, 0]), lq.double_value(&[i, 1]));
+        let pred = i64::from(q1 > q0);
+        wrong += i64::from(pred != y.int64_value(&[i]));
+    }
+    let want = wrong as f64 / x.size()[0] as f64;
+    assert_eq!(
+        stats[0].kind,
+        gm_core::model::StatisticKind::ClassificationError
+    );
+    approx::assert_abs_diff_eq!(stats[0].value, want, epsilon = 1e-12);
+    assert!(
+        want > 0.0 && want < 1.0,
+        "{want}: pick a case with both outcomes"
+    );
+}

@@ -1,10 +1,10 @@
 use super::config::{BetaSchedule, Likelihood, VaeConfig};
 use gm_core::config::RunConfig;
-use gm_core::data::Batch;
+use gm_core::data::{Batch, Split};
 use gm_core::masks;
 use gm_core::model::{
     params_table, parse_params, BuildContext, Complete, CompletionKind, Conditional, Figure,
-    LikelihoodKind, LogLikelihood, Metrics, Model,
+    LikelihoodKind, LogLikelihood, Metrics, Model, Statistic, StatisticKind,
 };
 use gm_core::nets::Mlp;
 use gm_core::optim::Optimizer;
@@ -60,6 +60,22 @@ pub fn build_conditional(ctx: &BuildContext<'_>) -> Result<Box<dyn Model>> {
 /// KL(N(μ, diag σ²) ‖ N(0, I)) = ½ Σ (μ² + σ² − log σ² − 1), summed over the last dimension.
 pub fn kl_to_standard_normal(mu: &Tensor, log_var: &Tensor) -> Tensor {
     ((mu.square() + log_var.exp() - log_var - 1.0) * 0.5).sum_dim_intlist(-1, false, mu.kind())
+}
+
+/// A latent dimension is active when the variance of its posterior mean over the data
+/// exceeds this (Burda et al. 2015).
+pub const ACTIVE_UNIT_THRESHOLD: f64 = 0.01;
+
+/// `f(start, len)` over `n` rows in chunks of `chunk`, concatenated along dimension 0.
+pub(crate) fn chunked(n: i64, chunk: i64, mut f: impl FnMut(i64, i64) -> Tensor) -> Tensor {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let len = chunk.min(n - start);
+        parts.push(f(start, len));
+        start += len;
+    }
+    Tensor::cat(&parts, 0)
 }
 
 /// Samples of z per example of the `iwae` entry when its config does not say.
@@ -584,6 +600,36 @@ impl Model for Vae {
         elbo.settings["labels"] =
             "log Σ_y p(y) exp ELBO(x | y), uniform p(y): a lower bound on log p(x)".into();
         Ok(vec![elbo, is])
+    }
+
+    /// Active units (Burda et al. 2015): the latent dimensions u with
+    /// Cov_x(E_q(z|x)[u]) > 0.01 over the split (unconditional VAEs).
+    fn statistics(&self, split: &Split, cfg: &RunConfig) -> Result<Vec<Statistic>> {
+        if self.is_conditional() {
+            return Ok(Vec::new());
+        }
+        let n = split.len();
+        let means = chunked(n, cfg.data.eval_batch_size, |start, len| {
+            tch::no_grad(|| self.encode(&split.x.narrow(0, start, len)).0)
+        });
+        let var = means.to_kind(Kind::Double).var_dim(0, true, false);
+        let per_dim = Vec::<f64>::try_from(&var)?;
+        let active = per_dim
+            .iter()
+            .filter(|&&v| v > ACTIVE_UNIT_THRESHOLD)
+            .count();
+        Ok(vec![Statistic {
+            kind: StatisticKind::ActiveUnits,
+            method: "cov-of-posterior-mean".into(),
+            settings: serde_json::json!({
+                "threshold": ACTIVE_UNIT_THRESHOLD,
+                "latent": self.cfg.latent,
+                "variance_per_dimension": per_dim,
+            }),
+            value: active as f64,
+            std_err: None,
+            n,
+        }])
     }
 
     fn resolved_params(&self) -> toml::Table {

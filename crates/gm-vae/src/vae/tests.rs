@@ -596,3 +596,32 @@ fn iwae_config_errors_name_the_field() {
         }
     }
 }
+
+#[test]
+fn active_units_count_the_latent_dimensions_whose_posterior_mean_varies() {
+    let _rng = gm_core::rng_guard::lock();
+    let c = cfg("latent = 4\nhidden = [8]", "bars-and-stripes", "");
+    let d = load(&c);
+    tch::manual_seed(0);
+    let m = vae(&c, &d);
+    // μ is the first half of the encoder head's output: keep dimensions 0 and 1 with large
+    // weights, make 2 and 3 constant (zero weights, bias 0.5).
+    tch::no_grad(|| {
+        let vars = m.var_stores()[0].1.variables();
+        let w = vars["encoder.head.weight"].shallow_clone();
+        let b = vars["encoder.head.bias"].shallow_clone();
+        let _ = w
+            .narrow(0, 0, 2)
+            .copy_(&(Tensor::randn([2, 8], (Kind::Float, Device::Cpu)) * 5.0));
+        let _ = w.narrow(0, 2, 2).zero_();
+        let _ = b.narrow(0, 2, 2).fill_(0.5);
+    });
+    let stats = m.statistics(&d.test, &c).unwrap();
+    assert_eq!(stats.len(), 1);
+    let s = &stats[0];
+    assert_eq!(s.kind, gm_core::model::StatisticKind::ActiveUnits);
+    assert_eq!(s.value, 2.0, "{:?}", s.settings);
+    let per_dim = s.settings["variance_per_dimension"].as_array().unwrap();
+    assert_eq!(per_dim[2].as_f64(), Some(0.0));
+    assert!(per_dim[0].as_f64().unwrap() > 0.01);
+}
