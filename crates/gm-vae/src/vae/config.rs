@@ -56,6 +56,10 @@ pub struct VaeConfig {
     /// KL); k > 1 on the importance-weighted bound L_k = E log (1/k) Σᵢ p(x, zᵢ) / q(zᵢ | x)
     /// of Burda et al. (2015) — the IWAE (registry entry `iwae`).
     pub iw_samples: i64,
+    /// Training for completion (seed §3.5.1): each input entry the encoder sees is hidden
+    /// (set to 0.5) with this probability, while the decoder is scored on the whole input,
+    /// so that x → z stays robust to missing pixels. 0 = off; evaluation never masks.
+    pub input_mask: f64,
     /// Hidden non-linearity.
     pub activation: Activation,
     /// Lower clamp of the Gaussian decoder's log-variance (keeps densities finite on
@@ -78,6 +82,7 @@ impl Default for VaeConfig {
             beta_warmup_steps: 10_000,
             beta_cycle_steps: 10_000,
             iw_samples: 1,
+            input_mask: 0.0,
             activation: Activation::Tanh,
             min_log_var: -6.0,
             conditional: false,
@@ -127,6 +132,21 @@ impl VaeConfig {
             1,
             "at least 1 sample of z per example",
         )?;
+        checks::finite("model.input_mask", self.input_mask)?;
+        if !(0.0..1.0).contains(&self.input_mask) {
+            return Err(Error::config(
+                "model.input_mask",
+                self.input_mask,
+                "a probability in [0, 1)",
+            ));
+        }
+        if self.iw_samples > 1 && self.input_mask > 0.0 {
+            return Err(Error::config(
+                "model.input_mask",
+                self.input_mask,
+                "0 when iw_samples > 1 (masked training is for the one-sample ELBO)",
+            ));
+        }
         if self.iw_samples > 1 && (self.beta != 1.0 || self.beta_schedule != BetaSchedule::Constant)
         {
             return Err(Error::config(

@@ -62,6 +62,13 @@ pub fn kl_to_standard_normal(mu: &Tensor, log_var: &Tensor) -> Tensor {
     ((mu.square() + log_var.exp() - log_var - 1.0) * 0.5).sum_dim_intlist(-1, false, mu.kind())
 }
 
+/// `x` with each entry hidden (set to 0.5, "unknown") with probability `p`: what the encoder
+/// sees when training for completion (seed §3.5.1).
+fn masked_input(x: &Tensor, p: f64) -> Tensor {
+    let hide = x.rand_like().lt(p);
+    x.masked_fill(&hide, 0.5)
+}
+
 /// A latent dimension is active when the variance of its posterior mean over the data
 /// exceeds this (Burda et al. 2015).
 pub const ACTIVE_UNIT_THRESHOLD: f64 = 0.01;
@@ -301,20 +308,26 @@ impl Vae {
         }
     }
 
-    /// Per-example reconstruction term, KL term and β-weighted loss for a batch.
+    /// Per-example reconstruction term and KL term for a batch.
     fn terms(&self, x: &Tensor, y: Option<&Tensor>) -> (Tensor, Tensor) {
         let x = x.reshape([-1, self.dim]);
-        let (mu, log_var) = self.encode_with(&x, y);
+        self.terms_from(&x, &x, y)
+    }
+
+    /// The same with the encoder shown `seen` (a masked copy of `x`) and the decoder
+    /// scored on the whole `x`.
+    fn terms_from(&self, seen: &Tensor, x: &Tensor, y: Option<&Tensor>) -> (Tensor, Tensor) {
+        let (mu, log_var) = self.encode_with(seen, y);
         let std = (&log_var * 0.5).exp();
         let z = &mu + &std * std.randn_like();
         let out = self.decode_raw_with(&z, y);
-        let log_px = self.log_px_given_z(&out, &x);
+        let log_px = self.log_px_given_z(&out, x);
         (log_px, kl_to_standard_normal(&mu, &log_var))
     }
 
     /// The metrics of a batch at the current step: with one z sample the β-weighted ELBO
     /// terms, with k > 1 the importance-weighted bound (its negative is the loss).
-    fn batch_metrics(&self, x: &Tensor, y: Option<&Tensor>) -> Metrics {
+    fn batch_metrics(&self, x: &Tensor, y: Option<&Tensor>, train: bool) -> Metrics {
         let k = self.cfg.iw_samples;
         if k > 1 {
             let lw = self.log_weights_with(x, y, k);
@@ -322,7 +335,12 @@ impl Vae {
             let elbo = lw.mean(Kind::Float);
             return vec![("loss", -&iwae), ("iwae", iwae), ("elbo", elbo)];
         }
-        let (log_px, kl) = self.terms(x, y);
+        let (log_px, kl) = if train && self.cfg.input_mask > 0.0 {
+            let x = x.reshape([-1, self.dim]);
+            self.terms_from(&masked_input(&x, self.cfg.input_mask), &x, y)
+        } else {
+            self.terms(x, y)
+        };
         let rec = -log_px.mean(Kind::Float);
         let kl_m = kl.mean(Kind::Float);
         let beta = self.cfg.beta_at(self.opt.steps());
@@ -455,14 +473,16 @@ impl Model for Vae {
 
     fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
         let y = self.batch_labels(batch)?;
-        let m = self.batch_metrics(&batch.x, y.as_ref());
+        let m = self.batch_metrics(&batch.x, y.as_ref(), true);
         self.opt.backward_step(&m[0].1)?;
         Ok(m.into_iter().map(|(k, t)| (k, t.detach())).collect())
     }
 
     fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
         let y = self.batch_labels(batch)?;
-        Ok(tch::no_grad(|| self.batch_metrics(&batch.x, y.as_ref())))
+        Ok(tch::no_grad(|| {
+            self.batch_metrics(&batch.x, y.as_ref(), false)
+        }))
     }
 
     /// Decoder means; a conditional VAE draws each sample's class uniformly first.
