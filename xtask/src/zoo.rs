@@ -156,6 +156,26 @@ pub const ENTRIES: &[Entry] = &[
         eval_args: &["--no-quality"],
         method: None,
     },
+    Entry {
+        name: "vae",
+        family: "vae",
+        model: "vae",
+        config: "configs/vae-binarized-mnist.toml",
+        published: Some(88.71),
+        source: "Burda et al. 2015, appendix: 1 stochastic layer, k = 1, IS k = 5000",
+        eval_args: &["--samples", "1000"],
+        method: Some("importance-sampling"),
+    },
+    Entry {
+        name: "iwae",
+        family: "vae",
+        model: "iwae",
+        config: "configs/iwae-binarized-mnist.toml",
+        published: Some(87.63),
+        source: "Burda et al. 2015, appendix: 1 stochastic layer, k = 5, IS k = 5000",
+        eval_args: &["--samples", "1000"],
+        method: Some("importance-sampling"),
+    },
 ];
 
 /// Options of `cargo xtask zoo`.

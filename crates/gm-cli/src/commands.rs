@@ -575,7 +575,13 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     } else {
         Vec::new()
     };
-    let is_ll = |r: &ResultRecord| matches!(r.metric, Metric::LogLikelihood(_));
+    // Likelihoods and the model's own statistics are one part, sample quality the other.
+    let is_ll = |r: &ResultRecord| {
+        matches!(
+            r.metric,
+            Metric::LogLikelihood(_) | Metric::ClassificationError | Metric::ActiveUnits
+        )
+    };
     let mut records: Vec<ResultRecord> = Vec::new();
     if a.no_likelihood {
         records.extend(old.iter().filter(|r| is_ll(r)).cloned());
@@ -654,10 +660,15 @@ fn eval_likelihoods(
     let start = Instant::now();
     let lls = model.log_likelihoods(&x, cfg)?;
     let seconds = start.elapsed().as_secs_f64();
-    Ok(lls
+    let mut records: Vec<ResultRecord> = lls
         .iter()
         .map(|ll| ctx.log_likelihood(ll, seconds))
-        .collect())
+        .collect();
+    let start = Instant::now();
+    let stats = model.statistics(&data.test.evenly_spaced(cfg.eval.limit), cfg)?;
+    let seconds = start.elapsed().as_secs_f64();
+    records.extend(stats.iter().map(|s| ctx.statistic(s, seconds)));
+    Ok(records)
 }
 
 /// Sample-quality metrics and their test-split floors; writes `figures/nn-grid.png`. Like

@@ -41,6 +41,8 @@ const DATASETS: [&str; 3] = ["bars-and-stripes", "two-moons", "eight-gaussians"]
 /// their defaults.
 const TINY: &[(&str, &str)] = &[
     ("vae", "hidden = [8]\nlatent = 2"),
+    ("iwae", "hidden = [8]\nlatent = 2\niw_samples = 3"),
+    ("m2", "hidden = [8]\nclassifier_hidden = [8]\nlatent = 2"),
     ("nade", "hidden = 8"),
     ("made", "hidden = [8]"),
     ("rnade", "hidden = 8\ncomponents = 2"),

@@ -19,7 +19,7 @@
 //! ```
 
 use crate::config::RunConfig;
-use crate::data::{Batch, Dataset};
+use crate::data::{Batch, Dataset, Split};
 use crate::optim::Optimizer;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -79,6 +79,35 @@ impl LogLikelihood {
     }
 }
 
+/// What a [`Statistic`] measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatisticKind {
+    /// Fraction of examples whose label a model's classifier gets wrong. Lower is better.
+    ClassificationError,
+    /// Latent dimensions whose posterior mean varies over the data (Burda et al. 2015's
+    /// "active units"). Not a quality measure by itself.
+    ActiveUnits,
+}
+
+/// A measured property of a trained model that is not a likelihood (`gm eval` records it
+/// beside the likelihoods).
+#[derive(Clone, Debug)]
+pub struct Statistic {
+    /// What it measures.
+    pub kind: StatisticKind,
+    /// How, e.g. `argmax q(y|x)`.
+    pub method: String,
+    /// Its settings (thresholds, per-dimension values …).
+    pub settings: serde_json::Value,
+    /// The value.
+    pub value: f64,
+    /// Its standard error, when there is one.
+    pub std_err: Option<f64>,
+    /// Number of examples it is computed from.
+    pub n: i64,
+}
+
 /// A set of images for a picture (samples, reconstructions, walks), `[N, C, H, W]` in [0, 1].
 #[derive(Debug)]
 pub struct Figure {
@@ -130,6 +159,12 @@ pub trait Model {
     /// Log-likelihoods of `x` that the model can compute, each labelled with its kind. `x`
     /// is the whole evaluation split; the model chunks it itself.
     fn log_likelihoods(&self, x: &Tensor, cfg: &RunConfig) -> Result<Vec<LogLikelihood>>;
+
+    /// Statistics of the model on `split` (its inputs and, when it has them, labels) that
+    /// are not likelihoods; none by default.
+    fn statistics(&self, _split: &Split, _cfg: &RunConfig) -> Result<Vec<Statistic>> {
+        Ok(Vec::new())
+    }
 
     /// The model's resolved parameters (every default filled in), written into the run's
     /// config.

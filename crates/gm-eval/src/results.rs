@@ -49,7 +49,7 @@ use std::time::Instant;
 
 use gm_core::config::RunConfig;
 use gm_core::data::Binarization;
-use gm_core::model::{LikelihoodKind, LogLikelihood};
+use gm_core::model::{LikelihoodKind, LogLikelihood, Statistic, StatisticKind};
 use gm_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +89,10 @@ pub enum Metric {
     /// Fraction of samples closer to a training example than 99% of test examples are.
     /// Lower is better.
     NearCopies,
+    /// Fraction of test examples a model's own classifier labels wrongly. Lower is better.
+    ClassificationError,
+    /// Number of active latent units (Burda et al. 2015). Not a quality measure.
+    ActiveUnits,
 }
 
 impl Metric {
@@ -97,14 +101,16 @@ impl Metric {
         match self {
             Metric::LogLikelihood(_) => Some(true),
             Metric::LogPartition => None,
-            Metric::Mmd2 | Metric::FrechetDistance | Metric::LabelEntropy | Metric::NearCopies => {
-                Some(false)
-            }
+            Metric::Mmd2
+            | Metric::FrechetDistance
+            | Metric::LabelEntropy
+            | Metric::NearCopies
+            | Metric::ClassificationError => Some(false),
             Metric::Precision
             | Metric::Recall
             | Metric::MarginalLabelEntropy
             | Metric::ClassCoverage => Some(true),
-            Metric::NnDistance => None,
+            Metric::NnDistance | Metric::ActiveUnits => None,
         }
     }
 }
@@ -139,6 +145,8 @@ impl fmt::Display for Metric {
             Metric::ClassCoverage => write!(f, "class coverage"),
             Metric::NnDistance => write!(f, "NN distance to train"),
             Metric::NearCopies => write!(f, "near-copies"),
+            Metric::ClassificationError => write!(f, "classification error"),
+            Metric::ActiveUnits => write!(f, "active units"),
         }
     }
 }
@@ -238,6 +246,21 @@ impl RecordContext {
             ll.settings.clone(),
             v,
         )
+    }
+
+    /// A model statistic that is not a likelihood.
+    pub fn statistic(&self, s: &Statistic, seconds: f64) -> ResultRecord {
+        let metric = match s.kind {
+            StatisticKind::ClassificationError => Metric::ClassificationError,
+            StatisticKind::ActiveUnits => Metric::ActiveUnits,
+        };
+        let v = Value {
+            value: s.value,
+            std_err: s.std_err,
+            n: s.n,
+            seconds,
+        };
+        self.record(metric, &s.method, s.settings.clone(), v)
     }
 
     /// An AIS estimate of log Z (its settings say forward or reverse, chains, schedule).

@@ -14,6 +14,7 @@
 //! assert!(registry.get("vae").is_some());
 //! ```
 
+pub mod m2;
 pub mod vae;
 
 use gm_core::model::{ModelEntry, ModelRegistry};
@@ -27,6 +28,22 @@ pub fn register(registry: &mut ModelRegistry) {
         default_dataset: "binarized-mnist",
         needs_labels: false,
         build: vae::build,
+    });
+    registry.add(ModelEntry {
+        name: "iwae",
+        family: "gm-vae",
+        description: "importance-weighted autoencoder (Burda et al. 2015): the VAE trained on the k-sample bound (iw_samples, default 5); reports ELBO, IWAE-k bound and IS estimate",
+        default_dataset: "binarized-mnist",
+        needs_labels: false,
+        build: vae::build_iwae,
+    });
+    registry.add(ModelEntry {
+        name: "m2",
+        family: "gm-vae",
+        description: "semi-supervised VAE M2 (Kingma et al. 2014): classifier q(y|x), q(z|x,y), p(x|y,z); unlabelled examples sum y out; validation error of q(y|x) per epoch",
+        default_dataset: "mnist",
+        needs_labels: true,
+        build: m2::build,
     });
     registry.add(ModelEntry {
         name: "cvae",

@@ -15,6 +15,22 @@ pub enum Likelihood {
     Gaussian,
 }
 
+/// How β, the weight of the KL term, moves during training (the step count is the
+/// optimizer's, so a resumed run continues the schedule exactly).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BetaSchedule {
+    /// β = `beta` throughout.
+    #[default]
+    Constant,
+    /// KL annealing (Bowman et al. 2016): β rises linearly from 0 to `beta` over
+    /// `beta_warmup_steps` steps, then stays.
+    Linear,
+    /// Cyclical annealing (Fu et al. 2019): cycles of `beta_cycle_steps` steps; in the first
+    /// half of each cycle β rises linearly from 0 to `beta`, in the second it stays there.
+    Cyclical,
+}
+
 /// Hidden-layer non-linearity (tanh as in Kingma & Welling 2014 and Burda et al. 2015).
 pub use gm_core::nets::Activation;
 
@@ -28,8 +44,22 @@ pub struct VaeConfig {
     pub latent: i64,
     /// Decoder likelihood.
     pub likelihood: Likelihood,
-    /// Weight of the KL term (1 = the ELBO; β-VAE otherwise).
+    /// Weight of the KL term (1 = the ELBO; β-VAE otherwise); the schedule's final value.
     pub beta: f64,
+    /// How β moves during training.
+    pub beta_schedule: BetaSchedule,
+    /// Steps of the linear warm-up (`beta_schedule = "linear"`).
+    pub beta_warmup_steps: i64,
+    /// Steps per cycle (`beta_schedule = "cyclical"`).
+    pub beta_cycle_steps: i64,
+    /// Samples of z per example in the training objective: 1 trains on the ELBO (analytic
+    /// KL); k > 1 on the importance-weighted bound L_k = E log (1/k) Σᵢ p(x, zᵢ) / q(zᵢ | x)
+    /// of Burda et al. (2015) — the IWAE (registry entry `iwae`).
+    pub iw_samples: i64,
+    /// Training for completion (seed §3.5.1): each input entry the encoder sees is hidden
+    /// (set to 0.5) with this probability, while the decoder is scored on the whole input,
+    /// so that x → z stays robust to missing pixels. 0 = off; evaluation never masks.
+    pub input_mask: f64,
     /// Hidden non-linearity.
     pub activation: Activation,
     /// Lower clamp of the Gaussian decoder's log-variance (keeps densities finite on
@@ -48,6 +78,11 @@ impl Default for VaeConfig {
             latent: 50,
             likelihood: Likelihood::Auto,
             beta: 1.0,
+            beta_schedule: BetaSchedule::Constant,
+            beta_warmup_steps: 10_000,
+            beta_cycle_steps: 10_000,
+            iw_samples: 1,
+            input_mask: 0.0,
             activation: Activation::Tanh,
             min_log_var: -6.0,
             conditional: false,
@@ -56,6 +91,19 @@ impl Default for VaeConfig {
 }
 
 impl VaeConfig {
+    /// β after `step` optimizer steps.
+    pub fn beta_at(&self, step: u64) -> f64 {
+        let ramp = |t: f64, len: f64| self.beta * (t / len).min(1.0);
+        match self.beta_schedule {
+            BetaSchedule::Constant => self.beta,
+            BetaSchedule::Linear => ramp(step as f64, self.beta_warmup_steps as f64),
+            BetaSchedule::Cyclical => {
+                let len = self.beta_cycle_steps as u64;
+                ramp((step % len) as f64, (len / 2) as f64)
+            }
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         if self.hidden.is_empty() || self.hidden.iter().any(|&h| h <= 0) {
             return Err(Error::config(
@@ -66,6 +114,47 @@ impl VaeConfig {
         }
         checks::at_least("model.latent", self.latent, 1, "a positive integer")?;
         checks::positive("model.beta", self.beta)?;
+        checks::at_least(
+            "model.beta_warmup_steps",
+            self.beta_warmup_steps,
+            1,
+            "a positive number of steps",
+        )?;
+        checks::at_least(
+            "model.beta_cycle_steps",
+            self.beta_cycle_steps,
+            2,
+            "at least 2 steps per cycle",
+        )?;
+        checks::at_least(
+            "model.iw_samples",
+            self.iw_samples,
+            1,
+            "at least 1 sample of z per example",
+        )?;
+        checks::finite("model.input_mask", self.input_mask)?;
+        if !(0.0..1.0).contains(&self.input_mask) {
+            return Err(Error::config(
+                "model.input_mask",
+                self.input_mask,
+                "a probability in [0, 1)",
+            ));
+        }
+        if self.iw_samples > 1 && self.input_mask > 0.0 {
+            return Err(Error::config(
+                "model.input_mask",
+                self.input_mask,
+                "0 when iw_samples > 1 (masked training is for the one-sample ELBO)",
+            ));
+        }
+        if self.iw_samples > 1 && (self.beta != 1.0 || self.beta_schedule != BetaSchedule::Constant)
+        {
+            return Err(Error::config(
+                "model.beta",
+                self.beta,
+                "1 with a constant schedule when iw_samples > 1: the importance-weighted bound has no separate KL term to weight",
+            ));
+        }
         checks::finite("model.min_log_var", self.min_log_var)?;
         Ok(())
     }

@@ -23,8 +23,12 @@
 mod config;
 mod model;
 
-pub use config::{Activation, Likelihood, VaeConfig};
-pub use model::{build, build_conditional, Vae, COMPLETION_ITERATIONS};
+pub use config::{Activation, BetaSchedule, Likelihood, VaeConfig};
+pub(crate) use model::chunked;
+pub use model::{
+    build, build_conditional, build_iwae, kl_to_standard_normal, Vae, ACTIVE_UNIT_THRESHOLD,
+    COMPLETION_ITERATIONS, IWAE_DEFAULT_SAMPLES,
+};
 
 #[cfg(test)]
 mod tests;

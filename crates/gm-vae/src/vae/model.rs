@@ -1,15 +1,15 @@
-use super::config::{Likelihood, VaeConfig};
+use super::config::{BetaSchedule, Likelihood, VaeConfig};
 use gm_core::config::RunConfig;
-use gm_core::data::Batch;
+use gm_core::data::{Batch, Split};
 use gm_core::masks;
 use gm_core::model::{
     params_table, parse_params, BuildContext, Complete, CompletionKind, Conditional, Figure,
-    LikelihoodKind, LogLikelihood, Metrics, Model,
+    LikelihoodKind, LogLikelihood, Metrics, Model, Statistic, StatisticKind,
 };
 use gm_core::nets::Mlp;
 use gm_core::optim::Optimizer;
 use gm_core::{Error, Result};
-use gm_eval::importance::{importance_log_likelihood, mean_and_std_err};
+use gm_eval::importance::{importance_log_likelihood, log_mean_exp, mean_and_std_err};
 use tch::nn::{self, Module, VarStore};
 use tch::{Device, Kind, Reduction, Tensor};
 
@@ -54,6 +54,49 @@ pub fn build_conditional(ctx: &BuildContext<'_>) -> Result<Box<dyn Model>> {
     cfg.conditional = true;
     let mut m = Vae::new(cfg, ctx)?;
     m.name = "cvae";
+    Ok(Box::new(m))
+}
+
+/// KL(N(μ, diag σ²) ‖ N(0, I)) = ½ Σ (μ² + σ² − log σ² − 1), summed over the last dimension.
+pub fn kl_to_standard_normal(mu: &Tensor, log_var: &Tensor) -> Tensor {
+    ((mu.square() + log_var.exp() - log_var - 1.0) * 0.5).sum_dim_intlist(-1, false, mu.kind())
+}
+
+/// `x` with each entry hidden (set to 0.5, "unknown") with probability `p`: what the encoder
+/// sees when training for completion (seed §3.5.1).
+fn masked_input(x: &Tensor, p: f64) -> Tensor {
+    let hide = x.rand_like().lt(p);
+    x.masked_fill(&hide, 0.5)
+}
+
+/// A latent dimension is active when the variance of its posterior mean over the data
+/// exceeds this (Burda et al. 2015).
+pub const ACTIVE_UNIT_THRESHOLD: f64 = 0.01;
+
+/// `f(start, len)` over `n` rows in chunks of `chunk`, concatenated along dimension 0.
+pub(crate) fn chunked(n: i64, chunk: i64, mut f: impl FnMut(i64, i64) -> Tensor) -> Tensor {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let len = chunk.min(n - start);
+        parts.push(f(start, len));
+        start += len;
+    }
+    Tensor::cat(&parts, 0)
+}
+
+/// Samples of z per example of the `iwae` entry when its config does not say.
+pub const IWAE_DEFAULT_SAMPLES: i64 = 5;
+
+/// Builds an importance-weighted autoencoder (the `iwae` registry entry): the VAE trained
+/// on the k-sample bound, `iw_samples` = [`IWAE_DEFAULT_SAMPLES`] unless set.
+pub fn build_iwae(ctx: &BuildContext<'_>) -> Result<Box<dyn Model>> {
+    let mut cfg: VaeConfig = parse_params("iwae", &ctx.cfg.model.params)?;
+    if !ctx.cfg.model.params.contains_key("iw_samples") {
+        cfg.iw_samples = IWAE_DEFAULT_SAMPLES;
+    }
+    let mut m = Vae::new(cfg, ctx)?;
+    m.name = "iwae";
     Ok(Box::new(m))
 }
 
@@ -265,29 +308,49 @@ impl Vae {
         }
     }
 
-    /// Per-example reconstruction term, KL term and β-weighted loss for a batch.
+    /// Per-example reconstruction term and KL term for a batch.
     fn terms(&self, x: &Tensor, y: Option<&Tensor>) -> (Tensor, Tensor) {
         let x = x.reshape([-1, self.dim]);
-        let (mu, log_var) = self.encode_with(&x, y);
+        self.terms_from(&x, &x, y)
+    }
+
+    /// The same with the encoder shown `seen` (a masked copy of `x`) and the decoder
+    /// scored on the whole `x`.
+    fn terms_from(&self, seen: &Tensor, x: &Tensor, y: Option<&Tensor>) -> (Tensor, Tensor) {
+        let (mu, log_var) = self.encode_with(seen, y);
         let std = (&log_var * 0.5).exp();
         let z = &mu + &std * std.randn_like();
         let out = self.decode_raw_with(&z, y);
-        let log_px = self.log_px_given_z(&out, &x);
-        // KL(N(μ, σ²) ‖ N(0, 1)) = ½ Σ (μ² + σ² − log σ² − 1)
-        let kl = ((mu.square() + log_var.exp() - log_var - 1.0) * 0.5).sum_dim_intlist(
-            -1,
-            false,
-            Kind::Float,
-        );
-        (log_px, kl)
+        let log_px = self.log_px_given_z(&out, x);
+        (log_px, kl_to_standard_normal(&mu, &log_var))
     }
 
-    fn metrics(&self, log_px: &Tensor, kl: &Tensor) -> Metrics {
+    /// The metrics of a batch at the current step: with one z sample the β-weighted ELBO
+    /// terms, with k > 1 the importance-weighted bound (its negative is the loss).
+    fn batch_metrics(&self, x: &Tensor, y: Option<&Tensor>, train: bool) -> Metrics {
+        let k = self.cfg.iw_samples;
+        if k > 1 {
+            let lw = self.log_weights_with(x, y, k);
+            let iwae = log_mean_exp(&lw, 0).mean(Kind::Float);
+            let elbo = lw.mean(Kind::Float);
+            return vec![("loss", -&iwae), ("iwae", iwae), ("elbo", elbo)];
+        }
+        let (log_px, kl) = if train && self.cfg.input_mask > 0.0 {
+            let x = x.reshape([-1, self.dim]);
+            self.terms_from(&masked_input(&x, self.cfg.input_mask), &x, y)
+        } else {
+            self.terms(x, y)
+        };
         let rec = -log_px.mean(Kind::Float);
         let kl_m = kl.mean(Kind::Float);
-        let loss = &rec + &kl_m * self.cfg.beta;
+        let beta = self.cfg.beta_at(self.opt.steps());
+        let loss = &rec + &kl_m * beta;
         let elbo = -(&rec + &kl_m);
-        vec![("loss", loss), ("elbo", elbo), ("rec", rec), ("kl", kl_m)]
+        let mut m = vec![("loss", loss), ("elbo", elbo), ("rec", rec), ("kl", kl_m)];
+        if self.cfg.beta_schedule != BetaSchedule::Constant {
+            m.push(("beta", Tensor::from(beta)));
+        }
+        m
     }
 
     /// Per-example ELBO `[B]` (one z sample), of log p(x | y) when `y` is given.
@@ -316,6 +379,19 @@ impl Vae {
             sum(eps.square() * -0.5 - &log_var * 0.5) - 0.5 * LOG_2PI * self.cfg.latent as f64;
         log_px + log_pz - log_qz
     }
+    /// The importance-weighted bound L_k with the training k, per example averaged over
+    /// `x`: a lower bound on log p(x) (Burda et al. 2015), labelled as one.
+    fn iwae_bound(&self, x: &Tensor, chunk: i64) -> Result<LogLikelihood> {
+        let k = self.cfg.iw_samples;
+        let mut b = importance_log_likelihood(x, k, chunk, |xc, k| Ok(self.log_weights(xc, k)))?;
+        b.kind = LikelihoodKind::LowerBound;
+        b.method = format!("iwae-{k}");
+        b.settings["note"] =
+            "the importance-weighted bound L_k with the training k: E[log mean of k weights] <= log p(x)"
+                .into();
+        Ok(b)
+    }
+
     /// Approximate completion (the iterative scheme of Rezende et al. 2014, seed §3.5.1):
     /// hidden entries (`mask` = 0) start at 0.5; each of `iters` rounds encodes the current
     /// completion, draws z ~ q(z | x), decodes E[x | z] and resets the observed entries to
@@ -397,16 +473,16 @@ impl Model for Vae {
 
     fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
         let y = self.batch_labels(batch)?;
-        let (log_px, kl) = self.terms(&batch.x, y.as_ref());
-        let m = self.metrics(&log_px, &kl);
+        let m = self.batch_metrics(&batch.x, y.as_ref(), true);
         self.opt.backward_step(&m[0].1)?;
         Ok(m.into_iter().map(|(k, t)| (k, t.detach())).collect())
     }
 
     fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
         let y = self.batch_labels(batch)?;
-        let (log_px, kl) = tch::no_grad(|| self.terms(&batch.x, y.as_ref()));
-        Ok(self.metrics(&log_px, &kl))
+        Ok(tch::no_grad(|| {
+            self.batch_metrics(&batch.x, y.as_ref(), false)
+        }))
     }
 
     /// Decoder means; a conditional VAE draws each sample's class uniformly first.
@@ -521,7 +597,12 @@ impl Model for Vae {
         let chunk = cfg.eval.chunk.min((4_000_000 / per_example.max(1)).max(1));
         if !self.is_conditional() {
             let is = importance_log_likelihood(x, k, chunk, |xc, k| Ok(self.log_weights(xc, k)))?;
-            return Ok(vec![elbo, is]);
+            let mut out = vec![elbo];
+            if self.cfg.iw_samples > 1 {
+                out.push(self.iwae_bound(x, chunk)?);
+            }
+            out.push(is);
+            return Ok(out);
         }
         // p(x) = Σ_y p(y) p(x | y), uniform p(y): the k weights of every class, pooled
         // (their mean is the mean over classes of the per-class estimates).
@@ -539,6 +620,36 @@ impl Model for Vae {
         elbo.settings["labels"] =
             "log Σ_y p(y) exp ELBO(x | y), uniform p(y): a lower bound on log p(x)".into();
         Ok(vec![elbo, is])
+    }
+
+    /// Active units (Burda et al. 2015): the latent dimensions u with
+    /// Cov_x(E_q(z|x)[u]) > 0.01 over the split (unconditional VAEs).
+    fn statistics(&self, split: &Split, cfg: &RunConfig) -> Result<Vec<Statistic>> {
+        if self.is_conditional() {
+            return Ok(Vec::new());
+        }
+        let n = split.len();
+        let means = chunked(n, cfg.data.eval_batch_size, |start, len| {
+            tch::no_grad(|| self.encode(&split.x.narrow(0, start, len)).0)
+        });
+        let var = means.to_kind(Kind::Double).var_dim(0, true, false);
+        let per_dim = Vec::<f64>::try_from(&var)?;
+        let active = per_dim
+            .iter()
+            .filter(|&&v| v > ACTIVE_UNIT_THRESHOLD)
+            .count();
+        Ok(vec![Statistic {
+            kind: StatisticKind::ActiveUnits,
+            method: "cov-of-posterior-mean".into(),
+            settings: serde_json::json!({
+                "threshold": ACTIVE_UNIT_THRESHOLD,
+                "latent": self.cfg.latent,
+                "variance_per_dimension": per_dim,
+            }),
+            value: active as f64,
+            std_err: None,
+            n,
+        }])
     }
 
     fn resolved_params(&self) -> toml::Table {

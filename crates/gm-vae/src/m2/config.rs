@@ -1,0 +1,53 @@
+use gm_core::checks;
+use gm_core::nets::Activation;
+use gm_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// `[model]` fields of `m2`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct M2Config {
+    /// Hidden widths of q(z | x, y); the decoder p(x | y, z) mirrors them.
+    pub hidden: Vec<i64>,
+    /// Hidden widths of the classifier q(y | x).
+    pub classifier_hidden: Vec<i64>,
+    /// Dimension of z.
+    pub latent: i64,
+    /// Weight of the labelled examples' cross-entropy −log q(y | x), per example.
+    pub alpha: f64,
+    /// Hidden non-linearity (softplus in Kingma et al. 2014).
+    pub activation: Activation,
+}
+
+impl Default for M2Config {
+    fn default() -> Self {
+        M2Config {
+            hidden: vec![500],
+            classifier_hidden: vec![500],
+            latent: 50,
+            alpha: 0.1,
+            activation: Activation::Softplus,
+        }
+    }
+}
+
+impl M2Config {
+    pub(crate) fn validate(&self) -> Result<()> {
+        for (field, sizes) in [
+            ("model.hidden", &self.hidden),
+            ("model.classifier_hidden", &self.classifier_hidden),
+        ] {
+            if sizes.iter().any(|&h| h <= 0) {
+                return Err(Error::config(
+                    field,
+                    format!("{sizes:?}"),
+                    "a list of positive layer widths, e.g. [500]",
+                ));
+            }
+        }
+        checks::at_least("model.latent", self.latent, 1, "a positive integer")?;
+        checks::finite("model.alpha", self.alpha)?;
+        checks::at_least("model.alpha", self.alpha, 0.0, "a weight ≥ 0")?;
+        Ok(())
+    }
+}

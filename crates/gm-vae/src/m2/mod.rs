@@ -1,0 +1,38 @@
+//! The semi-supervised VAE "M2" of Kingma, Rezende, Mohamed & Welling (2014) (seed
+//! `001_*.txt` §3.5.3).
+//!
+//! Generative model: y ~ Cat(1/C), z ~ N(0, I), x ~ p(x | y, z) (Bernoulli pixels).
+//! Inference: a classifier q(y | x) and a Gaussian q(z | x, y). For a labelled example the
+//! bound is L(x, y) = E_q(z|x,y)[log p(x | y, z)] + log p(y) − KL(q(z | x, y) ‖ p(z)) ≤
+//! log p(x, y); for an unlabelled one y is summed out by enumeration over the C classes,
+//! U(x) = Σ_y q(y | x) L(x, y) + H(q(y | x)) ≤ log p(x). Training maximises the mean of L on
+//! labelled and U on unlabelled examples of a batch, minus α times the mean cross-entropy
+//! −log q(y | x) of the batch's labelled examples (Kingma et al.'s α·E[−log q(y|x)] term; they
+//! use α = 0.1·N on sums over the N examples, which is α = 0.1 per example here).
+//!
+//! Which labels are observed comes with the batch (`[data] labelled = N`); the model needs a
+//! labelled dataset (registry entry `m2`). `eval_metrics` reports the classification error
+//! of q(y | x) on its (fully labelled) batches, so every epoch's validation error is in
+//! `metrics.jsonl`; `gm eval` reports U(x) (a lower bound on log p(x)) and an
+//! importance-sampled log p(x) pooled over the classes.
+//!
+//! ```no_run
+//! use gm_core::{config::RunConfig, data, model::BuildContext};
+//! let cfg = RunConfig::from_toml_str("[model]\nname = \"m2\"\nlatent = 2\n[data]\ndataset = \"bars-and-stripes\"\nlabelled = 4")?;
+//! let ds = data::load(&cfg.data.dataset, &cfg.data.options)?;
+//! let mut m2 = gm_vae::m2::build(&BuildContext { cfg: &cfg, data: &ds, device: tch::Device::Cpu })?;
+//! let x = ds.train.x.narrow(0, 0, 16);
+//! let y = ds.train.y.as_ref().unwrap().narrow(0, 0, 16);
+//! let m = m2.train_step(&gm_core::data::Batch::labelled(&x, &y))?;
+//! println!("loss {}", m[0].1.double_value(&[]));
+//! # Ok::<(), gm_core::Error>(())
+//! ```
+
+mod config;
+mod model;
+
+pub use config::M2Config;
+pub use model::{build, M2};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,360 @@
+use super::config::M2Config;
+use crate::vae::{chunked, kl_to_standard_normal};
+use gm_core::config::RunConfig;
+use gm_core::data::{Batch, Split};
+use gm_core::model::{
+    params_table, parse_params, BuildContext, Conditional, LikelihoodKind, LogLikelihood, Metrics,
+    Model, Statistic, StatisticKind,
+};
+use gm_core::nets::Mlp;
+use gm_core::optim::Optimizer;
+use gm_core::{Error, Result};
+use gm_eval::importance::{importance_log_likelihood, mean_and_std_err};
+use tch::nn::{self, Module, VarStore};
+use tch::{Device, Kind, Tensor};
+
+const LOG_2PI: f64 = 1.837_877_066_409_345_3;
+
+/// The M2 model: classifier q(y | x), encoder q(z | x, y), decoder p(x | y, z).
+pub struct M2 {
+    cfg: M2Config,
+    pub(crate) classes: i64,
+    shape: Vec<i64>,
+    pub(crate) dim: i64,
+    vs: VarStore,
+    enc: Mlp,
+    enc_head: nn::Linear,
+    dec: Mlp,
+    dec_head: nn::Linear,
+    cls: Mlp,
+    cls_head: nn::Linear,
+    opt: Optimizer,
+}
+
+/// Builds M2 from a run config (the `m2` registry entry).
+pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Model>> {
+    let cfg: M2Config = parse_params("m2", &ctx.cfg.model.params)?;
+    Ok(Box::new(M2::new(cfg, ctx)?))
+}
+
+/// Per-example bounds of a batch: L(x, c) for every class `[C, B]` and log q(y | x) `[B, C]`.
+pub(crate) struct Bounds {
+    pub(crate) per_class: Tensor,
+    pub(crate) log_q_y: Tensor,
+}
+
+impl Bounds {
+    /// U(x) = Σ_y q(y | x) L(x, y) + H(q(y | x)), `[B]`.
+    pub(crate) fn unlabelled(&self) -> Tensor {
+        let q = self.log_q_y.exp();
+        let expected = (&q * self.per_class.tr()).sum_dim_intlist(1, false, Kind::Float);
+        let entropy = -(&q * &self.log_q_y).sum_dim_intlist(1, false, Kind::Float);
+        expected + entropy
+    }
+
+    /// L(x, y) at labels `y` (entries < 0 read class 0), `[B]`.
+    fn labelled(&self, y: &Tensor) -> Tensor {
+        self.per_class
+            .gather(0, &y.clamp_min(0).unsqueeze(0), false)
+            .squeeze_dim(0)
+    }
+}
+
+impl M2 {
+    /// A new M2 for the binary, labelled data of `ctx`.
+    pub fn new(cfg: M2Config, ctx: &BuildContext<'_>) -> Result<Self> {
+        cfg.validate()?;
+        let data = ctx.data;
+        let classes = match (data.num_classes, &data.train.y) {
+            (Some(c), Some(_)) if c > 1 => c,
+            _ => {
+                return Err(Error::config(
+                    "data.dataset",
+                    &data.name,
+                    "a dataset with at least two classes of labels (M2 is semi-supervised)",
+                ))
+            }
+        };
+        if !data.binary {
+            return Err(Error::config(
+                "data.binarize",
+                "none",
+                format!(
+                    "binary data for m2's Bernoulli decoder: set data.binarize (dataset {} is real-valued)",
+                    data.name
+                ),
+            ));
+        }
+        let dim: i64 = data.shape.iter().product();
+        let vs = VarStore::new(ctx.device);
+        let root = vs.root();
+        let lin = |path: nn::Path, i: i64, o: i64| nn::linear(path, i, o, Default::default());
+        let enc = Mlp::new(&(&root / "encoder"), "fc", dim + classes, &cfg.hidden);
+        let enc_head = lin(&root / "encoder" / "head", enc.out_dim(), 2 * cfg.latent);
+        let rev: Vec<i64> = cfg.hidden.iter().rev().copied().collect();
+        let dec = Mlp::new(&(&root / "decoder"), "fc", cfg.latent + classes, &rev);
+        let dec_head = lin(&root / "decoder" / "head", dec.out_dim(), dim);
+        let cls = Mlp::new(&(&root / "classifier"), "fc", dim, &cfg.classifier_hidden);
+        let cls_head = lin(&root / "classifier" / "head", cls.out_dim(), classes);
+        let opt = Optimizer::new(&vs, &ctx.cfg.optim)?;
+        Ok(M2 {
+            cfg,
+            classes,
+            shape: data.shape.clone(),
+            dim,
+            vs,
+            enc,
+            enc_head,
+            dec,
+            dec_head,
+            cls,
+            cls_head,
+            opt,
+        })
+    }
+
+    /// log q(y | x), `[B, C]`.
+    pub fn log_q_y(&self, x: &Tensor) -> Tensor {
+        let h = self
+            .cls
+            .forward(&x.reshape([-1, self.dim]), self.cfg.activation);
+        self.cls_head.forward(&h).log_softmax(-1, Kind::Float)
+    }
+
+    /// The one-hot of every class, broadcast over a batch of `b`: `[C, b, C]`.
+    fn class_codes(&self, b: i64) -> Tensor {
+        Tensor::eye(self.classes, (Kind::Float, self.device()))
+            .unsqueeze(1)
+            .expand([self.classes, b, self.classes], false)
+    }
+
+    /// q(z | x, y) for every class: mean and log-variance `[C, B, latent]`.
+    fn encode_all(&self, x: &Tensor) -> (Tensor, Tensor) {
+        let b = x.size()[0];
+        let xs = x.unsqueeze(0).expand([self.classes, b, self.dim], false);
+        let h = Tensor::cat(&[xs, self.class_codes(b)], -1);
+        let out = self
+            .enc_head
+            .forward(&self.enc.forward(&h, self.cfg.activation));
+        let mut parts = out.chunk(2, -1);
+        let log_var = parts.pop().expect("two halves");
+        (parts.pop().expect("two halves"), log_var)
+    }
+
+    /// Decoder logits for `z` `[C, …, B, latent]` with class codes `y` broadcast to it.
+    pub(crate) fn decode_logits(&self, z: &Tensor, y: &Tensor) -> Tensor {
+        let mut shape = z.size();
+        *shape.last_mut().expect("a last dimension") = self.classes;
+        let h = Tensor::cat(&[z.shallow_clone(), y.expand(shape.as_slice(), false)], -1);
+        self.dec_head
+            .forward(&self.dec.forward(&h, self.cfg.activation))
+    }
+
+    /// L(x, c) for every class with one z sample each, and log q(y | x).
+    pub(crate) fn bounds(&self, x: &Tensor) -> Bounds {
+        let x = x.reshape([-1, self.dim]);
+        let (mu, log_var) = self.encode_all(&x);
+        let z = &mu + (&log_var * 0.5).exp() * mu.randn_like();
+        let logits = self.decode_logits(&z, &self.class_codes(x.size()[0]));
+        let log_px = bernoulli_log_prob(&logits, &x);
+        let log_py = -(self.classes as f64).ln();
+        Bounds {
+            per_class: log_px + log_py - kl_to_standard_normal(&mu, &log_var),
+            log_q_y: self.log_q_y(&x),
+        }
+    }
+
+    /// The batch's labels and which are observed (all, when the batch does not say).
+    fn labels(&self, batch: &Batch) -> Result<(Tensor, Tensor)> {
+        let y = batch
+            .y
+            .as_ref()
+            .ok_or_else(|| Error::Msg("m2: a batch without labels".into()))?
+            .to_kind(Kind::Int64);
+        let observed = match &batch.observed {
+            Some(o) => o.shallow_clone(),
+            None => y.ge(0),
+        };
+        let hi = y.max().int64_value(&[]);
+        if hi >= self.classes {
+            return Err(Error::Msg(format!(
+                "m2: label {hi} out of range: the model has classes 0..={}",
+                self.classes - 1
+            )));
+        }
+        Ok((y, observed))
+    }
+
+    /// The loss and metrics of a batch: −(mean of L on labelled and U on unlabelled
+    /// examples) + α · the labelled examples' mean cross-entropy; the classification
+    /// error of q(y | x) on the labelled ones.
+    fn batch_metrics(&self, batch: &Batch) -> Result<Metrics> {
+        let (y, observed) = self.labels(batch)?;
+        let b = self.bounds(&batch.x);
+        let bound = b.labelled(&y).where_self(&observed, &b.unlabelled());
+        let obs = observed.to_kind(Kind::Float);
+        let n_obs = obs.sum(Kind::Float).clamp_min(1.0);
+        let log_q = b
+            .log_q_y
+            .gather(1, &y.clamp_min(0).unsqueeze(1), false)
+            .squeeze_dim(1);
+        let ce = -(&log_q * &obs).sum(Kind::Float) / &n_obs;
+        let wrong = b
+            .log_q_y
+            .argmax(1, false)
+            .ne_tensor(&y)
+            .to_kind(Kind::Float);
+        let error = (wrong * &obs).sum(Kind::Float) / &n_obs;
+        let bound = bound.mean(Kind::Float);
+        let loss = -&bound + &ce * self.cfg.alpha;
+        Ok(vec![
+            ("loss", loss),
+            ("bound", bound),
+            ("cross_entropy", ce),
+            ("error", error),
+        ])
+    }
+
+    /// log p(x, z | c) − log q(z | x, c) for `k` draws per class, pooled: `[C·k, B]`; their
+    /// mean estimates p(x) = (1/C) Σ_c p(x | c).
+    fn log_weights(&self, x: &Tensor, k: i64) -> Tensor {
+        let x = x.reshape([-1, self.dim]);
+        let b = x.size()[0];
+        let (mu, log_var) = self.encode_all(&x); // [C, B, L]
+        let eps = Tensor::randn(
+            [self.classes, k, b, self.cfg.latent],
+            (mu.kind(), mu.device()),
+        );
+        let z = mu.unsqueeze(1) + (log_var.unsqueeze(1) * 0.5).exp() * &eps;
+        let codes = self.class_codes(b).unsqueeze(1);
+        let log_px = bernoulli_log_prob(&self.decode_logits(&z, &codes), &x);
+        let sum = |t: Tensor| t.sum_dim_intlist(-1, false, Kind::Float);
+        let half = 0.5 * LOG_2PI * self.cfg.latent as f64;
+        let log_pz = sum(z.square() * -0.5) - half;
+        let log_qz = sum(eps.square() * -0.5 - log_var.unsqueeze(1) * 0.5) - half;
+        (log_px + log_pz - log_qz).reshape([self.classes * k, b])
+    }
+
+    /// Decoder means for labels `y` `i64 [n]`, z ~ N(0, I), shaped like the data.
+    fn sample_labels(&self, y: &Tensor) -> Tensor {
+        let n = y.size()[0];
+        let z = Tensor::randn([n, self.cfg.latent], (Kind::Float, self.device()));
+        let codes = y.one_hot(self.classes).to_kind(Kind::Float);
+        let mut shape = vec![n];
+        shape.extend_from_slice(&self.shape);
+        tch::no_grad(|| self.decode_logits(&z, &codes).sigmoid()).reshape(shape.as_slice())
+    }
+}
+
+/// log p(x | logits) of independent Bernoulli pixels, summed over the last dimension; `x`
+/// `[B, D]` broadcasts against `logits` `[…, B, D]`.
+fn bernoulli_log_prob(logits: &Tensor, x: &Tensor) -> Tensor {
+    (logits * x - logits.softplus()).sum_dim_intlist(-1, false, Kind::Float)
+}
+
+impl Conditional for M2 {
+    fn num_classes(&self) -> i64 {
+        self.classes
+    }
+
+    /// Decoder means E[x | y = class, z], z ~ N(0, I).
+    fn sample_class(&self, n: i64, class: i64) -> Result<Tensor> {
+        if !(0..self.classes).contains(&class) {
+            return Err(Error::Msg(format!(
+                "m2: class {class} is out of range: the model has classes 0..={}",
+                self.classes - 1
+            )));
+        }
+        Ok(self.sample_labels(&Tensor::full([n], class, (Kind::Int64, self.device()))))
+    }
+}
+
+impl Model for M2 {
+    fn name(&self) -> &str {
+        "m2"
+    }
+
+    gm_core::single_network!(vs, opt, "adam");
+
+    fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
+        let m = self.batch_metrics(batch)?;
+        self.opt.backward_step(&m[0].1)?;
+        Ok(m.into_iter().map(|(k, t)| (k, t.detach())).collect())
+    }
+
+    fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
+        tch::no_grad(|| self.batch_metrics(batch))
+    }
+
+    /// Decoder means with y drawn uniformly.
+    fn sample(&self, n: i64) -> Result<Tensor> {
+        let y = Tensor::randint(self.classes, [n], (Kind::Int64, self.device()));
+        Ok(self.sample_labels(&y))
+    }
+
+    fn log_likelihoods(&self, x: &Tensor, cfg: &RunConfig) -> Result<Vec<LogLikelihood>> {
+        let n = x.size()[0];
+        let us = chunked(n, cfg.data.eval_batch_size, |start, len| {
+            tch::no_grad(|| self.bounds(&x.narrow(0, start, len)).unlabelled())
+        });
+        let (mean, std_err) = mean_and_std_err(&us)?;
+        let bound = LogLikelihood {
+            kind: LikelihoodKind::LowerBound,
+            method: "m2-bound".into(),
+            settings: serde_json::json!({
+                "z_samples": 1,
+                "kl": "analytic",
+                "labels": "summed out: Σ_y q(y|x) L(x, y) + H(q(y|x))",
+            }),
+            mean,
+            std_err,
+            n,
+        };
+        let k = cfg.eval.is_samples;
+        let chunk = cfg
+            .eval
+            .chunk
+            .min((4_000_000 / (k * self.classes * self.dim).max(1)).max(1));
+        let mut is = importance_log_likelihood(x, k, chunk, |xc, k| Ok(self.log_weights(xc, k)))?;
+        is.settings["labels"] =
+            "log p(x) = log Σ_y p(y) p(x | y), uniform p(y): k draws of q(z|x,y) per class, pooled"
+                .into();
+        Ok(vec![bound, is])
+    }
+
+    /// The test classification error of q(y | x) (argmax), with its binomial standard error.
+    fn statistics(&self, split: &Split, cfg: &RunConfig) -> Result<Vec<Statistic>> {
+        let Some(y) = &split.y else {
+            return Ok(Vec::new());
+        };
+        let n = split.len();
+        let pred = chunked(n, cfg.data.eval_batch_size, |start, len| {
+            tch::no_grad(|| self.log_q_y(&split.x.narrow(0, start, len))).argmax(1, false)
+        });
+        let e = pred
+            .ne_tensor(&y.to_device(pred.device()))
+            .to_kind(Kind::Double)
+            .mean(Kind::Double)
+            .double_value(&[]);
+        Ok(vec![Statistic {
+            kind: StatisticKind::ClassificationError,
+            method: "argmax q(y|x)".into(),
+            settings: serde_json::json!({}),
+            value: e,
+            std_err: Some((e * (1.0 - e) / n as f64).sqrt()),
+            n,
+        }])
+    }
+
+    fn resolved_params(&self) -> toml::Table {
+        params_table(&self.cfg)
+    }
+
+    fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    fn as_conditional(&self) -> Option<&dyn Conditional> {
+        Some(self)
+    }
+}
