@@ -153,6 +153,13 @@ fn kill_9_then_resume_ends_with_the_same_weights_and_eval_works() {
         assert_eq!(r["binarization"].as_str().unwrap(), "none");
         assert_eq!(r["split"].as_str().unwrap(), "test");
     }
+    // The VAE's active units: a count among its 4 latent dimensions.
+    let au = records
+        .iter()
+        .find(|r| r["metric"] == "active_units")
+        .expect("an active-units record");
+    let v = au["value"].as_f64().unwrap();
+    assert!(v.fract() == 0.0 && (0.0..=4.0).contains(&v), "{au}");
     // Bars and stripes has no feature network: the pixel-space copy check only, with the
     // test split's floor.
     let metrics: Vec<String> = records
@@ -163,6 +170,7 @@ fn kill_9_then_resume_ends_with_the_same_weights_and_eval_works() {
     assert_eq!(
         metrics,
         [
+            "vae \"active_units\"",
             "vae \"nn_distance\"",
             "vae \"near_copies\"",
             "test split \"nn_distance\""
