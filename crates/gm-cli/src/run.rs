@@ -13,6 +13,7 @@ pub fn registry() -> ModelRegistry {
     gm_vae::register(&mut r);
     gm_autoregressive::register(&mut r);
     gm_boltzmann::register(&mut r);
+    gm_gan::register(&mut r);
     r
 }
 

@@ -53,6 +53,14 @@ const TINY: &[(&str, &str)] = &[
     ("rbm", "hidden = 4"),
     ("grbm", "hidden = 4"),
     ("bm", "hidden = 2"),
+    (
+        "gan",
+        "latent = 2\ngenerator_hidden = [8]\ndiscriminator_hidden = [8]\nd_steps = 2\ndropout = 0.2",
+    ),
+    (
+        "cgan",
+        "latent = 2\ngenerator_hidden = [8]\ndiscriminator_hidden = [8]",
+    ),
 ];
 
 /// `(model, field)` whose value -1 is legitimately accepted, with the reason.
