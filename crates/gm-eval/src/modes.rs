@@ -121,7 +121,7 @@ mod tests {
         let cs = Vec::<f64>::try_from(c.view([-1])).unwrap();
         approx::assert_abs_diff_eq!(cs[2], r, epsilon = 1e-12);
         approx::assert_abs_diff_eq!(cs[4], 0.0, epsilon = 1e-12);
-        approx::assert_abs_diff_eq!(cs[9], -r, epsilon = 1e-12);
+        approx::assert_abs_diff_eq!(cs[11], -r, epsilon = 1e-12);
     }
 
     #[test]

@@ -513,3 +513,22 @@ impl Model for Adversarial {
         self.is_conditional().then_some(self as &dyn Conditional)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watch_reports_the_mean_of_each_full_window() {
+        let mut w = Watch::default();
+        let mut reports = Vec::new();
+        for i in 0..2 * WATCH_STEPS + 5 {
+            let v = if i < WATCH_STEPS { 0.004 } else { 0.5 };
+            reports.extend(w.observe(&Tensor::from(v as f32)));
+        }
+        assert_eq!(reports.len(), 2);
+        approx::assert_abs_diff_eq!(reports[0], 0.004, epsilon = 1e-6);
+        approx::assert_abs_diff_eq!(reports[1], 0.5, epsilon = 1e-6);
+        assert!(reports[0] < D_WINS_BELOW && reports[1] > D_WINS_BELOW);
+    }
+}

@@ -78,6 +78,7 @@ fn normal_pdf(x: f64, mu: f64, s: f64) -> f64 {
 #[test]
 fn discriminator_approaches_the_optimal_one_for_a_fixed_generator() {
     let _rng = crate::test_rng_lock();
+    tch::set_num_threads(1);
     tch::manual_seed(0);
     let vs = VarStore::new(Device::Cpu);
     let d = MlpDiscriminator::new(&(vs.root() / "d"), &mlp_cfg(&[32, 32]), 0, 1);
@@ -299,6 +300,8 @@ fn eight_gaussians_coverage(file: &str, overrides: &[(&str, toml::Value)]) -> (i
     c.train.sample_every = 0;
     c.train.validate = false;
     let d = load(&c);
+    // One thread: these small ops only pay for a thread pool's synchronisation.
+    tch::set_num_threads(1);
     gm_core::device::seed_all(c.seed);
     let reg = {
         let mut r = gm_core::model::ModelRegistry::new();
