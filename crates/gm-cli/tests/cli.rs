@@ -427,3 +427,47 @@ fn a_corrupt_checkpoint_is_named_and_from_resumes_the_good_one_and_raw_samples_l
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(said.trim(), "float32 [12, 1, 4, 4] vae 4 0.0", "{said}");
 }
+
+/// A model without a likelihood (a GAN) gets none from `gm eval`, and, with `--parzen`, one
+/// Parzen-window record (labelled `parzen`, with its bandwidth and sample count).
+#[test]
+fn eval_parzen_gives_a_labelled_parzen_record_for_a_gan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("gan.toml");
+    std::fs::write(
+        &cfg,
+        "seed = 1\n[model]\nname = \"gan\"\nlatent = 2\ngenerator_hidden = [16]\n\
+         discriminator_hidden = [16]\n[data]\ndataset = \"two-moons\"\nsynthetic_size = 400\n\
+         batch_size = 50\n[train]\nepochs = 3\n[eval]\nlimit = 60\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("runs");
+    let o = run(gm()
+        .args(["train", "gan", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .args(["--name", "g"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lls = |args: &[&str]| -> Vec<serde_json::Value> {
+        let o = run(gm().arg("eval").arg(out.join("g")).args(args));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("g/results.json")).unwrap()).unwrap();
+        r.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["metric"].get("log_likelihood").is_some())
+            .cloned()
+            .collect()
+    };
+    assert!(lls(&[]).is_empty());
+    let p = lls(&["--parzen", "--parzen-samples", "300"]);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0]["metric"]["log_likelihood"], "parzen");
+    assert_eq!(p[0]["n"], 60);
+    assert_eq!(p[0]["settings"]["n_samples"], 300);
+    let sigma = p[0]["settings"]["bandwidth"].as_f64().unwrap();
+    assert!((0.01..=1.0).contains(&sigma), "{sigma}");
+    assert!(p[0]["value"].as_f64().unwrap().is_finite());
+}

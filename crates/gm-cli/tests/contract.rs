@@ -60,6 +60,14 @@ const TINY: &[(&str, &str)] = &[
         "gmmn-ae",
         "ae_hidden = [8]\ncode = 2\nae_steps = 3\n[model.gmmn]\nhidden = [8]\nsamples = 16",
     ),
+    (
+        "gan",
+        "latent = 2\ngenerator_hidden = [8]\ndiscriminator_hidden = [8]\nd_steps = 2\ndropout = 0.2",
+    ),
+    (
+        "cgan",
+        "latent = 2\ngenerator_hidden = [8]\ndiscriminator_hidden = [8]",
+    ),
 ];
 
 /// `(model, field)` whose value -1 is legitimately accepted, with the reason.

@@ -150,6 +150,13 @@ pub trait Model {
     /// `n` samples `[n, C, H, W]` (or `[n, D]` for vector data), on the model's device.
     fn sample(&self, n: i64) -> Result<Tensor>;
 
+    /// The `n` samples of the per-epoch progress grid (`samples/epoch-*.png`). By default
+    /// fresh draws ([`Model::sample`]); a model with latent noise may draw them from a fixed,
+    /// saved noise tensor so that successive grids show the same z.
+    fn progress_samples(&self, n: i64) -> Result<Tensor> {
+        self.sample(n)
+    }
+
     /// Pictures specific to the model (reconstructions, latent walks …) built from a batch of
     /// held-out data.
     fn figures(&self, _x: &Tensor) -> Result<Vec<Figure>> {

@@ -23,6 +23,9 @@ pub enum Activation {
     Relu,
     /// log(1 + exp(a)).
     Softplus,
+    /// max(0.2 a, a) (`"leaky_relu"`; the slope of Radford et al. 2015).
+    #[serde(rename = "leaky_relu")]
+    LeakyRelu,
 }
 
 impl Activation {
@@ -33,6 +36,7 @@ impl Activation {
             Activation::Sigmoid => a.sigmoid(),
             Activation::Relu => a.relu(),
             Activation::Softplus => a.softplus(),
+            Activation::LeakyRelu => a.maximum(&(a * 0.2)),
         }
     }
 }
@@ -169,6 +173,7 @@ mod tests {
         let s = Tensor::from_slice(&[-1.0f32, 0.0, 2.0]);
         let got = |a: Activation| Vec::<f32>::try_from(a.apply(&s)).unwrap();
         assert_eq!(got(Activation::Relu), [0.0, 0.0, 2.0]);
+        assert_eq!(got(Activation::LeakyRelu), [-0.2, 0.0, 2.0]);
         assert!((got(Activation::Softplus)[1] - 2f32.ln()).abs() < 1e-6);
         assert!((got(Activation::Sigmoid)[1] - 0.5).abs() < 1e-7);
     }

@@ -3,7 +3,8 @@
 //! [`fit`] runs epochs of seeded, shuffled batches through [`Model::train_step`], with the
 //! learning-rate schedule and gradient clipping of the run config, a progress bar when
 //! stderr is a terminal (`tracing` lines otherwise), validation each epoch, per-epoch
-//! metrics appended to `metrics.jsonl`, sample grids under `samples/`, and checkpoints
+//! metrics appended to `metrics.jsonl`, sample grids under `samples/` (drawn by
+//! [`Model::progress_samples`]), and checkpoints
 //! (every N epochs, every N steps if asked, at the end, and when Ctrl-C sets
 //! [`interrupt_flag`]).
 //!
@@ -569,7 +570,8 @@ impl<'a> Session<'a> {
                 .run_dir
                 .join("samples")
                 .join(format!("epoch-{epoch:04}.png"));
-            save_samples(model, self.data, &path, t.n_samples)?;
+            let s = tch::no_grad(|| model.progress_samples(t.n_samples))?;
+            save_picture(&s, self.data, &path)?;
         }
         if epoch.is_multiple_of(t.checkpoint_every) || last {
             self.checkpoint(model)?;

@@ -11,6 +11,7 @@
 //!   the target, with the RBM target in [`ais::rbm`];
 //! - [`parzen`]: Parzen-window log-likelihood from samples (a weak estimate, labelled so);
 //! - [`mmd`]: unbiased MMD² between sample sets;
+//! - [`modes`]: mode coverage and high-quality samples on a known mixture (VEEGAN protocol);
 //! - [`frechet`]: Fréchet distance between feature sets (FID-style);
 //! - [`features`]: the feature network gm trains itself (MNIST, Fashion-MNIST), cached;
 //! - [`quality`]: precision / recall, label entropy and class coverage, the
@@ -34,6 +35,7 @@ pub mod features;
 pub mod frechet;
 pub mod importance;
 pub mod mmd;
+pub mod modes;
 pub mod parzen;
 pub mod published;
 pub mod quality;
