@@ -10,10 +10,8 @@
 //! not propagate from dependencies), hence one line in each final package's `build.rs`:
 //!
 //! ```no_run
-//! // build.rs
-//! fn main() {
-//!     gm_build::link_libtorch();
-//! }
+//! // the body of `fn main` in build.rs:
+//! gm_build::link_libtorch();
 //! ```
 //!
 //! Where libtorch is: `torch-sys` (`links = "tch"`) publishes its `lib/` folder to the build
@@ -60,7 +58,9 @@ fn watched_vars(vars: &[(String, String)]) -> Vec<String> {
 fn gm_vars(vars: &[(String, String)]) -> Vec<(String, String)> {
     let mut found: Vec<_> = vars
         .iter()
-        .filter(|(k, v)| k.starts_with("DEP_GM_") && k.ends_with(&format!("_{KEY}")) && !v.is_empty())
+        .filter(|(k, v)| {
+            k.starts_with("DEP_GM_") && k.ends_with(&format!("_{KEY}")) && !v.is_empty()
+        })
         .cloned()
         .collect();
     found.sort();

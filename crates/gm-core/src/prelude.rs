@@ -18,7 +18,7 @@
 //! ```
 
 pub use crate::config::RunConfig;
-pub use crate::data::{self, Batch, Batches, Dataset, DataOptions};
+pub use crate::data::{self, Batch, Batches, DataOptions, Dataset};
 pub use crate::device::{seed_all, DeviceSpec};
 pub use crate::image::{save_grid, GridOptions};
 pub use crate::model::{

@@ -1,7 +1,8 @@
 //! A program of your own that uses gm's RBM through the public API only: it trains a
 //! Bernoulli RBM on 4×4 bars and stripes (30 equally likely patterns, so the best possible
 //! log-likelihood is −log 30 = −3.401 nats), prints the exact test log-likelihood before
-//! and after training next to the AIS estimate, how many samples are valid patterns, and writes the samples as a PNG grid.
+//! and after training next to the AIS estimate and how many samples are valid patterns,
+//! and writes the samples as a PNG grid.
 //!
 //! ```text
 //! cargo run -- [samples.png]
@@ -38,7 +39,9 @@ ais_steps = 1000
 const EPOCHS: usize = 30;
 
 fn main() -> gm_core::Result<()> {
-    let out = std::env::args().nth(1).unwrap_or_else(|| "rbm-samples.png".into());
+    let out = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "rbm-samples.png".into());
     let cfg = RunConfig::from_toml_str(CONFIG)?;
     let data = data::load(&cfg.data.dataset, &cfg.data.options)?;
     let device = Device::Cpu;
@@ -48,25 +51,44 @@ fn main() -> gm_core::Result<()> {
         gm_core::tch::Cuda::device_count()
     );
     seed_all(cfg.seed);
-    let ctx = BuildContext { cfg: &cfg, data: &data, device };
+    let ctx = BuildContext {
+        cfg: &cfg,
+        data: &data,
+        device,
+    };
     let mut rbm = Rbm::new(parse_params("rbm", &cfg.model.params)?, &ctx)?;
 
     report(&rbm, &data, &cfg, "before training")?;
     let mut updates = 0;
     for epoch in 0..EPOCHS {
-        let batches = Batches::new(&data.train.x, None, cfg.data.batch_size, true, false, cfg.seed, epoch);
+        let batches = Batches::new(
+            &data.train.x,
+            None,
+            cfg.data.batch_size,
+            true,
+            false,
+            cfg.seed,
+            epoch,
+        );
         for batch in batches {
             rbm.train_step(&batch)?;
             updates += 1;
         }
     }
-    println!("trained: {EPOCHS} epochs, {updates} CD-{} updates", rbm.config().k);
+    println!(
+        "trained: {EPOCHS} epochs, {updates} CD-{} updates",
+        rbm.config().k
+    );
     report(&rbm, &data, &cfg, "after training")?;
 
     let samples = rbm.sample(64)?; // [64, 1, 4, 4], p(v = 1 | h) after Gibbs sweeps
     let valid = valid_count(&samples.round(), &data::bars_and_stripes_patterns(4));
     println!("samples: {valid} of 64 (rounded to 0/1) are bars-and-stripes patterns");
-    save_grid(&samples, std::path::Path::new(&out), &GridOptions::default())?;
+    save_grid(
+        &samples,
+        std::path::Path::new(&out),
+        &GridOptions::default(),
+    )?;
     println!("wrote {out}");
     Ok(())
 }
