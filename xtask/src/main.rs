@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! cargo xtask setup                      # make libtorch 2.13 available, link .libtorch
+//! cargo xtask setup --print-libtorch     # the same, then print the LIBTORCH value only
 //! cargo xtask data mnist | --all         # fetch + verify datasets into the cache
 //! cargo xtask test [-- <cargo test args>]
 //! cargo xtask demo                       # train, evaluate, report a small VAE on Fashion-MNIST
@@ -57,8 +58,15 @@ enum Cmd {
     /// is 2.13.x; else the private venv ${XDG_CACHE_HOME:-~/.cache}/gm/torch-2.13.0,
     /// created with `python3 -m venv` and `pip install torch==2.13.0` (about 4.7 GB) when
     /// absent and repaired when its torch does not import. Afterwards plain
-    /// `cargo build/test/run` work.
-    Setup,
+    /// `cargo build/test/run` work. The report goes to stderr.
+    Setup {
+        /// Print only the LIBTORCH value gm's own builds use, for a project of your own:
+        /// `export LIBTORCH="$(cargo xtask setup --print-libtorch)"`. It is
+        /// `<repo>/.libtorch` (the link to the install; `readlink -f` gives the install
+        /// itself), or your own LIBTORCH when you set one.
+        #[arg(long)]
+        print_libtorch: bool,
+    },
 
     /// Download, decompress and sha256-verify datasets into the cache.
     ///
@@ -174,8 +182,11 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Setup => {
-            setup::ensure(true)?;
+        Cmd::Setup { print_libtorch } => {
+            let lt = setup::ensure(!print_libtorch)?;
+            if print_libtorch {
+                println!("{}", lt.cargo_value.display());
+            }
         }
         Cmd::Data { names, all, mirror } => data::run(&data::Options { names, all, mirror })?,
         Cmd::Test { args } => {
@@ -354,6 +365,12 @@ mod tests {
 
     #[test]
     fn cli_parses_the_documented_forms() {
+        let c = Cli::try_parse_from(["cargo xtask", "setup"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Setup { print_libtorch: false }));
+        let c = Cli::try_parse_from(["cargo xtask", "setup", "--print-libtorch"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Setup { print_libtorch: true }));
+        assert!(Cli::try_parse_from(["cargo xtask", "setup", "--print"]).is_err());
+        assert!(Cli::try_parse_from(["cargo xtask", "setup", "extra"]).is_err());
         let c = Cli::try_parse_from(["cargo xtask", "data", "--all", "--mirror", "/m"]).unwrap();
         assert!(
             matches!(c.cmd, Cmd::Data { all: true, ref mirror, .. } if mirror.as_deref() == Some("/m"))

@@ -16,8 +16,11 @@
 //!    created with `python3 -m venv` + `pip install torch==2.13.0` when absent and repaired
 //!    (pip re-run) when its torch does not import.
 //!
+//! Its report goes to stderr (so does pip's output), leaving stdout to `cargo xtask setup
+//! --print-libtorch`, which prints only the `LIBTORCH` value for other projects.
+//!
 //! ```ignore
-//! let lt = setup::ensure(true)?; // prints what it did
+//! let lt = setup::ensure(true)?; // reports what it did on stderr
 //! assert!(lt.dir.join("lib/libtorch_cpu.so").exists());
 //! ```
 
@@ -122,7 +125,7 @@ pub fn ensure(verbose: bool) -> Result<Libtorch> {
             )
         })?;
         if !version.starts_with(TORCH_VERSION_PREFIX) && version != "unknown" {
-            println!(
+            eprintln!(
                 "warning: LIBTORCH={} is torch {version}; tch 0.26 expects {TORCH_VERSION}",
                 user.display()
             );
@@ -153,7 +156,7 @@ pub fn ensure(verbose: bool) -> Result<Libtorch> {
                 if verbose {
                     print_summary(&lt, &link, false);
                 } else {
-                    println!(
+                    eprintln!(
                         "setup: libtorch {} ready (.libtorch -> {})",
                         lt.version,
                         lt.dir.display()
@@ -213,30 +216,30 @@ fn print_summary(lt: &Libtorch, link: &Path, relinked: bool) {
             format!("private venv {} ({action})", venv.display())
         }
     };
-    println!("setup: libtorch source  {source}");
-    println!("setup: torch version    {}", lt.version);
-    println!("setup: libtorch dir     {}", lt.dir.display());
-    println!("setup: lib dir          {}", lt.dir.join("lib").display());
+    eprintln!("setup: libtorch source  {source}");
+    eprintln!("setup: torch version    {}", lt.version);
+    eprintln!("setup: libtorch dir     {}", lt.dir.display());
+    eprintln!("setup: lib dir          {}", lt.dir.join("lib").display());
     match lt.python.as_ref() {
-        Some(py) => println!("setup: python           {}", py.display()),
+        Some(py) => eprintln!("setup: python           {}", py.display()),
         None if lt.source == Source::UserEnv => {
-            println!("setup: python           none (LIBTORCH given by the user)")
+            eprintln!("setup: python           none (LIBTORCH given by the user)")
         }
         None => {}
     }
-    println!(
+    eprintln!(
         "setup: {} {} -> {}",
         if relinked { "linked " } else { "link   " },
         link.display(),
         lt.dir.display()
     );
     if lt.source == Source::UserEnv {
-        println!(
+        eprintln!(
             "setup: plain `cargo build`, `cargo test` and `cargo run` now work \
              (they use your LIBTORCH while it is set, and .libtorch otherwise)."
         );
     } else {
-        println!(
+        eprintln!(
             "setup: plain `cargo build`, `cargo test` and `cargo run` now work \
              (.cargo/config.toml sets LIBTORCH={}).",
             lt.cargo_value.display()
@@ -407,18 +410,18 @@ fn ensure_venv(venv: &Path) -> Result<(TorchInfo, &'static str)> {
             if info.version.starts_with(TORCH_VERSION_PREFIX) {
                 return Ok((info, "reused"));
             }
-            println!(
+            eprintln!(
                 "setup: {} has torch {}; installing {TORCH_VERSION}",
                 venv.display(),
                 info.version
             );
         } else if python_runs(&python) {
-            println!(
+            eprintln!(
                 "setup: torch does not import in {}; repairing with pip",
                 venv.display()
             );
         } else {
-            println!(
+            eprintln!(
                 "setup: the venv {} is broken (its python does not run); recreating it",
                 venv.display()
             );
@@ -430,7 +433,7 @@ fn ensure_venv(venv: &Path) -> Result<(TorchInfo, &'static str)> {
         {
             return Ok((info, "repaired"));
         }
-        println!("setup: torch still does not import; forcing a reinstall");
+        eprintln!("setup: torch still does not import; forcing a reinstall");
         pip_install(&python, true)?;
         let info = probe_python(&python)
             .filter(|i| i.version.starts_with(TORCH_VERSION_PREFIX))
@@ -442,7 +445,7 @@ fn ensure_venv(venv: &Path) -> Result<(TorchInfo, &'static str)> {
             })?;
         return Ok((info, "repaired"));
     }
-    println!(
+    eprintln!(
         "setup: no Python with torch {TORCH_VERSION} on PATH; creating the private venv {} \
          (pip downloads about 4.7 GB, about a minute on a fast link)",
         venv.display()
@@ -484,7 +487,7 @@ fn create_venv(venv: &Path, clear: bool) -> Result<()> {
         cmd.arg("--clear");
     }
     cmd.arg(venv);
-    util::run(&mut cmd, "creating the venv").with_context(|| {
+    util::run_to_stderr(&mut cmd, "creating the venv").with_context(|| {
         format!("`{base} -m venv` failed (on Debian/Ubuntu: apt-get install python3-venv)")
     })
 }
@@ -497,7 +500,7 @@ fn pip_install(python: &Path, force: bool) -> Result<()> {
     }
     cmd.arg(format!("torch=={TORCH_VERSION}"));
     // pip's own progress goes straight to the terminal.
-    util::run(&mut cmd, "pip install torch").with_context(|| {
+    util::run_to_stderr(&mut cmd, "pip install torch").with_context(|| {
         format!("installing torch=={TORCH_VERSION} with pip failed; check network access to PyPI (or a pip mirror via PIP_INDEX_URL)")
     })
 }

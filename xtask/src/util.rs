@@ -102,6 +102,17 @@ pub fn prepend_path(dir: &Path, existing: Option<OsString>) -> OsString {
 /// Runs a command with inherited stdio; an error names the command if it fails.
 pub fn run(cmd: &mut Command, what: &str) -> Result<()> {
     println!("$ {}", display_cmd(cmd));
+    wait_for(cmd, what)
+}
+
+/// [`run`] with the command line and the command's stdout on stderr, for steps whose
+/// caller keeps stdout for a result (`cargo xtask setup --print-libtorch`).
+pub fn run_to_stderr(cmd: &mut Command, what: &str) -> Result<()> {
+    eprintln!("$ {}", display_cmd(cmd));
+    wait_for(cmd.stdout(std::io::stderr()), what)
+}
+
+fn wait_for(cmd: &mut Command, what: &str) -> Result<()> {
     let status = cmd
         .status()
         .with_context(|| format!("{what}: could not start {:?}", cmd.get_program()))?;

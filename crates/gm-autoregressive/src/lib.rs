@@ -16,11 +16,28 @@
 //! [`common`] holds what they share (orderings, enumeration of small binary spaces, total
 //! variation, exact likelihood reports).
 //!
-//! ```no_run
-//! let mut registry = gm_core::model::ModelRegistry::new();
-//! gm_autoregressive::register(&mut registry);
-//! assert!(registry.get("nade").is_some());
+//! A NADE from a config, one training step, samples and its exact log-likelihood (from a
+//! program of your own: README, "Using gm crates in your own project"):
+//!
 //! ```
+//! use gm_autoregressive::nade::Nade;
+//! use gm_core::prelude::*;
+//! let cfg = RunConfig::from_toml_str(
+//!     "[model]\nname = \"nade\"\nhidden = 16\n[data]\ndataset = \"bars-and-stripes\"",
+//! )?;
+//! let data = data::load(&cfg.data.dataset, &cfg.data.options)?;
+//! let ctx = BuildContext { cfg: &cfg, data: &data, device: Device::Cpu };
+//! let mut nade = Nade::new(parse_params("nade", &cfg.model.params)?, &ctx)?;
+//! let metrics = nade.train_step(&Batch::inputs(&data.train.x.narrow(0, 0, 32)))?; // NLL first
+//! let samples = nade.sample(16)?; // ancestral 0/1 draws, [16, 1, 4, 4]
+//! let lls = nade.log_likelihoods(&data.test.x, &cfg)?;
+//! assert_eq!(samples.size(), [16, 1, 4, 4]);
+//! assert_eq!(lls[0].kind, LikelihoodKind::Exact);
+//! assert!(metrics[0].1.double_value(&[]) > 0.0);
+//! # Ok::<(), gm_core::Error>(())
+//! ```
+//!
+//! The `gm` command builds models by name from [`register`]ed entries.
 
 pub mod common;
 pub mod deepnade;

@@ -8,10 +8,27 @@
 //! - [`rbm`]: the Bernoulli–Bernoulli RBM (§20.2) with its training rules and estimators;
 //! - [`grbm`]: the Gaussian–Bernoulli RBM (§20.5.1).
 //!
-//! ```no_run
-//! let mut registry = gm_core::model::ModelRegistry::new();
-//! gm_boltzmann::register(&mut registry);
+//! An RBM from a config, one training step, samples and its labelled log-likelihoods
+//! (from a program of your own: README, "Using gm crates in your own project"):
+//!
 //! ```
+//! use gm_boltzmann::rbm::Rbm;
+//! use gm_core::prelude::*;
+//! let cfg = RunConfig::from_toml_str(
+//!     "[model]\nname = \"rbm\"\nhidden = 8\n[data]\ndataset = \"bars-and-stripes\"\n[eval]\nais_steps = 100",
+//! )?;
+//! let data = data::load(&cfg.data.dataset, &cfg.data.options)?;
+//! let ctx = BuildContext { cfg: &cfg, data: &data, device: Device::Cpu };
+//! let mut rbm = Rbm::new(parse_params("rbm", &cfg.model.params)?, &ctx)?;
+//! rbm.train_step(&Batch::inputs(&data.train.x.narrow(0, 0, 32)))?; // one CD-1 update
+//! let samples = rbm.sample(16)?; // p(v = 1 | h) after Gibbs sweeps, [16, 1, 4, 4]
+//! let lls = rbm.log_likelihoods(&data.test.x, &cfg)?; // exact (2^8 hidden states), then AIS
+//! assert_eq!(samples.size(), [16, 1, 4, 4]);
+//! assert_eq!((lls[0].kind, lls[1].kind), (LikelihoodKind::Exact, LikelihoodKind::StochasticEstimate));
+//! # Ok::<(), gm_core::Error>(())
+//! ```
+//!
+//! The `gm` command builds models by name from [`register`]ed entries.
 
 pub mod bm;
 pub mod grbm;

@@ -14,8 +14,10 @@
 //!   `random:P`) and the masked input | completion | truth grid;
 //! - [`export`]: raw tensors as `.safetensors` (with metadata) and `.npy` for other tools;
 //! - [`model`]: the small traits every model implements and the registry the CLI uses;
-//! - [`nets`]: activations and MLP / conv stacks with named parameter scopes.
-//! - [`rng_guard`]: the one lock around libtorch's global generator that seeded tests hold.
+//! - [`nets`]: activations and MLP / conv stacks with named parameter scopes;
+//! - [`rng_guard`]: the one lock around libtorch's global generator that seeded tests hold;
+//! - [`prelude`]: what a program using gm models imports (config, data, the `Model` trait,
+//!   devices, `tch` types).
 //!
 //! ```no_run
 //! use gm_core::{data, device::DeviceSpec};
@@ -38,9 +40,12 @@ pub mod masks;
 pub mod model;
 pub mod nets;
 pub mod optim;
+pub mod prelude;
 pub mod progress;
 pub mod rng_guard;
 pub mod sampling;
 pub mod train;
 
 pub use error::{Error, Result};
+/// The `tch` gm is built against, for programs that use gm crates (see [`prelude`]).
+pub use tch;

@@ -8,11 +8,28 @@
 //! samples by class. The VAE completes partly observed images approximately (iterated
 //! encode / decode with the observed pixels reset).
 //!
-//! ```no_run
-//! let mut registry = gm_core::model::ModelRegistry::new();
-//! gm_vae::register(&mut registry);
-//! assert!(registry.get("vae").is_some());
+//! A VAE from a config, one training step, samples and its labelled log-likelihoods (from a
+//! program of your own: README, "Using gm crates in your own project"):
+//!
 //! ```
+//! use gm_core::prelude::*;
+//! use gm_vae::vae::Vae;
+//! let cfg = RunConfig::from_toml_str(
+//!     "[model]\nname = \"vae\"\nhidden = [16]\nlatent = 2\n[data]\ndataset = \"bars-and-stripes\"\n[eval]\nis_samples = 50",
+//! )?;
+//! let data = data::load(&cfg.data.dataset, &cfg.data.options)?;
+//! let ctx = BuildContext { cfg: &cfg, data: &data, device: Device::Cpu };
+//! let mut vae = Vae::new(parse_params("vae", &cfg.model.params)?, &ctx)?;
+//! let metrics = vae.train_step(&Batch::inputs(&data.train.x.narrow(0, 0, 32)))?; // loss first
+//! let samples = vae.sample(16)?; // decoder means, [16, 1, 4, 4]
+//! let lls = vae.log_likelihoods(&data.test.x, &cfg)?; // ELBO, then importance sampling (k = 50)
+//! assert_eq!(samples.size(), [16, 1, 4, 4]);
+//! assert_eq!((lls[0].kind, lls[1].kind), (LikelihoodKind::LowerBound, LikelihoodKind::StochasticEstimate));
+//! assert!(metrics[0].1.double_value(&[]).is_finite());
+//! # Ok::<(), gm_core::Error>(())
+//! ```
+//!
+//! The `gm` command builds models by name from [`register`]ed entries.
 
 pub mod m2;
 pub mod vae;
