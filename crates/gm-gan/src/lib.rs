@@ -14,6 +14,7 @@
 pub mod adversarial;
 pub mod gan;
 pub mod gmmn;
+pub mod output;
 
 use gm_core::model::{ModelEntry, ModelRegistry};
 

@@ -1,21 +1,9 @@
 use crate::adversarial::{Game, GanLoss};
 use gm_core::checks;
+pub use crate::output::Output;
 pub use gm_core::nets::Activation;
 use gm_core::{Error, Result};
 use serde::{Deserialize, Serialize};
-
-/// The generator's output layer.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Output {
-    /// Sigmoid for image data (values in [0, 1]), linear otherwise.
-    #[default]
-    Auto,
-    /// The logistic sigmoid: samples in (0, 1).
-    Sigmoid,
-    /// No squashing: real-valued samples (toy 2-D data).
-    Linear,
-}
 
 /// `[model]` fields of `gan` and `cgan`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

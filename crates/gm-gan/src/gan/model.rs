@@ -138,15 +138,8 @@ pub fn new_mlp_gan(
     cfg.validate()?;
     let data = ctx.data;
     let dim: i64 = data.shape.iter().product();
-    let sigmoid = match cfg.output {
-        Output::Auto => data.is_image,
-        o => o == Output::Sigmoid,
-    };
-    cfg.output = if sigmoid {
-        Output::Sigmoid
-    } else {
-        Output::Linear
-    };
+    cfg.output = cfg.output.resolve(Output::unit_data(data));
+    let sigmoid = cfg.output == Output::Sigmoid;
     if data.binary && !sigmoid {
         return Err(Error::config(
             "model.output",

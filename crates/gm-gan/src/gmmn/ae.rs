@@ -102,11 +102,7 @@ impl GmmnAe {
 
     /// Reconstructions (pixel means) of codes `c`, `[B, dim]`.
     pub fn decode(&self, c: &Tensor) -> Tensor {
-        let a = self.decode_raw(c);
-        match self.output {
-            Output::Sigmoid => a.sigmoid(),
-            _ => a,
-        }
+        self.output.apply(self.decode_raw(c))
     }
 
     /// Reconstruction loss per example, averaged: cross-entropy for a sigmoid decoder,

@@ -56,11 +56,8 @@ impl Generator {
 
     /// G(z), `[N, dim]`.
     pub fn forward(&self, z: &Tensor) -> Tensor {
-        let a = self.out.forward(&self.net.forward(z, self.cfg.activation));
-        match self.output {
-            Output::Sigmoid => a.sigmoid(),
-            _ => a,
-        }
+        self.output
+            .apply(self.out.forward(&self.net.forward(z, self.cfg.activation)))
     }
 
     /// `n` generated rows.

@@ -1,5 +1,5 @@
 use super::config::M2Config;
-use crate::vae::{chunked, kl_to_standard_normal};
+use crate::vae::{chunked, kl_to_standard_normal, LOG_2PI};
 use gm_core::config::RunConfig;
 use gm_core::data::{Batch, Split};
 use gm_core::model::{
@@ -12,8 +12,6 @@ use gm_core::{Error, Result};
 use gm_eval::importance::{importance_log_likelihood, mean_and_std_err};
 use tch::nn::{self, Module, VarStore};
 use tch::{Device, Kind, Tensor};
-
-const LOG_2PI: f64 = 1.837_877_066_409_345_3;
 
 /// The M2 model: classifier q(y | x), encoder q(z | x, y), decoder p(x | y, z).
 pub struct M2 {

@@ -81,14 +81,7 @@ fn summing_out_y_equals_a_brute_force_sum_and_the_estimates_bracket_the_exact_va
     }
     // The exact likelihood of all 16 binary images sums to one; the pooled importance
     // estimate with k = 5000 per class matches it, and E[U(x)] lies below it.
-    let all = Tensor::arange(16, (Kind::Int64, Device::Cpu));
-    let bits = Tensor::stack(
-        &(0..4)
-            .map(|i| (&all / 2i64.pow(i)).floor().remainder(2))
-            .collect::<Vec<_>>(),
-        1,
-    )
-    .to_kind(Kind::Float);
+    let bits = gm_core::kit::all_binary_vectors(4, Device::Cpu);
     let total = exact_log_px(&m, &bits)
         .exp()
         .sum(Kind::Double)

@@ -24,7 +24,7 @@ mod config;
 mod model;
 
 pub use config::{Activation, BetaSchedule, Likelihood, VaeConfig};
-pub(crate) use model::chunked;
+pub(crate) use model::{chunked, LOG_2PI};
 pub use model::{
     build, build_conditional, build_iwae, kl_to_standard_normal, Vae, ACTIVE_UNIT_THRESHOLD,
     COMPLETION_ITERATIONS, IWAE_DEFAULT_SAMPLES,

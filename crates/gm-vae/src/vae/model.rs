@@ -13,7 +13,8 @@ use gm_eval::importance::{importance_log_likelihood, log_mean_exp, mean_and_std_
 use tch::nn::{self, Module, VarStore};
 use tch::{Device, Kind, Reduction, Tensor};
 
-const LOG_2PI: f64 = 1.837_877_066_409_345_3;
+/// ln 2π.
+pub(crate) const LOG_2PI: f64 = 1.837_877_066_409_345_3;
 
 /// Encode / decode iterations of the approximate completion ([`Vae::complete_iterative`]).
 pub const COMPLETION_ITERATIONS: usize = 50;

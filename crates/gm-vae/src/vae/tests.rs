@@ -60,14 +60,7 @@ fn importance_estimate_converges_to_exact_likelihood_and_elbo_bounds_it() {
     let exact = exact_log_px(&m, &x);
     let exact_mean = exact.mean(Kind::Double).double_value(&[]);
     // The exact probabilities of all 16 binary 2x2 images sum to one.
-    let all = Tensor::arange(16, (Kind::Int64, Device::Cpu));
-    let bits = Tensor::stack(
-        &(0..4)
-            .map(|i| (&all / 2i64.pow(i)).floor().remainder(2))
-            .collect::<Vec<_>>(),
-        1,
-    )
-    .to_kind(Kind::Float);
+    let bits = gm_core::kit::all_binary_vectors(4, Device::Cpu);
     let total = exact_log_px(&m, &bits)
         .exp()
         .sum(Kind::Double)
