@@ -3,6 +3,9 @@
 //! [`adversarial`] is the two-player game every GAN variant shares (losses, k discriminator
 //! steps, two stores and optimizers, fixed-noise grids); [`gan`] plays it with MLPs, as
 //! `gan` (minimax or non-saturating) and `cgan` (class-conditional, Mirza & Osindero 2014).
+//! [`dcgan`] plays it with convolutional networks (Radford et al. 2015; transposed
+//! convolutions or the "un-pooling" of §20.10.6), and [`lapgan`] with a Laplacian pyramid of
+//! GANs, each finer level generating the residual given the coarser image (Denton et al. 2015).
 //!
 //! ```no_run
 //! let mut registry = gm_core::model::ModelRegistry::new();
@@ -11,7 +14,9 @@
 //! ```
 
 pub mod adversarial;
+pub mod dcgan;
 pub mod gan;
+pub mod lapgan;
 
 use gm_core::model::{ModelEntry, ModelRegistry};
 
@@ -32,6 +37,22 @@ pub fn register(registry: &mut ModelRegistry) {
         default_dataset: "mnist",
         needs_labels: true,
         build: gan::build_conditional,
+    });
+    registry.add(ModelEntry {
+        name: "dcgan",
+        family: "gm-gan",
+        description: "DCGAN (Radford et al. 2015): strided / transposed convolutions (or un-pooling, §20.10.6), batch norm; images with sides multiples of 4; no likelihood",
+        default_dataset: "mnist",
+        needs_labels: false,
+        build: dcgan::build,
+    });
+    registry.add(ModelEntry {
+        name: "lapgan",
+        family: "gm-gan",
+        description: "LAPGAN (Denton et al. 2015): a Laplacian pyramid of GANs (7 → 14 → 28), each finer level generating the residual given the up-sampled coarser image; no likelihood",
+        default_dataset: "mnist",
+        needs_labels: false,
+        build: lapgan::build,
     });
 }
 
