@@ -117,6 +117,21 @@ pub struct Game {
     pub generator_lr_scale: f64,
 }
 
+impl Game {
+    /// The game of the `[model]` fields `loss`, `d_steps` and `generator_lr_scale`, each
+    /// bad value a config error naming its field.
+    pub fn checked(loss: GanLoss, d_steps: i64, generator_lr_scale: f64) -> Result<Game> {
+        let k = "at least 1 discriminator update per generator update";
+        gm_core::checks::at_least("model.d_steps", d_steps, 1, k)?;
+        gm_core::checks::positive("model.generator_lr_scale", generator_lr_scale)?;
+        Ok(Game {
+            loss,
+            d_steps: d_steps as u64,
+            generator_lr_scale,
+        })
+    }
+}
+
 /// What a variant tells the core about itself.
 pub struct Spec {
     /// Registry name.

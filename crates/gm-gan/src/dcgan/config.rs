@@ -60,24 +60,23 @@ impl DcganConfig {
         checks::at_least("model.g_channels", self.g_channels, 1, maps)?;
         checks::at_least("model.d_channels", self.d_channels, 1, maps)?;
         checks::in_range("model.leak", self.leak, 0.0..=1.0, "a slope in [0, 1]")?;
-        checks::at_least("model.d_steps", self.d_steps, 1, "at least 1 discriminator update per generator update")?;
-        checks::positive("model.generator_lr_scale", self.generator_lr_scale)?;
-        Ok(())
+        self.game().map(|_| ())
     }
 
-    /// The game these fields describe.
-    pub fn game(&self) -> Game {
-        Game {
-            loss: self.loss,
-            d_steps: self.d_steps as u64,
-            generator_lr_scale: self.generator_lr_scale,
-        }
+    /// The game these fields describe (an error naming a bad field).
+    pub fn game(&self) -> Result<Game> {
+        Game::checked(self.loss, self.d_steps, self.generator_lr_scale)
     }
 }
 
 /// The `[C, H, W]` of an image dataset whose height and width the networks can take: both
 /// positive multiples of `multiple` (the generator doubles a `H/multiple × W/multiple` map).
-pub(crate) fn image_shape(model: &str, shape: &[i64], name: &str, multiple: i64) -> Result<[i64; 3]> {
+pub(crate) fn image_shape(
+    model: &str,
+    shape: &[i64],
+    name: &str,
+    multiple: i64,
+) -> Result<[i64; 3]> {
     match *shape {
         [c, h, w] if c > 0 && h > 0 && w > 0 && h % multiple == 0 && w % multiple == 0 => {
             Ok([c, h, w])

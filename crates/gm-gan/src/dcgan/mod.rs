@@ -38,9 +38,9 @@ mod config;
 mod model;
 mod nets;
 
+pub(crate) use config::image_shape;
 pub use config::{DcganConfig, Upsample};
 pub use model::{build, new_dcgan};
-pub(crate) use config::image_shape;
 pub use nets::{unpool2, Discriminator, Generator};
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ pub fn new_dcgan(cfg: DcganConfig, ctx: &BuildContext<'_>) -> Result<Adversarial
     let spec = Spec {
         name: "dcgan",
         params: params_table(&cfg),
-        game: cfg.game(),
+        game: cfg.game()?,
         latent: cfg.latent,
         classes: 0,
     };

@@ -1,20 +1,13 @@
 use super::*;
+use crate::test_kit::load;
 use gm_core::config::RunConfig;
-use gm_core::data::{self, Batch, Dataset};
+use gm_core::data::Dataset;
 use gm_core::model::{parse_params, BuildContext, Model};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 fn cfg(model: &str, data: &str) -> RunConfig {
-    RunConfig::from_toml_str(&format!(
-        "seed = 1\n[model]\nname = \"dcgan\"\n{model}\n[data]\n{data}\n\
-         [optim]\nlr = 2e-3\nbeta1 = 0.5\n"
-    ))
-    .unwrap()
-}
-
-fn load(c: &RunConfig) -> Dataset {
-    data::load(&c.data.dataset, &c.data.options).unwrap()
+    crate::test_kit::config("dcgan", model, data)
 }
 
 fn build_on(c: &RunConfig, d: &Dataset) -> gm_core::Result<Box<dyn Model>> {
@@ -61,7 +54,11 @@ fn both_up_samplings_give_images_of_the_data_shape_and_logits() {
             let (_vg, g, _vd, d) = players(&lines, image);
             let z = Tensor::randn([6, 5], (Kind::Float, Device::Cpu));
             let x = g.forward_t(&z, true);
-            assert_eq!(x.size(), [6, image[0], image[1], image[2]], "{up} {image:?}");
+            assert_eq!(
+                x.size(),
+                [6, image[0], image[1], image[2]],
+                "{up} {image:?}"
+            );
             let (lo, hi) = (x.min().double_value(&[]), x.max().double_value(&[]));
             assert!(lo > 0.0 && hi < 1.0, "{up}: samples in [{lo}, {hi}]");
             assert_eq!(d.forward_t(&x, true).size(), [6], "{up} {image:?}");
@@ -98,11 +95,17 @@ fn parameters_are_named_by_layer_and_the_up_sampling_chooses_the_kernels() {
         "net.up1.weight", "net.up2.bias", "net.up2.weight",
     ]);
     let size = |v: &[(String, Vec<i64>)], k: &str| {
-        v.iter().filter(|(n, _)| n == k).map(|(_, s)| s.clone()).collect::<Vec<_>>()
+        v.iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, s)| s.clone())
+            .collect::<Vec<_>>()
     };
     // Transposed convolution weights are [in, out, 4, 4]; the unpool convs' [out, in, 5, 5].
     assert_eq!(size(&t, "net.up1.weight"), [vec![8, 4, 4, 4]]);
-    assert_eq!(size(&shapes("unpool"), "net.up1.weight"), [vec![4, 8, 5, 5]]);
+    assert_eq!(
+        size(&shapes("unpool"), "net.up1.weight"),
+        [vec![4, 8, 5, 5]]
+    );
     // G's projection to [8, 7, 7] and D's logit from [6, 7, 7].
     assert!(size(&t, "net.fc.weight").contains(&vec![8 * 49, 5]));
     assert!(size(&t, "net.fc.weight").contains(&vec![1, 6 * 49]));
@@ -112,11 +115,23 @@ fn parameters_are_named_by_layer_and_the_up_sampling_chooses_the_kernels() {
 fn images_it_cannot_take_and_bad_fields_are_config_errors() {
     let _rng = crate::test_rng_lock();
     let c = cfg("", "dataset = \"two-moons\"");
-    let e = build_on(&c, &load(&c)).err().expect("vector data").to_string();
-    assert!(e.contains("data.dataset") && e.contains("two-moons") && e.contains("multiples of 4"), "{e}");
+    let e = build_on(&c, &load(&c))
+        .err()
+        .expect("vector data")
+        .to_string();
+    assert!(
+        e.contains("data.dataset") && e.contains("two-moons") && e.contains("multiples of 4"),
+        "{e}"
+    );
     let c = cfg("", "dataset = \"bars-and-stripes\"\nbars_size = 6");
-    let e = build_on(&c, &load(&c)).err().expect("6×6 images").to_string();
-    assert!(e.contains("[1, 6, 6]") && e.contains("multiples of 4"), "{e}");
+    let e = build_on(&c, &load(&c))
+        .err()
+        .expect("6×6 images")
+        .to_string();
+    assert!(
+        e.contains("[1, 6, 6]") && e.contains("multiples of 4"),
+        "{e}"
+    );
     let c = cfg("", "dataset = \"bars-and-stripes\"\nbars_size = 8");
     assert!(build_on(&c, &load(&c)).is_ok(), "8×8 images are accepted");
     for (field, line) in [
@@ -139,19 +154,6 @@ fn images_it_cannot_take_and_bad_fields_are_config_errors() {
     assert!(e.contains("upsample") && e.contains("bilinear"), "{e}");
 }
 
-/// Whether each thresholded 4×4 image `[N, 1, 4, 4]` is a bars-and-stripes pattern (every
-/// row constant or every column constant): the fraction of such images.
-fn pattern_fraction(s: &Tensor) -> f64 {
-    let b = s.gt(0.5).to_kind(Kind::Float).squeeze_dim(1);
-    let constant = |dim: i64| {
-        b.amax([dim].as_slice(), false)
-            .eq_tensor(&b.amin([dim].as_slice(), false))
-            .all_dim(1, false)
-    };
-    let ok = constant(1).logical_or(&constant(2));
-    ok.to_kind(Kind::Double).mean(Kind::Double).double_value(&[])
-}
-
 #[test]
 fn training_on_bars_and_stripes_makes_valid_patterns_and_sampling_uses_running_statistics() {
     let _rng = crate::test_rng_lock();
@@ -168,16 +170,17 @@ fn training_on_bars_and_stripes_makes_valid_patterns_and_sampling_uses_running_s
         device: Device::Cpu,
     };
     let mut m = new_dcgan(p, &ctx).unwrap();
-    let before = pattern_fraction(&m.sample(2000).unwrap());
-    let n = d.train.len();
-    for step in 0..600 {
-        let i = (step * 32) % (n - 32);
-        m.train_step(&Batch::inputs(&d.train.x.narrow(0, i, 32))).unwrap();
-    }
-    let after = pattern_fraction(&m.sample(2000).unwrap());
-    eprintln!("dcgan on bars-and-stripes: valid patterns {before:.3} before, {after:.3} after 600 steps");
-    // 30 of the 65,536 binary 4×4 images are patterns.
-    assert!(after > 0.5 && after > before + 0.3, "valid patterns {before} → {after}");
+    let before = crate::test_kit::pattern_fraction(&m.sample(2000).unwrap());
+    crate::test_kit::train(&mut m, &d, 600);
+    let after = crate::test_kit::pattern_fraction(&m.sample(2000).unwrap());
+    eprintln!(
+        "dcgan on bars-and-stripes: valid patterns {before:.3} before, {after:.3} after 600 steps"
+    );
+    // 30 of the 65,536 binary 4×4 images are patterns. Seed 3: 0.000 → 0.589.
+    assert!(
+        after > 0.4 && after > before + 0.3,
+        "valid patterns {before} → {after}"
+    );
     // Sampling uses batch norm's running averages: a sample does not depend on the others
     // drawn with it; a training-mode pass (batch statistics) does.
     let z = Tensor::randn([5, 8], (Kind::Float, Device::Cpu));
@@ -186,5 +189,8 @@ fn training_on_bars_and_stripes_makes_valid_patterns_and_sampling_uses_running_s
     assert!(all.narrow(0, 0, 1).allclose(&first, 1e-5, 1e-6, false));
     let batch_stats = tch::no_grad(|| m.generator().forward(&z, None, true));
     let gap = (batch_stats - &all).abs().max().double_value(&[]);
-    assert!(gap > 1e-3, "training- and evaluation-mode samples agree ({gap})");
+    assert!(
+        gap > 1e-3,
+        "training- and evaluation-mode samples agree ({gap})"
+    );
 }

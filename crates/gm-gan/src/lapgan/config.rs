@@ -64,24 +64,27 @@ impl LapganConfig {
             2..=MAX_LEVELS,
             format!("2 to {MAX_LEVELS} pyramid levels"),
         )?;
-        checks::at_least("model.coarse_latent", self.coarse_latent, 1, "a positive integer")?;
+        checks::at_least(
+            "model.coarse_latent",
+            self.coarse_latent,
+            1,
+            "a positive integer",
+        )?;
         widths("model.coarse_hidden", &self.coarse_hidden, "[512, 512]")?;
         widths("model.channels", &self.channels, "[32, 32]")?;
         if self.kernel < 1 || self.kernel % 2 == 0 {
-            return Err(Error::config("model.kernel", self.kernel, "an odd kernel size ≥ 1"));
+            return Err(Error::config(
+                "model.kernel",
+                self.kernel,
+                "an odd kernel size ≥ 1",
+            ));
         }
-        checks::at_least("model.d_steps", self.d_steps, 1, "at least 1 discriminator update per generator update")?;
-        checks::positive("model.generator_lr_scale", self.generator_lr_scale)?;
-        Ok(())
+        self.game().map(|_| ())
     }
 
-    /// The game every level plays.
-    pub fn game(&self) -> Game {
-        Game {
-            loss: self.loss,
-            d_steps: self.d_steps as u64,
-            generator_lr_scale: self.generator_lr_scale,
-        }
+    /// The game every level plays (an error naming a bad field).
+    pub fn game(&self) -> Result<Game> {
+        Game::checked(self.loss, self.d_steps, self.generator_lr_scale)
     }
 
     /// The MLP GAN settings of the coarsest level.

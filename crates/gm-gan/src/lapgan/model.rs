@@ -58,10 +58,11 @@ impl Lapgan {
         let sizes: Vec<[i64; 3]> = (0..n)
             .map(|k| [c, h >> (n - 1 - k), w >> (n - 1 - k)])
             .collect();
+        let game = cfg.game()?;
         let spec = |latent| Spec {
             name: "lapgan",
             params: params_table(&cfg),
-            game: cfg.game(),
+            game,
             latent,
             classes: 0,
         };
@@ -124,7 +125,9 @@ fn level_inputs(x: &Tensor, levels: usize) -> Vec<(Tensor, Option<Tensor>)> {
 
 /// Level `k`'s metrics under their level names.
 fn named(k: usize, m: Metrics) -> impl Iterator<Item = (&'static str, Tensor)> {
-    m.into_iter().zip(METRICS[k]).map(|((_, t), name)| (name, t))
+    m.into_iter()
+        .zip(METRICS[k])
+        .map(|((_, t), name)| (name, t))
 }
 
 impl Model for Lapgan {
@@ -194,7 +197,11 @@ impl Model for Lapgan {
             .iter()
             .map(|x| x.upsample_nearest2d([h, w], None, None))
             .collect();
-        let sizes: Vec<String> = self.sizes.iter().map(|s| format!("{}×{}", s[1], s[2])).collect();
+        let sizes: Vec<String> = self
+            .sizes
+            .iter()
+            .map(|s| format!("{}×{}", s[1], s[2]))
+            .collect();
         Ok(vec![Figure {
             name: "pyramid-levels".into(),
             caption: format!(
