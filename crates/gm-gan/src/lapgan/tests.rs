@@ -150,5 +150,6 @@ fn training_on_bars_and_stripes_makes_valid_patterns_coarse_to_fine() {
         "lapgan on bars-and-stripes (2×2 → 4×4): valid patterns {before:.3} before, {after:.3} \
          after 600 steps"
     );
+    // Seed 3: 0.004 → 0.566 (2,000 samples each).
     assert!(after > before + 0.2, "valid patterns {before} → {after}");
 }
