@@ -182,6 +182,24 @@ pub const BENCHES: &[Bench] = &[
         datasets: &["binarized-mnist"],
         columns: &[("mean_pixel", "mean pixel", 4)],
     },
+    Bench {
+        name: "dcgan",
+        about: "DCGAN training steps on 28x28 MNIST (batch 64, one D + one G Adam update per \
+                step, transposed convolutions, batch norm; pytorch/examples' loop)",
+        package: "gm-benches",
+        bin: "bench-dcgan",
+        script: "benches/reference/dcgan.py",
+        args: &[],
+        references: PLAIN,
+        default_steps: 300,
+        quick_steps: 20,
+        datasets: &["mnist"],
+        columns: &[
+            ("batch_size", "batch", 0),
+            ("d_real_last_window", "D(x)", 3),
+            ("d_fake_last_window", "D(G(z))", 3),
+        ],
+    },
 ];
 
 /// Keys every bench program must write, and whether each is numeric.

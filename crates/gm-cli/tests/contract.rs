@@ -68,6 +68,11 @@ const TINY: &[(&str, &str)] = &[
         "cgan",
         "latent = 2\ngenerator_hidden = [8]\ndiscriminator_hidden = [8]",
     ),
+    ("dcgan", "latent = 4\ng_channels = 4\nd_channels = 4"),
+    (
+        "lapgan",
+        "coarse_latent = 4\ncoarse_hidden = [8]\nchannels = [4]\nkernel = 3",
+    ),
 ];
 
 /// `(model, field)` whose value -1 is legitimately accepted, with the reason.

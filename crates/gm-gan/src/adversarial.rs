@@ -117,6 +117,21 @@ pub struct Game {
     pub generator_lr_scale: f64,
 }
 
+impl Game {
+    /// The game of the `[model]` fields `loss`, `d_steps` and `generator_lr_scale`, each
+    /// bad value a config error naming its field.
+    pub fn checked(loss: GanLoss, d_steps: i64, generator_lr_scale: f64) -> Result<Game> {
+        let k = "at least 1 discriminator update per generator update";
+        gm_core::checks::at_least("model.d_steps", d_steps, 1, k)?;
+        gm_core::checks::positive("model.generator_lr_scale", generator_lr_scale)?;
+        Ok(Game {
+            loss,
+            d_steps: d_steps as u64,
+            generator_lr_scale,
+        })
+    }
+}
+
 /// What a variant tells the core about itself.
 pub struct Spec {
     /// Registry name.
@@ -352,6 +367,30 @@ impl Adversarial {
             .backward_step(&self.spec.game.loss.generator_loss(&logits))
     }
 
+    /// One step of the game on examples `x`, with `y` handed to both networks as it is (a
+    /// class one-hot, or any other condition: LAPGAN's finer levels get the up-sampled
+    /// coarser image). [`Model::train_step`] is this with the batch's label one-hots.
+    pub fn train_on(&mut self, x: &Tensor, y: Option<&Tensor>) -> Result<Metrics> {
+        let z = self.noise(x.size()[0]);
+        let fake = self.players.g.forward(&z, y, true);
+        let m = self.discriminator_step(x, &fake, y)?;
+        if self.opt_d.steps().is_multiple_of(self.spec.game.d_steps) {
+            self.generator_step(&fake, y)?;
+        }
+        self.warn_if_d_wins(&m[3].1);
+        Ok(m)
+    }
+
+    /// The step's metrics on examples `x` with condition `y` (as in [`Adversarial::train_on`]),
+    /// networks in evaluation mode, without gradients.
+    pub fn eval_on(&self, x: &Tensor, y: Option<&Tensor>) -> Result<Metrics> {
+        tch::no_grad(|| {
+            let fake = self.generate(&self.noise(x.size()[0]), y);
+            let d = &self.players.d;
+            Ok(self.metrics(&d.forward(x, y, false), &d.forward(&fake, y, false)))
+        })
+    }
+
     fn warn_if_d_wins(&mut self, d_fake: &Tensor) {
         if let Some(mean) = self.watch.observe(d_fake) {
             if mean < D_WINS_BELOW {
@@ -453,26 +492,12 @@ impl Model for Adversarial {
 
     fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
         let y = self.batch_labels(batch)?;
-        let z = self.noise(batch.len());
-        let fake = self.players.g.forward(&z, y.as_ref(), true);
-        let m = self.discriminator_step(&batch.x, &fake, y.as_ref())?;
-        if self.opt_d.steps().is_multiple_of(self.spec.game.d_steps) {
-            self.generator_step(&fake, y.as_ref())?;
-        }
-        self.warn_if_d_wins(&m[3].1);
-        Ok(m)
+        self.train_on(&batch.x, y.as_ref())
     }
 
     fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
         let y = self.batch_labels(batch)?;
-        tch::no_grad(|| {
-            let fake = self.generate(&self.noise(batch.len()), y.as_ref());
-            let d = &self.players.d;
-            Ok(self.metrics(
-                &d.forward(&batch.x, y.as_ref(), false),
-                &d.forward(&fake, y.as_ref(), false),
-            ))
-        })
+        self.eval_on(&batch.x, y.as_ref())
     }
 
     /// G(z) for fresh z ~ N(0, I); a conditional model draws each sample's class uniformly.

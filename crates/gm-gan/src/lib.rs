@@ -4,6 +4,9 @@
 //! steps, two stores and optimizers, fixed-noise grids); [`gan`] plays it with MLPs, as
 //! `gan` (minimax or non-saturating) and `cgan` (class-conditional, Mirza & Osindero 2014).
 //! [`gmmn`] holds the moment-matching models (`gmmn`, `gmmn-ae`, Li et al. 2015).
+//! [`dcgan`] plays it with convolutional networks (Radford et al. 2015; transposed
+//! convolutions or the "un-pooling" of §20.10.6), and [`lapgan`] with a Laplacian pyramid of
+//! GANs, each finer level generating the residual given the coarser image (Denton et al. 2015).
 //!
 //! ```no_run
 //! let mut registry = gm_core::model::ModelRegistry::new();
@@ -12,8 +15,10 @@
 //! ```
 
 pub mod adversarial;
+pub mod dcgan;
 pub mod gan;
 pub mod gmmn;
+pub mod lapgan;
 pub mod output;
 
 use gm_core::model::{ModelEntry, ModelRegistry};
@@ -52,10 +57,74 @@ pub fn register(registry: &mut ModelRegistry) {
         needs_labels: true,
         build: gan::build_conditional,
     });
+    registry.add(ModelEntry {
+        name: "dcgan",
+        family: "gm-gan",
+        description: "DCGAN (Radford et al. 2015): strided / transposed convolutions (or un-pooling, §20.10.6), batch norm; images with sides multiples of 4; no likelihood",
+        default_dataset: "mnist",
+        needs_labels: false,
+        build: dcgan::build,
+    });
+    registry.add(ModelEntry {
+        name: "lapgan",
+        family: "gm-gan",
+        description: "LAPGAN (Denton et al. 2015): a Laplacian pyramid of GANs (7 → 14 → 28), each finer level generating the residual given the up-sampled coarser image; no likelihood",
+        default_dataset: "mnist",
+        needs_labels: false,
+        build: lapgan::build,
+    });
 }
 
 /// Serialises the tests that seed or draw from libtorch's global generator.
 #[cfg(test)]
 pub(crate) fn test_rng_lock() -> gm_core::rng_guard::RngGuard {
     gm_core::rng_guard::lock()
+}
+
+/// What the tests of the convolutional GANs share.
+#[cfg(test)]
+pub(crate) mod test_kit {
+    use gm_core::config::RunConfig;
+    use gm_core::data::{self, Batch, Dataset};
+    use gm_core::model::Model;
+    use tch::{Kind, Tensor};
+
+    /// A run config of `model` with `[model]` and `[data]` lines (seed 1, Adam 2e-3, β₁ 0.5).
+    pub fn config(model: &str, lines: &str, data: &str) -> RunConfig {
+        RunConfig::from_toml_str(&format!(
+            "seed = 1\n[model]\nname = \"{model}\"\n{lines}\n[data]\n{data}\n\
+             [optim]\nlr = 2e-3\nbeta1 = 0.5\n"
+        ))
+        .unwrap()
+    }
+
+    /// The dataset of `c`.
+    pub fn load(c: &RunConfig) -> Dataset {
+        data::load(&c.data.dataset, &c.data.options).unwrap()
+    }
+
+    /// `steps` training steps on successive batches of 32 training examples.
+    pub fn train(m: &mut dyn Model, d: &Dataset, steps: i64) {
+        let n = d.train.len();
+        for step in 0..steps {
+            let i = (step * 32) % (n - 32);
+            m.train_step(&Batch::inputs(&d.train.x.narrow(0, i, 32)))
+                .unwrap();
+        }
+    }
+
+    /// The fraction of thresholded one-channel square images `[N, 1, n, n]` that are
+    /// bars-and-stripes patterns (every row constant or every column constant).
+    pub fn pattern_fraction(s: &Tensor) -> f64 {
+        let b = s.gt(0.5).to_kind(Kind::Float).squeeze_dim(1);
+        let constant = |dim: i64| {
+            b.amax([dim].as_slice(), false)
+                .eq_tensor(&b.amin([dim].as_slice(), false))
+                .all_dim(1, false)
+        };
+        let ok = constant(1).logical_or(&constant(2));
+        ok.to_kind(Kind::Double)
+            .mean(Kind::Double)
+            .double_value(&[])
+    }
 }
