@@ -8,11 +8,28 @@
 //! convolutions or the "un-pooling" of §20.10.6), and [`lapgan`] with a Laplacian pyramid of
 //! GANs, each finer level generating the residual given the coarser image (Denton et al. 2015).
 //!
-//! ```no_run
-//! let mut registry = gm_core::model::ModelRegistry::new();
-//! gm_gan::register(&mut registry);
-//! assert!(registry.get("gan").is_some() && registry.get("gmmn").is_some());
+//! A GAN from a config, one training step (a discriminator update, then a generator update
+//! every `d_steps`), samples, and its likelihoods — none: a GAN has no likelihood, and
+//! `gm eval` measures its samples instead (from a program of your own: README, "Using gm
+//! crates in your own project"):
+//!
 //! ```
+//! use gm_core::prelude::*;
+//! let cfg = RunConfig::from_toml_str(
+//!     "[model]\nname = \"gan\"\nlatent = 2\ngenerator_hidden = [16]\ndiscriminator_hidden = [16]\n\
+//!      [data]\ndataset = \"eight-gaussians\"",
+//! )?;
+//! let data = data::load(&cfg.data.dataset, &cfg.data.options)?;
+//! let ctx = BuildContext { cfg: &cfg, data: &data, device: Device::Cpu };
+//! let mut gan = gm_gan::gan::build(&ctx)?;
+//! let m = gan.train_step(&Batch::inputs(&data.train.x.narrow(0, 0, 64)))?;
+//! assert_eq!(m.iter().map(|(k, _)| *k).collect::<Vec<_>>(), ["loss_d", "loss_g", "d_real", "d_fake"]);
+//! assert_eq!(gan.sample(16)?.size(), [16, 2]);
+//! assert!(gan.log_likelihoods(&data.test.x, &cfg)?.is_empty());
+//! # Ok::<(), gm_core::Error>(())
+//! ```
+//!
+//! The `gm` command builds models by name from [`register`]ed entries.
 
 pub mod adversarial;
 pub mod dcgan;

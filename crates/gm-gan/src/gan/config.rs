@@ -1,6 +1,6 @@
 use crate::adversarial::{Game, GanLoss};
-use gm_core::checks;
 pub use crate::output::Output;
+use gm_core::checks;
 pub use gm_core::nets::Activation;
 use gm_core::{Error, Result};
 use serde::{Deserialize, Serialize};

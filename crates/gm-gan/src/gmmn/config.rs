@@ -1,5 +1,5 @@
-use gm_core::checks;
 pub use crate::output::Output;
+use gm_core::checks;
 use gm_core::nets::Activation;
 use gm_core::{Error, Result};
 use gm_eval::mmd::{check_bandwidths, Estimator};

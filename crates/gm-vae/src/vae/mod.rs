@@ -24,11 +24,11 @@ mod config;
 mod model;
 
 pub use config::{Activation, BetaSchedule, Likelihood, VaeConfig};
-pub(crate) use model::{chunked, LOG_2PI};
 pub use model::{
     build, build_conditional, build_iwae, kl_to_standard_normal, Vae, ACTIVE_UNIT_THRESHOLD,
     COMPLETION_ITERATIONS, IWAE_DEFAULT_SAMPLES,
 };
+pub(crate) use model::{chunked, LOG_2PI};
 
 #[cfg(test)]
 mod tests;
