@@ -605,8 +605,7 @@ fn active_units_count_the_latent_dimensions_whose_posterior_mean_varies() {
         let vars = m.var_stores()[0].1.variables();
         let w = vars["encoder.head.weight"].shallow_clone();
         let b = vars["encoder.head.bias"].shallow_clone();
-        let _ = w
-            .narrow(0, 0, 2)
+        w.narrow(0, 0, 2)
             .copy_(&(Tensor::randn([2, 8], (Kind::Float, Device::Cpu)) * 5.0));
         let _ = w.narrow(0, 2, 2).zero_();
         let _ = b.narrow(0, 2, 2).fill_(0.5);
