@@ -100,9 +100,9 @@ impl Rnade {
         }
         .clamp_min(1e-3);
         let spread = if k > 1 {
-            Tensor::linspace(-1.5, 1.5, k, (Kind::Double, Device::Cpu))
+            Tensor::linspace(-1.5, 1.5, k, (Kind::Double, mean.device()))
         } else {
-            Tensor::zeros([1], (Kind::Double, Device::Cpu))
+            Tensor::zeros([1], (Kind::Double, mean.device()))
         };
         let b_mu0 =
             (mean.unsqueeze(1) + std.unsqueeze(1) * spread.unsqueeze(0)).to_kind(Kind::Float);

@@ -6,7 +6,10 @@
 //! matrix products of an RBM step, so `f32` / `f64` draws are made here instead, in one pass
 //! over `p`: a xoshiro256++ stream (Blackman & Vigna) seeded from libtorch's global generator
 //! (so `tch::manual_seed` still fixes every draw), a uniform u with 24 (`f32`) or 53 (`f64`)
-//! random bits, and x = 1[u < p] — the same rule and resolution as `rand_like(p) < p`.
+//! random bits, and x = 1[u < p] — the same rule and resolution as `rand_like(p) < p`. The
+//! pass reads `p`'s memory and writes the result's directly (no host copies); from 32,768
+//! elements on, the two halves are drawn with two streams (on two threads when libtorch may
+//! use more than one; the draws do not depend on it).
 //!
 //! ```
 //! use tch::{Device, Kind, Tensor};
@@ -59,33 +62,70 @@ impl Xoshiro {
     }
 }
 
-/// A stream seeded by two draws of libtorch's global CPU generator.
-fn seeded_stream() -> Xoshiro {
+/// Two seed words drawn from libtorch's global CPU generator.
+fn seed_words() -> (u64, u64) {
     let seed = Tensor::randint_low(0, i64::MAX, [2], (Kind::Int64, Device::Cpu));
     let s = Vec::<i64>::try_from(&seed).expect("two int64 seeds");
-    Xoshiro::new(s[0] as u64, s[1] as u64)
+    (s[0] as u64, s[1] as u64)
 }
 
-/// One pass over a host copy of `p` (the copies in and out cost a small fraction of the
-/// generator they replace).
+/// Tensors with at least this many elements are drawn in two halves, each with its own
+/// stream (the same draws whatever the thread count); on two threads when libtorch is
+/// allowed more than one.
+const SPLIT_AT: usize = 1 << 15;
+
+/// One pass over `p`'s memory into a new tensor's memory. The one `unsafe` block of the
+/// workspace: host copies in and out cost more than the draws at the sizes of an AIS step.
+#[allow(unsafe_code)]
 fn cpu(p: &Tensor) -> Tensor {
-    let mut rng = seeded_stream();
-    let flat = p.reshape([-1]);
-    let out = match p.kind() {
-        Kind::Float => {
-            let src = Vec::<f32>::try_from(&flat).expect("a CPU f32 tensor");
-            let mut dst = vec![0f32; src.len()];
-            fill_f32(&src, &mut dst, &mut rng);
-            Tensor::from_slice(&dst)
+    let p = p.contiguous();
+    let out = Tensor::empty(p.size(), (p.kind(), Device::Cpu));
+    let n = p.numel();
+    if n == 0 {
+        return out;
+    }
+    let (a, b) = seed_words();
+    let halves = n >= SPLIT_AT;
+    // SAFETY: `p` is a contiguous CPU tensor of `n` elements of the matched kind, `out` a new
+    // tensor of the same size and kind; the two slices do not overlap and outlive the calls.
+    unsafe {
+        match p.kind() {
+            Kind::Float => fill(
+                std::slice::from_raw_parts(p.data_ptr() as *const f32, n),
+                std::slice::from_raw_parts_mut(out.data_ptr() as *mut f32, n),
+                (a, b),
+                halves,
+                fill_f32,
+            ),
+            _ => fill(
+                std::slice::from_raw_parts(p.data_ptr() as *const f64, n),
+                std::slice::from_raw_parts_mut(out.data_ptr() as *mut f64, n),
+                (a, b),
+                halves,
+                fill_f64,
+            ),
         }
-        _ => {
-            let src = Vec::<f64>::try_from(&flat).expect("a CPU f64 tensor");
-            let mut dst = vec![0f64; src.len()];
-            fill_f64(&src, &mut dst, &mut rng);
-            Tensor::from_slice(&dst)
-        }
-    };
-    out.view(p.size().as_slice())
+    }
+    out
+}
+
+/// Draws `x` from `p` with one stream, or in two halves with two streams.
+fn fill<T: Sync + Send>(
+    p: &[T],
+    x: &mut [T],
+    (a, b): (u64, u64),
+    halves: bool,
+    f: fn(&[T], &mut [T], &mut Xoshiro),
+) {
+    if !halves {
+        return f(p, x, &mut Xoshiro::new(a, b));
+    }
+    // An even split point keeps the f32 pairs of one 64-bit draw inside one half.
+    let mid = (p.len() / 2) & !1;
+    let (p0, p1) = p.split_at(mid);
+    let (x0, x1) = x.split_at_mut(mid);
+    f(p0, x0, &mut Xoshiro::new(a, b));
+    f(p1, x1, &mut Xoshiro::new(a, b ^ 0x5851_f42d_4c95_7f2d));
 }
 
 const F32_UNIT: f32 = 1.0 / (1u32 << 24) as f32;

@@ -47,6 +47,8 @@ use super::AisTarget;
 #[derive(Debug)]
 pub struct BernoulliRbm {
     w: Tensor,
+    /// Wᵀ, contiguous: the down product h·Wᵀ reads it row by row.
+    wt: Tensor,
     c: Tensor,
     base_b: Tensor,
     /// v·(b − b_A) is needed at every step; b − b_A is kept.
@@ -98,6 +100,7 @@ impl BernoulliRbm {
             + h as f64 * 2f64.ln();
         let b_diff = &b - &base_b;
         Ok(BernoulliRbm {
+            wt: w.tr().contiguous(),
             w,
             c,
             base_b,
@@ -151,7 +154,7 @@ impl BernoulliRbm {
         // (1 − β) b_A + β (hWᵀ + b) = (b_A + β (b − b_A)) + β hWᵀ: one product with β as its
         // scale and the bias vector as its input.
         let bias = (&self.b_diff * beta + &self.base_b).view([1, 1, -1]);
-        let mut a = bias.baddbmm(&h.unsqueeze(0), &self.w.tr().unsqueeze(0), 1.0, beta);
+        let mut a = bias.baddbmm(&h.unsqueeze(0), &self.wt.unsqueeze(0), 1.0, beta);
         bernoulli(&a.sigmoid_().squeeze_dim(0))
     }
 }
@@ -223,22 +226,30 @@ impl BernoulliRbm {
     /// (an overflow would need |u| in the hundreds, and would show as a non-finite weight,
     /// which the engine reports); larger steps take the difference of `f64` softplus values.
     fn ratio_at(&self, v: &Tensor, u: &Tensor, p_h: &Tensor, from: f64, to: f64) -> Tensor {
-        let vis = v.mv(&self.b_diff) * (to - from);
-        let hid = if (to - from).abs() <= FUSED_MAX_STEP {
+        if (to - from).abs() <= FUSED_MAX_STEP {
+            // All in the parameters' kind: the visible term is (to − from)·v·(b − b_A), small.
             let mut x = u * (from - to);
             let _ = x.expm1_();
             let _ = x.g_mul_(p_h);
             let _ = x.log1p_();
-            -x.sum_dim_intlist(1, false, u.kind())
+            let hid = x.sum_dim_intlist(1, false, u.kind());
+            let mut vis = v.mv(&self.b_diff);
+            let _ = vis.g_mul_scalar_(to - from);
+            let _ = vis.g_sub_(&hid);
+            vis.to_kind(Kind::Double)
         } else {
             let u64 = u.to_kind(Kind::Double);
-            (softplus(&(&u64 * to)) - softplus(&(&u64 * from))).sum_dim_intlist(
+            let vis = v
+                .to_kind(Kind::Double)
+                .mv(&self.b_diff.to_kind(Kind::Double))
+                * (to - from);
+            let hid = (softplus(&(&u64 * to)) - softplus(&(&u64 * from))).sum_dim_intlist(
                 1,
                 false,
                 Kind::Double,
-            )
-        };
-        (vis.to_kind(Kind::Double) + hid).to_kind(Kind::Double)
+            );
+            vis + hid
+        }
     }
 }
 
