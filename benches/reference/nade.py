@@ -189,7 +189,7 @@ def main():
     ap.add_argument("--json", required=True)
     ap.add_argument("--mode", choices=["train", "sample"], required=True)
     ap.add_argument("--form", choices=["loop", "blocked"], default="loop")
-    ap.add_argument("--block", type=int, default=64)
+    ap.add_argument("--block", type=int, default=32)
     ap.add_argument("--hidden", type=int, default=500)
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--samples", type=int, default=100)
