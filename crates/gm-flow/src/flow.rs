@@ -17,7 +17,9 @@
 
 use gm_core::config::RunConfig;
 use gm_core::data::{Batch, Dataset};
-use gm_core::model::{Figure, LikelihoodKind, LogLikelihood, Metrics, Model};
+use gm_core::model::{
+    params_table, parse_params, BuildContext, Figure, LikelihoodKind, LogLikelihood, Metrics, Model,
+};
 use gm_core::optim::Optimizer;
 use gm_core::{checks, Error, Result};
 use gm_eval::importance::mean_and_std_err;
@@ -164,6 +166,35 @@ pub fn logit(y: &Tensor, alpha: f64) -> (Tensor, Tensor) {
     let per = -(&lv + &l1v) + (1.0 - 2.0 * alpha).ln();
     let ld = per.flatten(1, -1).sum_dim_intlist(-1, false, y.kind());
     (lv - l1v, ld)
+}
+
+/// The `[model]` fields every flow has, and its own checks.
+pub trait FlowConfig: serde::de::DeserializeOwned + serde::Serialize {
+    /// Checks the fields that do not depend on the data.
+    fn validate(&self) -> Result<()>;
+    /// Values per pixel of image data.
+    fn levels(&self) -> i64;
+    /// α of the logit transform of image data (0: none).
+    fn logit_alpha(&self) -> f64;
+}
+
+/// A flow's constructor: parameters under a path, its config, the example shape.
+pub type NewFlow<C, F> = fn(&nn::Path, &C, &[i64]) -> Result<F>;
+
+/// The [`FlowModel`] of registry entry `name` from a run config: its `[model]` fields
+/// parsed and checked, the flow built by `new` under the path `name`.
+pub fn build_model<C: FlowConfig, F: Flow>(
+    name: &'static str,
+    ctx: &BuildContext<'_>,
+    new: NewFlow<C, F>,
+) -> Result<FlowModel<F>> {
+    let cfg: C = parse_params(name, &ctx.cfg.model.params)?;
+    cfg.validate()?;
+    let space = DataSpace::for_data(name, ctx.data, cfg.levels(), cfg.logit_alpha())?;
+    let vs = VarStore::new(ctx.device);
+    let flow = new(&(vs.root() / name), &cfg, &ctx.data.shape)?;
+    let params = params_table(&cfg);
+    FlowModel::new(name, flow, space, &ctx.data.shape, params, vs, ctx.cfg)
 }
 
 /// A flow with its data space, parameters and optimizer: the [`Model`] of every flow.

@@ -1,17 +1,71 @@
 //! Checks shared by the flows' tests.
 
-use crate::flow::{Flow, FlowModel};
+use crate::flow::{Flow, FlowConfig, FlowModel, NewFlow};
 use gm_core::config::RunConfig;
 use gm_core::data::{self, Batch, Dataset};
+use gm_core::model::LikelihoodKind;
 use gm_core::model::{BuildContext, Model};
 use gm_core::Error;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-/// Sets every weight and bias of `vs` (not the tanh scales) to N(0, 0.3²) draws, so that
-/// no layer is the identity it starts as.
-pub fn perturb(vs: &VarStore) {
-    gm_core::kit::randomize(vs, 0.3, |name, _| !name.ends_with("scale"));
+/// The flow `new` builds for examples shaped `shape` with the TOML `params` over the
+/// defaults, every weight and bias (not the tanh scales) set to N(0, 0.3²) draws so that no
+/// layer is the identity it starts as.
+pub fn perturbed<C: FlowConfig, F: Flow>(
+    new: NewFlow<C, F>,
+    shape: &[i64],
+    params: &str,
+) -> (VarStore, F) {
+    let cfg: C = toml::from_str(params).unwrap();
+    let vs = VarStore::new(Device::Cpu);
+    let f = new(&vs.root(), &cfg, shape).unwrap();
+    gm_core::kit::randomize(&vs, 0.3, |name, _| !name.ends_with("scale"));
+    (vs, f)
+}
+
+/// `[B, ..shape]`.
+fn batch_shape(b: i64, shape: &[i64]) -> Vec<i64> {
+    let mut s = vec![b];
+    s.extend_from_slice(shape);
+    s
+}
+
+/// For each `(shape, params)`: the perturbed flow moves its inputs, and its inverse undoes
+/// the forward map (both ways) to 1e-5 in f32.
+pub fn assert_round_trips<C: FlowConfig, F: Flow>(new: NewFlow<C, F>, cases: &[(&[i64], &str)]) {
+    for &(shape, params) in cases {
+        let (_vs, f) = perturbed(new, shape, params);
+        let x = Tensor::randn(batch_shape(6, shape).as_slice(), (Kind::Float, Device::Cpu));
+        let (z, ld) = tch::no_grad(|| f.forward(&x));
+        assert!(
+            ld.abs().max().double_value(&[]) > 1e-3,
+            "{params}: identity"
+        );
+        assert_eq!(z.size(), [6, shape.iter().product::<i64>()]);
+        let (e1, e2) = round_trip_errors(&f, &x);
+        eprintln!("{shape:?}: max |f⁻¹(f(x)) − x| = {e1:.2e}, max |f(f⁻¹(z)) − z| = {e2:.2e}");
+        assert!(e1 < 1e-5 && e2 < 1e-5, "{shape:?} {params}: {e1} {e2}");
+    }
+}
+
+/// For each `(shape, params)`: the perturbed flow's log-determinant at one example equals
+/// log |det| of its autograd Jacobian, in f64, to 1e-9.
+pub fn assert_log_dets_match_autograd<C: FlowConfig, F: Flow>(
+    new: NewFlow<C, F>,
+    cases: &[(&[i64], &str)],
+) {
+    for &(shape, params) in cases {
+        let (mut vs, f) = perturbed(new, shape, params);
+        vs.double();
+        let x = Tensor::randn(
+            batch_shape(1, shape).as_slice(),
+            (Kind::Double, Device::Cpu),
+        );
+        let err = log_det_error(&f, &x);
+        eprintln!("{shape:?}: |log det − log |det J|| = {err:.2e}");
+        assert!(err < 1e-9, "{shape:?} {params}: |log det error| {err}");
+    }
 }
 
 /// max |f⁻¹(f(x)) − x| and max |f(f⁻¹(z)) − z| over `x` `[B, ..shape]`.
@@ -113,9 +167,55 @@ pub fn grid_integral<F: Flow>(m: &FlowModel<F>, r: f64, n: i64) -> f64 {
     lp.exp().sum(Kind::Double).double_value(&[]) * h * h
 }
 
-/// The field a config error names, or a panic saying what came instead.
-pub fn error_field<T>(r: gm_core::Result<T>) -> String {
-    match r {
+/// The density of `model` (`params`) trained 300 steps on two-moons integrates to 1 within
+/// 0.01 by the midpoint rule on [−6, 6]² with 500² cells (side 0.024, a quarter of the
+/// data's noise).
+pub fn assert_trained_density_integrates_to_one<F: Flow>(
+    make: fn(&BuildContext<'_>) -> gm_core::Result<FlowModel<F>>,
+    model: &str,
+    params: &str,
+) {
+    let (cfg, data) = two_moons(model, params);
+    let m = trained(make, &cfg, &data, 300);
+    let total = grid_integral(&m, 6.0, 500);
+    eprintln!("{model}: ∫ p over [−6, 6]² = {total:.5}");
+    assert!((total - 1.0).abs() < 0.01, "∫ p = {total}");
+}
+
+/// `model` (`params`) trained 600 steps on two-moons has an exact test log-likelihood at
+/// least 0.3 nats above the fitted Gaussian's; returns the trained model.
+pub fn assert_trained_beats_a_fitted_gaussian<F: Flow>(
+    make: fn(&BuildContext<'_>) -> gm_core::Result<FlowModel<F>>,
+    model: &str,
+    params: &str,
+) -> (FlowModel<F>, Dataset) {
+    let (cfg, data) = two_moons(model, params);
+    let m = trained(make, &cfg, &data, 600);
+    let ll = m.log_likelihoods(&data.test.x, &cfg).unwrap().remove(0);
+    assert_eq!(ll.kind, LikelihoodKind::Exact);
+    let gauss = fitted_gaussian_test_ll(&data);
+    eprintln!(
+        "{model}: test log-likelihood {:.4} ± {:.4}, fitted Gaussian {gauss:.4}",
+        ll.mean, ll.std_err
+    );
+    assert!(
+        ll.mean > gauss + 0.3,
+        "flow {} vs Gaussian {gauss}",
+        ll.mean
+    );
+    (m, data)
+}
+
+/// The field named by the config error of building `new` with the TOML `params` for
+/// examples shaped `shape`, or a panic saying what came instead.
+pub fn bad_config_field<C: FlowConfig, F: Flow>(
+    new: NewFlow<C, F>,
+    params: &str,
+    shape: &[i64],
+) -> String {
+    let cfg: C = toml::from_str(params).unwrap();
+    let vs = VarStore::new(Device::Cpu);
+    match new(&vs.root(), &cfg, shape) {
         Err(Error::Config { field, .. }) => field,
         Err(e) => panic!("expected a config error, got {e}"),
         Ok(_) => panic!("expected a config error, got a model"),

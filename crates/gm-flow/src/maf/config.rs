@@ -1,3 +1,4 @@
+use crate::flow::FlowConfig;
 use crate::realnvp::widths;
 use gm_core::{checks, Error, Result};
 use serde::{Deserialize, Serialize};
@@ -30,9 +31,16 @@ impl Default for MafConfig {
     }
 }
 
-impl MafConfig {
-    /// Checks the fields that do not depend on the data.
-    pub(crate) fn validate(&self) -> Result<()> {
+impl FlowConfig for MafConfig {
+    fn levels(&self) -> i64 {
+        self.levels
+    }
+
+    fn logit_alpha(&self) -> f64 {
+        self.logit_alpha
+    }
+
+    fn validate(&self) -> Result<()> {
         checks::at_least("model.layers", self.layers, 1, "at least one MADE layer")?;
         if self.hidden.is_empty() {
             return Err(Error::config(

@@ -1,10 +1,10 @@
 use super::config::MafConfig;
-use crate::flow::{DataSpace, Flow, FlowModel, ScaledTanh};
-use gm_core::model::{params_table, parse_params, BuildContext, Model};
+use crate::flow::{self, Flow, FlowConfig, FlowModel, ScaledTanh};
+use gm_core::model::{BuildContext, Model};
 use gm_core::nets::{made, Mlp};
 use gm_core::{Error, Result};
 use rand::SeedableRng;
-use tch::nn::{self, VarStore};
+use tch::nn;
 use tch::Tensor;
 
 /// One MADE-conditioned affine autoregressive transform (Papamakarios et al. 2017):
@@ -166,11 +166,5 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Model>> {
 
 /// The same as its concrete type.
 pub fn flow_model(ctx: &BuildContext<'_>) -> Result<FlowModel<Maf>> {
-    let cfg: MafConfig = parse_params("maf", &ctx.cfg.model.params)?;
-    cfg.validate()?;
-    let space = DataSpace::for_data("maf", ctx.data, cfg.levels, cfg.logit_alpha)?;
-    let vs = VarStore::new(ctx.device);
-    let flow = Maf::new(&(vs.root() / "maf"), &cfg, &ctx.data.shape)?;
-    let params = params_table(&cfg);
-    FlowModel::new("maf", flow, space, &ctx.data.shape, params, vs, ctx.cfg)
+    flow::build_model("maf", ctx, Maf::new)
 }

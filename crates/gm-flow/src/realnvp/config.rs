@@ -1,3 +1,4 @@
+use crate::flow::FlowConfig;
 use gm_core::{checks, Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -70,9 +71,16 @@ pub(crate) fn widths(field: &str, v: &[i64]) -> Result<()> {
     Ok(())
 }
 
-impl RealNvpConfig {
-    /// Checks the fields that do not depend on the data.
-    pub(crate) fn validate(&self) -> Result<()> {
+impl FlowConfig for RealNvpConfig {
+    fn levels(&self) -> i64 {
+        self.levels
+    }
+
+    fn logit_alpha(&self) -> f64 {
+        self.logit_alpha
+    }
+
+    fn validate(&self) -> Result<()> {
         checks::at_least(
             "model.layers",
             self.layers,

@@ -1,9 +1,9 @@
 use super::config::{MaskKind, RealNvpConfig};
-use crate::flow::{DataSpace, Flow, FlowModel, ScaledTanh};
-use gm_core::model::{params_table, parse_params, BuildContext, Model};
+use crate::flow::{self, Flow, FlowConfig, FlowModel, ScaledTanh};
+use gm_core::model::{BuildContext, Model};
 use gm_core::nets::{Activation, ConvStack, Mlp};
 use gm_core::{Error, Result};
-use tch::nn::{self, Module, VarStore};
+use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 /// The conditioner of a coupling: raw log-scales and shifts from the masked input.
@@ -317,11 +317,5 @@ pub fn build(ctx: &BuildContext<'_>) -> Result<Box<dyn Model>> {
 
 /// The same as its concrete type.
 pub fn flow_model(ctx: &BuildContext<'_>) -> Result<FlowModel<RealNvp>> {
-    let cfg: RealNvpConfig = parse_params("realnvp", &ctx.cfg.model.params)?;
-    cfg.validate()?;
-    let space = DataSpace::for_data("realnvp", ctx.data, cfg.levels, cfg.logit_alpha)?;
-    let vs = VarStore::new(ctx.device);
-    let flow = RealNvp::new(&(vs.root() / "realnvp"), &cfg, &ctx.data.shape)?;
-    let params = params_table(&cfg);
-    FlowModel::new("realnvp", flow, space, &ctx.data.shape, params, vs, ctx.cfg)
+    flow::build_model("realnvp", ctx, RealNvp::new)
 }

@@ -1,18 +1,7 @@
 use super::*;
-use crate::flow::{Flow, FlowModel};
 use crate::testutil::*;
 use gm_core::model::{BuildContext, LikelihoodKind, Model};
-use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
-
-/// A perturbed RealNVP for examples shaped `shape`, with `params` over the defaults.
-fn flow(shape: &[i64], params: &str) -> (VarStore, RealNvp) {
-    let cfg: RealNvpConfig = toml::from_str(params).unwrap();
-    let vs = VarStore::new(Device::Cpu);
-    let f = RealNvp::new(&vs.root(), &cfg, shape).unwrap();
-    perturb(&vs);
-    (vs, f)
-}
 
 /// Vectors, single-scale checkerboard and channel images, and the multiscale form.
 const CASES: [(&[i64], &str); 4] = [
@@ -29,37 +18,14 @@ const CASES: [(&[i64], &str); 4] = [
 fn the_inverse_undoes_the_forward_map() {
     let _rng = crate::test_rng_lock();
     tch::manual_seed(0);
-    for (shape, params) in CASES {
-        let (_vs, f) = flow(shape, params);
-        let mut s = vec![6];
-        s.extend_from_slice(shape);
-        let x = Tensor::randn(s.as_slice(), (Kind::Float, Device::Cpu));
-        let (z, ld) = tch::no_grad(|| f.forward(&x));
-        assert!(
-            ld.abs().max().double_value(&[]) > 1e-3,
-            "{params}: identity"
-        );
-        assert_eq!(z.size(), [6, shape.iter().product::<i64>()]);
-        let (e1, e2) = round_trip_errors(&f, &x);
-        eprintln!("{shape:?}: max |f⁻¹(f(x)) − x| = {e1:.2e}, max |f(f⁻¹(z)) − z| = {e2:.2e}");
-        assert!(e1 < 1e-5 && e2 < 1e-5, "{shape:?} {params}: {e1} {e2}");
-    }
+    assert_round_trips(RealNvp::new, &CASES);
 }
 
 #[test]
 fn the_log_determinant_is_that_of_the_autograd_jacobian() {
     let _rng = crate::test_rng_lock();
     tch::manual_seed(1);
-    for (shape, params) in CASES {
-        let (mut vs, f) = flow(shape, params);
-        vs.double();
-        let mut s = vec![1];
-        s.extend_from_slice(shape);
-        let x = Tensor::randn(s.as_slice(), (Kind::Double, Device::Cpu));
-        let err = log_det_error(&f, &x);
-        eprintln!("{shape:?}: |log det − log |det J|| = {err:.2e}");
-        assert!(err < 1e-9, "{shape:?} {params}: |log det error| {err}");
-    }
+    assert_log_dets_match_autograd(RealNvp::new, &CASES);
 }
 
 #[test]
@@ -75,69 +41,62 @@ fn squeeze_and_unsqueeze_are_inverse_and_move_2x2_blocks_to_channels() {
     assert!(unsqueeze(&s).equal(&x));
 }
 
-fn two_moons_flow(steps: usize) -> (FlowModel<RealNvp>, gm_core::data::Dataset) {
-    let (cfg, data) = two_moons("realnvp", "layers = 6\nhidden = [32, 32]");
-    (trained(flow_model, &cfg, &data, steps), data)
-}
+const TWO_MOONS: &str = "layers = 6\nhidden = [32, 32]";
 
 #[test]
 fn the_density_of_a_trained_2d_flow_integrates_to_one() {
     let _rng = crate::test_rng_lock();
     tch::manual_seed(2);
-    let (m, _) = two_moons_flow(300);
-    // Midpoint rule on [−6, 6]² with 500² cells (side 0.024, a quarter of the data's noise).
-    let total = grid_integral(&m, 6.0, 500);
-    eprintln!("∫ p over [−6, 6]² = {total:.5}");
-    assert!((total - 1.0).abs() < 0.01, "∫ p = {total}");
+    assert_trained_density_integrates_to_one(flow_model, "realnvp", TWO_MOONS);
 }
 
 #[test]
 fn a_trained_2d_flow_beats_a_fitted_gaussian_on_test_data() {
     let _rng = crate::test_rng_lock();
     tch::manual_seed(3);
-    let (m, data) = two_moons_flow(600);
-    let (cfg, _) = two_moons("realnvp", "");
-    let ll = m.log_likelihoods(&data.test.x, &cfg).unwrap().remove(0);
-    assert_eq!(ll.kind, LikelihoodKind::Exact);
-    let gauss = fitted_gaussian_test_ll(&data);
-    eprintln!(
-        "test log-likelihood: flow {:.4} ± {:.4}, fitted Gaussian {gauss:.4}",
-        ll.mean, ll.std_err
-    );
-    assert!(
-        ll.mean > gauss + 0.3,
-        "flow {} vs Gaussian {gauss}",
-        ll.mean
-    );
+    let (m, data) = assert_trained_beats_a_fitted_gaussian(flow_model, "realnvp", TWO_MOONS);
     let density = m.figures(&data.test.x).unwrap().remove(0);
-    assert_eq!(density.images.size(), [1, 1, 128, 128]);
+    let n = crate::flow::DENSITY_PIXELS;
+    assert_eq!(density.images.size(), [1, 1, n, n]);
 }
 
 #[test]
 fn bad_configs_are_one_error_naming_the_field() {
     let _rng = crate::test_rng_lock();
-    let cfg = |t: &str| -> RealNvpConfig { toml::from_str(t).unwrap() };
-    let vs = VarStore::new(Device::Cpu);
-    let new = |t: &str, shape: &[i64]| RealNvp::new(&vs.root(), &cfg(t), shape);
-    assert_eq!(error_field(new("layers = 0", &[2])), "model.layers");
-    assert_eq!(error_field(new("hidden = [8, 0]", &[2])), "model.hidden");
-    assert_eq!(error_field(new("kernel = 2", &[1, 4, 4])), "model.kernel");
+    assert_eq!(
+        bad_config_field(RealNvp::new, "layers = 0", &[2]),
+        "model.layers"
+    );
+    assert_eq!(
+        bad_config_field(RealNvp::new, "hidden = [8, 0]", &[2]),
+        "model.hidden"
+    );
+    assert_eq!(
+        bad_config_field(RealNvp::new, "kernel = 2", &[1, 4, 4]),
+        "model.kernel"
+    );
     // Masks that do not split the input.
-    assert_eq!(error_field(new("", &[1])), "model.mask");
+    assert_eq!(bad_config_field(RealNvp::new, "", &[1]), "model.mask");
     assert_eq!(
-        error_field(new("mask = \"channel\"", &[1, 4, 4])),
+        bad_config_field(RealNvp::new, "mask = \"channel\"", &[1, 4, 4]),
         "model.mask"
     );
     assert_eq!(
-        error_field(new("mask = \"halves\"", &[1, 4, 4])),
+        bad_config_field(RealNvp::new, "mask = \"halves\"", &[1, 4, 4]),
         "model.mask"
     );
     assert_eq!(
-        error_field(new("mask = \"checkerboard\"", &[4])),
+        bad_config_field(RealNvp::new, "mask = \"checkerboard\"", &[4]),
         "model.mask"
     );
-    assert_eq!(error_field(new("scales = 3", &[1, 4, 4])), "model.scales");
-    assert_eq!(error_field(new("scales = 1", &[4])), "model.scales");
+    assert_eq!(
+        bad_config_field(RealNvp::new, "scales = 3", &[1, 4, 4]),
+        "model.scales"
+    );
+    assert_eq!(
+        bad_config_field(RealNvp::new, "scales = 1", &[4]),
+        "model.scales"
+    );
 }
 
 /// On images the reported value is a lower bound on the discrete log-likelihood: for the
