@@ -344,29 +344,41 @@ fn write_pictures(
 ) -> Result<()> {
     seed_all(derive_seed(seed, &[stream::SAMPLE, u64::MAX]));
     train::save_samples(model, data, &run_dir.join("samples.png"), n)?;
-    if data.is_image {
-        // Evenly spaced test examples: test files may be sorted by class (binarized MNIST's is).
-        let n_test = data.test.len();
-        let m = n_test.min(32);
-        let idx = tch::Tensor::arange(m, (tch::Kind::Int64, data.test.x.device())) * (n_test / m);
-        let x = data.test.x.index_select(0, &idx);
+    // Evenly spaced test examples: test files may be sorted by class (binarized MNIST's is).
+    let n_test = data.test.len();
+    let m = n_test.min(32);
+    let idx = tch::Tensor::arange(m, (tch::Kind::Int64, data.test.x.device())) * (n_test / m);
+    let x = data.test.x.index_select(0, &idx);
+    let figs = if data.is_image {
         let mut figs = model.figures(&x)?;
         figs.extend(class_grid(model)?);
-        if !figs.is_empty() {
-            std::fs::create_dir_all(run_dir.join("figures"))?;
+        figs
+    } else if data.shape == [2] {
+        // Pictures of 2-D data that are images (a flow's density); other figures are skipped.
+        match model.figures(&x) {
+            Ok(f) => f.into_iter().filter(|f| f.images.dim() == 4).collect(),
+            Err(e) => {
+                tracing::warn!("no figures for 2-D data: {e}");
+                Vec::new()
+            }
         }
-        for f in figs {
-            let path = run_dir.join("figures").join(format!("{}.png", f.name));
-            save_grid(
-                &f.images,
-                &path,
-                &GridOptions {
-                    per_row: f.per_row,
-                    ..Default::default()
-                },
-            )?;
-            tracing::info!("{}: {}", path.display(), f.caption);
-        }
+    } else {
+        Vec::new()
+    };
+    if !figs.is_empty() {
+        std::fs::create_dir_all(run_dir.join("figures"))?;
+    }
+    for f in figs {
+        let path = run_dir.join("figures").join(format!("{}.png", f.name));
+        save_grid(
+            &f.images,
+            &path,
+            &GridOptions {
+                per_row: f.per_row,
+                ..Default::default()
+            },
+        )?;
+        tracing::info!("{}: {}", path.display(), f.caption);
     }
     Ok(())
 }

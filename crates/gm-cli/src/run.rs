@@ -14,6 +14,7 @@ pub fn registry() -> ModelRegistry {
     gm_autoregressive::register(&mut r);
     gm_boltzmann::register(&mut r);
     gm_gan::register(&mut r);
+    gm_flow::register(&mut r);
     r
 }
 

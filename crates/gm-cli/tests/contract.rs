@@ -73,6 +73,8 @@ const TINY: &[(&str, &str)] = &[
         "lapgan",
         "coarse_latent = 4\ncoarse_hidden = [8]\nchannels = [4]\nkernel = 3",
     ),
+    ("realnvp", "layers = 2\nhidden = [8]\nchannels = [4]"),
+    ("maf", "layers = 2\nhidden = [8]"),
 ];
 
 /// `(model, field)` whose value -1 is legitimately accepted, with the reason.

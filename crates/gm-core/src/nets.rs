@@ -1,6 +1,7 @@
 //! Building blocks networks are made of: hidden-unit activations, and stacks of linear and
 //! convolutional layers with named parameter scopes (`{prefix}1 … {prefix}N` under a path,
-//! so checkpoints name every layer the same way in every model).
+//! so checkpoints name every layer the same way in every model); [`made`] holds the masks of
+//! autoregressive MLPs.
 //!
 //! ```ignore
 //! let enc = Mlp::new(&(root / "encoder"), "fc", 784, &[500, 500]); // encoder.fc1, encoder.fc2
@@ -9,6 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
+
+pub mod made;
 
 /// A hidden-unit non-linearity (`activation = "tanh"` in a config).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]

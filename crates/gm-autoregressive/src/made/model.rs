@@ -3,11 +3,11 @@ use crate::common::{self, Autoregressive};
 use gm_core::config::RunConfig;
 use gm_core::data::Batch;
 use gm_core::model::{params_table, parse_params, BuildContext, LogLikelihood, Metrics, Model};
-use gm_core::nets::Mlp;
+use gm_core::nets::{made, Mlp};
 use gm_core::optim::Optimizer;
 use gm_core::Result;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use tch::nn::{self, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -55,16 +55,10 @@ impl Made {
             if cfg.order_agnostic {
                 order.shuffle(&mut rng);
             }
-            let mut deg = vec![0i64; dim as usize];
-            for (i, &v) in order.iter().enumerate() {
-                deg[v as usize] = i as i64 + 1;
-            }
-            deg_in.extend_from_slice(&deg);
-            let mut lo = 1;
-            for (l, &h) in cfg.hidden.iter().enumerate() {
-                let layer: Vec<i64> = (0..h).map(|_| rng.gen_range(lo..=dim - 1)).collect();
-                lo = *layer.iter().min().expect("a positive width");
-                deg_hidden[l].extend_from_slice(&layer);
+            deg_in.extend_from_slice(&made::input_degrees(&order));
+            let layers = made::hidden_degrees(&mut rng, dim, &cfg.hidden);
+            for (l, layer) in layers.iter().enumerate() {
+                deg_hidden[l].extend_from_slice(layer);
             }
             orders.push(order);
         }
@@ -114,24 +108,9 @@ impl Made {
     /// The binary masks `[out, in]` of every layer for the mask selected by `idx` (`i64 [1]`
     /// on the model's device; no host round-trip).
     fn masks(&self, idx: &Tensor) -> Vec<Tensor> {
-        let din = self.deg_in.index_select(0, idx).squeeze_dim(0);
-        let mut prev = din.shallow_clone();
-        let mut masks = Vec::with_capacity(self.layers.len() + 1);
-        for d in &self.deg_hidden {
-            let cur = d.index_select(0, idx).squeeze_dim(0);
-            masks.push(
-                cur.unsqueeze(1)
-                    .ge_tensor(&prev.unsqueeze(0))
-                    .to_kind(Kind::Float),
-            );
-            prev = cur;
-        }
-        masks.push(
-            din.unsqueeze(1)
-                .gt_tensor(&prev.unsqueeze(0))
-                .to_kind(Kind::Float),
-        );
-        masks
+        let pick = |d: &Tensor| d.index_select(0, idx).squeeze_dim(0);
+        let hidden: Vec<Tensor> = self.deg_hidden.iter().map(pick).collect();
+        made::masks(&pick(&self.deg_in), &hidden)
     }
 
     fn mask_index(&self, m: usize) -> Tensor {
