@@ -13,6 +13,7 @@
 //! - [`masks`]: observation masks for completion (`bottom-half`, `right-half`, `square`,
 //!   `random:P`) and the masked input | completion | truth grid;
 //! - [`export`]: raw tensors as `.safetensors` (with metadata) and `.npy` for other tools;
+//! - [`host`]: fused Rust passes over CPU tensors' memory where libtorch has no fused kernel;
 //! - [`model`]: the small traits every model implements and the registry the CLI uses;
 //! - [`nets`]: activations and MLP / conv stacks with named parameter scopes;
 //! - [`rng_guard`]: the one lock around libtorch's global generator that seeded tests hold;
@@ -34,6 +35,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod export;
+pub mod host;
 pub mod image;
 pub mod kit;
 pub mod masks;

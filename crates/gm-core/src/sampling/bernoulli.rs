@@ -4,11 +4,13 @@
 //! On the GPU (or for other kinds) this is libtorch's `rand_like(p) < p`. On the CPU,
 //! libtorch's uniform generator is a serial Mersenne twister that costs about as much as the
 //! matrix products of an RBM step, so `f32` / `f64` draws are made here instead, in one pass
-//! over `p`: a xoshiro256++ stream (Blackman & Vigna) seeded from libtorch's global generator
-//! (so `tch::manual_seed` still fixes every draw), a uniform u with 24 (`f32`) or 53 (`f64`)
-//! random bits, and x = 1[u < p] — the same rule and resolution as `rand_like(p) < p`. The
-//! pass reads `p`'s memory and writes the result's directly (no host copies); from 32,768
-//! elements on, the two halves are drawn with two streams.
+//! over `p`: eight xoshiro256++ streams (Blackman & Vigna) advanced in lockstep (vector
+//! code), seeded from libtorch's global generator (so `tch::manual_seed` still fixes every
+//! draw), a uniform u with 24 (`f32`) or 53 (`f64`) random bits, and x = 1[u < p] — the same
+//! rule and resolution as `rand_like(p) < p`. The pass reads `p`'s memory and writes the
+//! result's directly (no host copies), on the calling thread (a second thread competes with
+//! libtorch's OpenMP worker, which spins on the other core between parallel regions).
+//! [`Stream`] lends the generator to fused passes that draw inside their own loops.
 //!
 //! ```
 //! use tch::{Device, Kind, Tensor};
@@ -29,34 +31,78 @@ pub fn sample(p: &Tensor) -> Tensor {
     }
 }
 
-/// The xoshiro256++ generator.
-struct Xoshiro([u64; 4]);
+/// A stream of Bernoulli draws for fused passes ([`crate::host`]) that draw inside their
+/// own loops: the generator and resolution of [`sample`], seeded from libtorch's global CPU
+/// generator (so `tch::manual_seed` fixes it too).
+pub struct Stream(Lanes);
 
-impl Xoshiro {
-    /// State from two seed words through splitmix64 (never all zero).
+impl Stream {
+    /// A new stream, seeded from libtorch's generator.
+    pub fn seeded() -> Self {
+        let (a, b) = seed_words();
+        Stream(Lanes::new(a, b))
+    }
+
+    /// x_i = 1 with probability p_i, else 0; `x` and `p` have the same length.
+    pub fn fill_f32(&mut self, p: &[f32], x: &mut [f32]) {
+        assert_eq!(
+            p.len(),
+            x.len(),
+            "Bernoulli draws: p and x differ in length"
+        );
+        fill_f32(p, x, &mut self.0);
+    }
+}
+
+/// A xoshiro256++ state from two seed words through splitmix64 (never all zero).
+fn seed_state(a: u64, b: u64) -> [u64; 4] {
+    let mut z = a ^ b.rotate_left(32);
+    let mut next = || {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut x = z;
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    };
+    [next(), next(), next() ^ b, next()]
+}
+
+/// Eight xoshiro256++ generators advanced together, lane k seeded apart from the others:
+/// the state is laid out lane-minor so that the compiler keeps it in vector registers and
+/// makes eight draws for the cost of about one.
+struct Lanes([[u64; LANES]; 4]);
+
+const LANES: usize = 8;
+
+impl Lanes {
     fn new(a: u64, b: u64) -> Self {
-        let mut z = a ^ b.rotate_left(32);
-        let mut next = || {
-            z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut x = z;
-            x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            x ^ (x >> 31)
-        };
-        Xoshiro([next(), next(), next() ^ b, next()])
+        let mut s = [[0u64; LANES]; 4];
+        for k in 0..LANES {
+            let lane = seed_state(a ^ (k as u64).wrapping_mul(0xd1b5_4a32_d192_ed03), b);
+            for (i, w) in lane.into_iter().enumerate() {
+                s[i][k] = w;
+            }
+        }
+        Lanes(s)
     }
 
     #[inline(always)]
-    fn next(&mut self) -> u64 {
-        let s = &mut self.0;
-        let out = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
+    fn next(&mut self) -> [u64; LANES] {
+        let [s0, s1, s2, s3] = &mut self.0;
+        let mut out = [0u64; LANES];
+        for k in 0..LANES {
+            out[k] = s0[k]
+                .wrapping_add(s3[k])
+                .rotate_left(23)
+                .wrapping_add(s0[k]);
+            let t = s1[k] << 17;
+            s2[k] ^= s0[k];
+            s3[k] ^= s1[k];
+            s1[k] ^= s2[k];
+            s0[k] ^= s3[k];
+            s2[k] ^= t;
+            s3[k] = s3[k].rotate_left(45);
+        }
         out
     }
 }
@@ -68,92 +114,80 @@ fn seed_words() -> (u64, u64) {
     (s[0] as u64, s[1] as u64)
 }
 
-/// Tensors with at least this many elements are drawn in two halves, each with its own
-/// stream. Both halves run on the calling thread: a second thread made an AIS step 50 %
-/// slower (1.05 → 1.6 ms on the 2-core VM), competing with libtorch's OpenMP worker, which
-/// spins on the other core between parallel regions.
-const SPLIT_AT: usize = 1 << 15;
-
-/// One pass over `p`'s memory into a new tensor's memory. The one `unsafe` block of the
-/// workspace: host copies in and out cost more than the draws at the sizes of an AIS step.
-#[allow(unsafe_code)]
+/// One pass over `p`'s memory into a new tensor's memory ([`crate::host::pass`]): host
+/// copies in and out cost more than the draws at the sizes of an AIS step.
 fn cpu(p: &Tensor) -> Tensor {
-    let p = p.contiguous();
-    let out = Tensor::empty(p.size(), (p.kind(), Device::Cpu));
-    let n = p.numel();
-    if n == 0 {
-        return out;
-    }
     let (a, b) = seed_words();
-    let halves = n >= SPLIT_AT;
-    // SAFETY: `p` is a contiguous CPU tensor of `n` elements of the matched kind, `out` a new
-    // tensor of the same size and kind; the two slices do not overlap and outlive the calls.
-    unsafe {
-        match p.kind() {
-            Kind::Float => fill(
-                std::slice::from_raw_parts(p.data_ptr() as *const f32, n),
-                std::slice::from_raw_parts_mut(out.data_ptr() as *mut f32, n),
-                (a, b),
-                halves,
-                fill_f32,
-            ),
-            _ => fill(
-                std::slice::from_raw_parts(p.data_ptr() as *const f64, n),
-                std::slice::from_raw_parts_mut(out.data_ptr() as *mut f64, n),
-                (a, b),
-                halves,
-                fill_f64,
-            ),
+    let mut rng = Lanes::new(a, b);
+    let shape = p.size();
+    let drawn = match p.kind() {
+        Kind::Float => {
+            crate::host::pass::<f32, 1, 1, _>([p], [&shape], |[p], [x]| fill_f32(p, x, &mut rng))
         }
-    }
-    out
-}
-
-/// Draws `x` from `p` with one stream, or in two halves with two streams.
-fn fill<T: Sync + Send>(
-    p: &[T],
-    x: &mut [T],
-    (a, b): (u64, u64),
-    halves: bool,
-    f: fn(&[T], &mut [T], &mut Xoshiro),
-) {
-    if !halves {
-        return f(p, x, &mut Xoshiro::new(a, b));
-    }
-    // An even split point keeps the f32 pairs of one 64-bit draw inside one half.
-    let mid = (p.len() / 2) & !1;
-    let (p0, p1) = p.split_at(mid);
-    let (x0, x1) = x.split_at_mut(mid);
-    f(p0, x0, &mut Xoshiro::new(a, b));
-    f(p1, x1, &mut Xoshiro::new(a, b ^ 0x5851_f42d_4c95_7f2d));
+        _ => crate::host::pass::<f64, 1, 1, _>([p], [&shape], |[p], [x]| fill_f64(p, x, &mut rng)),
+    };
+    let ([x], ()) = drawn.expect("a CPU tensor of the pass's kind");
+    x
 }
 
 const F32_UNIT: f32 = 1.0 / (1u32 << 24) as f32;
 const F64_UNIT: f64 = 1.0 / (1u64 << 53) as f64;
 
-/// Two 24-bit uniforms per 64-bit draw (bits 40–63 and 16–39).
-fn fill_f32(p: &[f32], x: &mut [f32], rng: &mut Xoshiro) {
-    let mut pairs_p = p.chunks_exact(2);
-    let mut pairs_x = x.chunks_exact_mut(2);
-    for (pp, xx) in (&mut pairs_p).zip(&mut pairs_x) {
-        let r = rng.next();
-        let u0 = (r >> 40) as f32 * F32_UNIT;
-        let u1 = ((r >> 16) & 0xff_ffff) as f32 * F32_UNIT;
-        xx[0] = f32::from(u8::from(u0 < pp[0]));
-        xx[1] = f32::from(u8::from(u1 < pp[1]));
+/// Sixteen 24-bit uniforms per step of the lanes: element k of a block of 16 from bits 40–63
+/// of lane k's draw, element 8 + k from bits 16–39. With AVX2 code where the CPU has it.
+fn fill_f32(p: &[f32], x: &mut [f32], rng: &mut Lanes) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        #[allow(unsafe_code)]
+        // SAFETY: the CPU supports AVX2, the one feature `fill_f32_avx2` is compiled for.
+        return unsafe { fill_f32_avx2(p, x, rng) };
     }
-    if let (Some(&pl), Some(xl)) = (
-        pairs_p.remainder().first(),
-        pairs_x.into_remainder().first_mut(),
-    ) {
-        *xl = f32::from(u8::from(((rng.next() >> 40) as f32 * F32_UNIT) < pl));
+    fill_f32_lanes(p, x, rng)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn fill_f32_avx2(p: &[f32], x: &mut [f32], rng: &mut Lanes) {
+    fill_f32_lanes(p, x, rng)
+}
+
+#[inline(always)]
+fn fill_f32_lanes(p: &[f32], x: &mut [f32], rng: &mut Lanes) {
+    let n = p.len() / BLOCK * BLOCK;
+    let ((pm, pr), (xm, xr)) = (p.split_at(n), x.split_at_mut(n));
+    for (p, x) in pm.chunks_exact(BLOCK).zip(xm.chunks_exact_mut(BLOCK)) {
+        fill_block(p, x, rng);
+    }
+    if !pr.is_empty() {
+        fill_block(pr, xr, rng);
     }
 }
 
-fn fill_f64(p: &[f64], x: &mut [f64], rng: &mut Xoshiro) {
-    for (pi, xi) in p.iter().zip(x.iter_mut()) {
-        let u = (rng.next() >> 11) as f64 * F64_UNIT;
-        *xi = f64::from(u8::from(u < *pi));
+/// Elements per step of the lanes in `f32`: two 24-bit uniforms per 64-bit draw.
+const BLOCK: usize = 2 * LANES;
+
+/// Up to [`BLOCK`] draws from one step of the lanes.
+#[inline(always)]
+fn fill_block(p: &[f32], x: &mut [f32], rng: &mut Lanes) {
+    let r = rng.next();
+    let mut u = [0f32; BLOCK];
+    for k in 0..LANES {
+        // 24-bit integers fit an i32 exactly (a native conversion, unlike u64 → f32).
+        u[k] = (r[k] >> 40) as i32 as f32 * F32_UNIT;
+        u[LANES + k] = ((r[k] >> 16) & 0xff_ffff) as i32 as f32 * F32_UNIT;
+    }
+    for ((xi, pi), ui) in x.iter_mut().zip(p).zip(u) {
+        *xi = f32::from(u8::from(ui < *pi));
+    }
+}
+
+/// Eight 53-bit uniforms per step of the lanes.
+fn fill_f64(p: &[f64], x: &mut [f64], rng: &mut Lanes) {
+    for (p, x) in p.chunks(LANES).zip(x.chunks_mut(LANES)) {
+        let r = rng.next();
+        for ((xi, pi), ri) in x.iter_mut().zip(p).zip(r) {
+            *xi = f64::from(u8::from(((ri >> 11) as f64 * F64_UNIT) < *pi));
+        }
     }
 }
 
@@ -186,7 +220,7 @@ mod tests {
                 1.0,
                 "p = 1 always fires"
             );
-            // Neighbouring elements share a 64-bit draw in f32: their correlation must be 0.
+            // Neighbouring elements come from neighbouring lanes: their correlation must be 0.
             let a = x.narrow(1, 400, 100).to_kind(Kind::Double);
             let b = x.narrow(1, 401, 100).to_kind(Kind::Double);
             let cov =

@@ -20,6 +20,10 @@
 //! accurate) and reuses σ(a), the hidden probabilities the Gibbs sweep needs; the
 //! log-weights are accumulated in `f64`. Bernoulli draws are `u < p` with u uniform.
 //!
+//! For `f32` chains on the CPU a step is two products, two sigmoids and one Rust pass per
+//! chain (module `fused`) that sums the hidden term by the Bernoulli cumulant series and draws h
+//! in the same loop; elsewhere (`f64`, CUDA) it is the sequence of libtorch operations above.
+//!
 //! ```
 //! use gm_eval::ais::{self, rbm::BernoulliRbm, Schedule};
 //! use tch::{Device, Kind, Tensor};
@@ -38,10 +42,12 @@
 //! # Ok::<(), gm_core::Error>(())
 //! ```
 
-use gm_core::{Error, Result};
-use tch::{Kind, Tensor};
+use gm_core::{host, sampling::bernoulli::Stream, Error, Result};
+use tch::{Device, Kind, Tensor};
 
 use super::AisTarget;
+
+mod fused;
 
 /// A Bernoulli–Bernoulli RBM as an AIS target on its visible units.
 #[derive(Debug)]
@@ -206,6 +212,9 @@ impl AisTarget for BernoulliRbm {
     }
 
     fn step(&self, v: &Tensor, beta_from: f64, beta_to: f64) -> Result<(Tensor, Tensor)> {
+        if let Some(out) = self.fused_step(v, beta_from, beta_to)? {
+            return Ok(out);
+        }
         let u = self.pre_hidden(v);
         let mut p_h = &u * beta_to;
         let _ = p_h.sigmoid_();
@@ -216,6 +225,30 @@ impl AisTarget for BernoulliRbm {
 }
 
 impl BernoulliRbm {
+    /// The step of `f32` chains on the CPU: a = to·(vW + c) in one product, p = σ(a), then
+    /// one pass per chain for the log-weight update and the hidden draw ([`fused`]). `None`
+    /// where it does not apply (other kinds or devices, to = 0, large steps).
+    fn fused_step(&self, v: &Tensor, from: f64, to: f64) -> Result<Option<(Tensor, Tensor)>> {
+        let fits = self.w.device() == Device::Cpu && self.w.kind() == Kind::Float;
+        if !fits || v.kind() != Kind::Float || to <= 0.0 || (to - from).abs() > FUSED_MAX_STEP {
+            return Ok(None);
+        }
+        let (m, h) = (v.size()[0], self.hidden());
+        let c = self.c.view([1, 1, h]);
+        let a = c
+            .baddbmm(&v.unsqueeze(0), &self.w.unsqueeze(0), to, to)
+            .squeeze_dim(0);
+        let p = a.sigmoid();
+        let r = ((from - to) / to) as f32;
+        let mut rng = Stream::seeded();
+        let ([h], delta) =
+            host::pass::<f32, 4, 1, _>([v, &self.b_diff, &a, &p], [&[m, h]], |ins, [h]| {
+                fused::hidden_pass(ins, h, r, to - from, &mut rng)
+            })?;
+        let delta = Tensor::from_slice(&delta);
+        Ok(Some((delta, self.sample_visible(&h, to))))
+    }
+
     /// log f_to(v) − log f_from(v) = (to − from)·v·(b − b_A) plus the sum over j of
     /// softplus(to·u_j) − softplus(from·u_j), as `f64`, given u = vW + c and p_h = σ(to·u).
     ///
@@ -302,5 +335,51 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The fused CPU step's log-weight update against two `f64` softplus values, at small
+    /// and large pre-activations; the step falls back where the pass does not apply.
+    #[test]
+    fn fused_step_matches_softplus_difference() {
+        let _rng = gm_core::rng_guard::seeded(43);
+        let opts = (Kind::Float, Device::Cpu);
+        let rbm = BernoulliRbm::new(
+            Tensor::randn([30, 40], opts) * 3.0,
+            Tensor::randn([30], opts),
+            Tensor::randn([40], opts) * 5.0,
+            Tensor::randn([30], opts),
+        )
+        .unwrap();
+        let v = Tensor::rand([64, 30], opts).round();
+        let u64 = rbm.pre_hidden(&v).to_kind(Kind::Double);
+        let sp = |x: &Tensor| x.relu() + (-x.abs()).exp().log1p();
+        for (from, to) in [
+            (0.3, 0.301),
+            (0.7, 0.65),
+            (0.99999, 1.0),
+            (0.0, 0.001),
+            (0.5, 0.54),
+        ] {
+            let (delta, next) = rbm.fused_step(&v, from, to).unwrap().expect("fused");
+            assert_eq!((delta.kind(), next.size()), (Kind::Double, vec![64, 30]));
+            let vis = v
+                .to_kind(Kind::Double)
+                .mv(&rbm.b_diff.to_kind(Kind::Double))
+                * (to - from);
+            let want = vis
+                + (sp(&(&u64 * to)) - sp(&(&u64 * from))).sum_dim_intlist(1, false, Kind::Double);
+            let err = (&delta - &want).abs().max().double_value(&[]);
+            let scale = want.abs().max().double_value(&[]);
+            assert!(
+                err <= 1e-5 * scale.max(1e-3),
+                "{from}→{to}: error {err:e} (scale {scale:e})"
+            );
+        }
+        assert!(rbm.fused_step(&v, 0.0, 0.0).unwrap().is_none());
+        assert!(rbm.fused_step(&v, 0.0, 0.5).unwrap().is_none());
+        assert!(rbm
+            .fused_step(&v.to_kind(Kind::Double), 0.3, 0.301)
+            .unwrap()
+            .is_none());
     }
 }

@@ -274,19 +274,23 @@ fn rbm_log_z_is_recovered_from_both_bases() {
             BernoulliRbm::base_rate_biases(&marginals, 1e-3),
         ),
     ] {
-        let rbm = BernoulliRbm::new(w.copy(), b.copy(), c.copy(), base).unwrap();
-        let est = run(&rbm, &Schedule::linear(1000).unwrap(), 100).unwrap();
-        let err = est.log_z - exact;
-        assert!(
-            err.abs() < 0.05,
-            "{name} base: AIS {} vs exact {exact}: error {err}",
-            est.log_z
-        );
-        assert!(
-            err.abs() < 4.0 * est.std_err + 5e-3,
-            "{name} base: error {err} vs reported se {}",
-            est.std_err
-        );
+        // f64, and f32 (whose CPU steps take the fused pass of `rbm::fused`).
+        for kind in [Kind::Double, Kind::Float] {
+            let [w, b, c, base] = [&w, &b, &c, &base].map(|t| t.to_kind(kind));
+            let rbm = BernoulliRbm::new(w, b, c, base).unwrap();
+            let est = run(&rbm, &Schedule::linear(1000).unwrap(), 100).unwrap();
+            let err = est.log_z - exact;
+            assert!(
+                err.abs() < 0.05,
+                "{name} base, {kind:?}: AIS {} vs exact {exact}: error {err}",
+                est.log_z
+            );
+            assert!(
+                err.abs() < 4.0 * est.std_err + 5e-3,
+                "{name} base, {kind:?}: error {err} vs reported se {}",
+                est.std_err
+            );
+        }
     }
 }
 
