@@ -76,14 +76,10 @@ const LANES: usize = 8;
 
 impl Lanes {
     fn new(a: u64, b: u64) -> Self {
-        let mut s = [[0u64; LANES]; 4];
-        for k in 0..LANES {
-            let lane = seed_state(a ^ (k as u64).wrapping_mul(0xd1b5_4a32_d192_ed03), b);
-            for (i, w) in lane.into_iter().enumerate() {
-                s[i][k] = w;
-            }
-        }
-        Lanes(s)
+        let lanes: [[u64; 4]; LANES] = std::array::from_fn(|k| {
+            seed_state(a ^ (k as u64).wrapping_mul(0xd1b5_4a32_d192_ed03), b)
+        });
+        Lanes(std::array::from_fn(|i| lanes.map(|lane| lane[i])))
     }
 
     #[inline(always)]
@@ -133,51 +129,152 @@ fn cpu(p: &Tensor) -> Tensor {
 const F32_UNIT: f32 = 1.0 / (1u32 << 24) as f32;
 const F64_UNIT: f64 = 1.0 / (1u64 << 53) as f64;
 
-/// Sixteen 24-bit uniforms per step of the lanes: element k of a block of 16 from bits 40–63
-/// of lane k's draw, element 8 + k from bits 16–39. With AVX2 code where the CPU has it.
+/// Sixteen 24-bit uniforms per step of the lanes: with r_l lane l's draw, element j < 8 of
+/// a block of 16 takes bits 40–63 of r_{lane(j)} and element 8 + j bits 16–39, where
+/// lane(j) = 4·(j mod 2) + ⌊j/2⌋ (the order in which two AVX2 registers of four lanes
+/// interleave). Explicit AVX2 code where the CPU has it, the same draws elsewhere.
 fn fill_f32(p: &[f32], x: &mut [f32], rng: &mut Lanes) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         #[allow(unsafe_code)]
-        // SAFETY: the CPU supports AVX2, the one feature `fill_f32_avx2` is compiled for.
-        return unsafe { fill_f32_avx2(p, x, rng) };
+        // SAFETY: the CPU supports AVX2, the one feature `avx2::fill_f32` is compiled for.
+        return unsafe { avx2::fill_f32(p, x, rng) };
     }
-    fill_f32_lanes(p, x, rng)
+    fill_f32_portable(p, x, rng)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn fill_f32_avx2(p: &[f32], x: &mut [f32], rng: &mut Lanes) {
-    fill_f32_lanes(p, x, rng)
-}
-
-#[inline(always)]
-fn fill_f32_lanes(p: &[f32], x: &mut [f32], rng: &mut Lanes) {
-    let n = p.len() / BLOCK * BLOCK;
-    let ((pm, pr), (xm, xr)) = (p.split_at(n), x.split_at_mut(n));
-    for (p, x) in pm.chunks_exact(BLOCK).zip(xm.chunks_exact_mut(BLOCK)) {
-        fill_block(p, x, rng);
-    }
-    if !pr.is_empty() {
-        fill_block(pr, xr, rng);
+/// [`fill_f32`] without vector intrinsics (the same draws).
+fn fill_f32_portable(p: &[f32], x: &mut [f32], rng: &mut Lanes) {
+    for (p, x) in p.chunks(BLOCK).zip(x.chunks_mut(BLOCK)) {
+        let u = uniforms(rng.next());
+        for ((xi, pi), ui) in x.iter_mut().zip(p).zip(u) {
+            *xi = f32::from(u8::from(ui < *pi));
+        }
     }
 }
 
 /// Elements per step of the lanes in `f32`: two 24-bit uniforms per 64-bit draw.
 const BLOCK: usize = 2 * LANES;
 
-/// Up to [`BLOCK`] draws from one step of the lanes.
-#[inline(always)]
-fn fill_block(p: &[f32], x: &mut [f32], rng: &mut Lanes) {
-    let r = rng.next();
+/// The [`BLOCK`] uniforms of one step of the lanes, in the order of [`fill_f32`].
+fn uniforms(r: [u64; LANES]) -> [f32; BLOCK] {
     let mut u = [0f32; BLOCK];
-    for k in 0..LANES {
+    for j in 0..LANES {
+        let lane = 4 * (j % 2) + j / 2;
         // 24-bit integers fit an i32 exactly (a native conversion, unlike u64 → f32).
-        u[k] = (r[k] >> 40) as i32 as f32 * F32_UNIT;
-        u[LANES + k] = ((r[k] >> 16) & 0xff_ffff) as i32 as f32 * F32_UNIT;
+        u[j] = (r[lane] >> 40) as i32 as f32 * F32_UNIT;
+        u[LANES + j] = ((r[lane] >> 16) & 0xff_ffff) as i32 as f32 * F32_UNIT;
     }
-    for ((xi, pi), ui) in x.iter_mut().zip(p).zip(u) {
-        *xi = f32::from(u8::from(ui < *pi));
+    u
+}
+
+/// The lanes as two AVX2 registers per state word (lanes 0–3, 4–7).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Lanes, BLOCK, F32_UNIT};
+    use std::arch::x86_64::*;
+
+    type State = [[__m256i; 2]; 4];
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn fill_f32(p: &[f32], x: &mut [f32], rng: &mut Lanes) {
+        let mut s = load(rng);
+        let (pc, xc) = (p.chunks_exact(BLOCK), x.chunks_exact_mut(BLOCK));
+        let (pr, n) = (pc.remainder(), p.len() / BLOCK * BLOCK);
+        for (p, x) in pc.zip(xc) {
+            let u = uniforms(next(&mut s));
+            for (h, u) in u.into_iter().enumerate() {
+                #[allow(unsafe_code)]
+                // SAFETY: `p` and `x` are blocks of 16; each access covers 8 at offset 8h.
+                unsafe {
+                    let pv = _mm256_loadu_ps(p.as_ptr().add(8 * h));
+                    let lt = _mm256_cmp_ps::<_CMP_LT_OQ>(u, pv);
+                    let xv = _mm256_and_ps(lt, _mm256_set1_ps(1.0));
+                    _mm256_storeu_ps(x.as_mut_ptr().add(8 * h), xv);
+                }
+            }
+        }
+        if !pr.is_empty() {
+            let r = next(&mut s);
+            let mut u = [0f32; BLOCK];
+            for (h, v) in uniforms(r).into_iter().enumerate() {
+                #[allow(unsafe_code)]
+                // SAFETY: `u` holds 16 floats; the store covers 8 at offset 8h.
+                unsafe {
+                    _mm256_storeu_ps(u.as_mut_ptr().add(8 * h), v)
+                };
+            }
+            for ((xi, pi), ui) in x[n..].iter_mut().zip(pr).zip(u) {
+                *xi = f32::from(u8::from(ui < *pi));
+            }
+        }
+        store(&s, rng);
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn load(rng: &Lanes) -> State {
+        let mut s = [[_mm256_setzero_si256(); 2]; 4];
+        for (v, w) in s.iter_mut().zip(&rng.0) {
+            let q = w.map(|x| x as i64);
+            v[0] = _mm256_set_epi64x(q[3], q[2], q[1], q[0]);
+            v[1] = _mm256_set_epi64x(q[7], q[6], q[5], q[4]);
+        }
+        s
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn store(s: &State, rng: &mut Lanes) {
+        for (w, v) in rng.0.iter_mut().zip(s) {
+            for h in 0..2 {
+                w[4 * h] = _mm256_extract_epi64::<0>(v[h]) as u64;
+                w[4 * h + 1] = _mm256_extract_epi64::<1>(v[h]) as u64;
+                w[4 * h + 2] = _mm256_extract_epi64::<2>(v[h]) as u64;
+                w[4 * h + 3] = _mm256_extract_epi64::<3>(v[h]) as u64;
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn rotl<const L: i32, const R: i32>(x: __m256i) -> __m256i {
+        _mm256_or_si256(_mm256_slli_epi64::<L>(x), _mm256_srli_epi64::<R>(x))
+    }
+
+    /// One xoshiro256++ step of all eight lanes.
+    #[target_feature(enable = "avx2")]
+    fn next(s: &mut State) -> [__m256i; 2] {
+        let mut out = [_mm256_setzero_si256(); 2];
+        for h in 0..2 {
+            let [s0, s1, s2, s3] = [s[0][h], s[1][h], s[2][h], s[3][h]];
+            out[h] = _mm256_add_epi64(rotl::<23, 41>(_mm256_add_epi64(s0, s3)), s0);
+            let t = _mm256_slli_epi64::<17>(s1);
+            let s2 = _mm256_xor_si256(s2, s0);
+            let s3 = _mm256_xor_si256(s3, s1);
+            let s1 = _mm256_xor_si256(s1, s2);
+            let s0 = _mm256_xor_si256(s0, s3);
+            let s2 = _mm256_xor_si256(s2, t);
+            let s3 = rotl::<45, 19>(s3);
+            [s[0][h], s[1][h], s[2][h], s[3][h]] = [s0, s1, s2, s3];
+        }
+        out
+    }
+
+    /// Elements 0–7 and 8–15 of a block (`super::uniforms`' order) from the two registers.
+    #[target_feature(enable = "avx2")]
+    fn uniforms([a, b]: [__m256i; 2]) -> [__m256; 2] {
+        let mask = _mm256_set1_epi64x(0xff_ffff);
+        let hi = _mm256_or_si256(
+            _mm256_srli_epi64::<40>(a),
+            _mm256_slli_epi64::<32>(_mm256_srli_epi64::<40>(b)),
+        );
+        let lo = _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi64::<16>(a), mask),
+            _mm256_slli_epi64::<32>(_mm256_and_si256(_mm256_srli_epi64::<16>(b), mask)),
+        );
+        let unit = _mm256_set1_ps(F32_UNIT);
+        [
+            _mm256_mul_ps(_mm256_cvtepi32_ps(hi), unit),
+            _mm256_mul_ps(_mm256_cvtepi32_ps(lo), unit),
+        ]
     }
 }
 
@@ -228,6 +325,33 @@ mod tests {
             let corr = f64::try_from(&cov).unwrap() / 0.25;
             assert!(corr.abs() < 0.01, "{kind:?}: neighbour correlation {corr}");
         }
+    }
+
+    /// The AVX2 code makes the portable code's draws, over full blocks and a tail, and
+    /// leaves the lanes in the same state.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn vector_and_portable_draws_agree() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let p: Vec<f32> = (0..37).map(|i| i as f32 / 36.0).collect();
+        let (mut lv, mut ls) = (Lanes::new(7, 9), Lanes::new(7, 9));
+        for _ in 0..50 {
+            let (mut xv, mut xs) = (vec![2f32; 37], vec![3f32; 37]);
+            #[allow(unsafe_code)]
+            // SAFETY: AVX2 is present (checked above).
+            unsafe {
+                avx2::fill_f32(&p, &mut xv, &mut lv)
+            };
+            fill_f32_portable(&p, &mut xs, &mut ls);
+            assert_eq!(xv, xs);
+            assert_eq!(lv.0, ls.0);
+        }
+        // The uniforms themselves: distinct values in [0, 1) from distinct bits.
+        let u = uniforms(Lanes::new(1, 2).next());
+        assert!(u.iter().all(|u| (0.0..1.0).contains(u)));
+        assert!(u.windows(2).all(|w| w[0] != w[1]));
     }
 
     #[test]
