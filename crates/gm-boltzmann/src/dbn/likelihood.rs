@@ -12,14 +12,16 @@
 //! enumeration of h_{L−1}. The cost is 2^{n_{l−1} + n_l} per directed layer.
 //!
 //! **Bound.** With the factorial up-pass q(h_l | h_{l−1}) = σ(c + h_{l−1} W) of each RBM,
-//! log p(v) ≥ E_q[log p(v | h_1) + Σ_{l=2}^{L−1} log p(h_{l−1} | h_l) − F_top(h_{L−1})]
-//! + H(q(h_1 | v)) + E_q[Σ_{l=2}^{L−1} H(q(h_l | h_{l−1}))] − log Z_top,
-//! the entropies of the factorial q taken exactly given the layer below
-//! (for two hidden layers: E_q[log p(v | h_1)] + E_q[log p*_top(h_1)] + H(q) − log Z_top).
-//! The expectation is estimated from `bound_samples` draws of the up-pass per example, and
-//! log Z_top by forward AIS from the top RBM's base-rate model, so the reported number is a
-//! stochastic estimate of the bound (AIS underestimates log Z in expectation, which errs
-//! towards a higher number).
+//!
+//! log p(v) ≥ E_q[log p(v | h_1) + Σ_{l=2}^{L−1} log p(h_{l−1} | h_l) − F_top(h_{L−1})] +
+//! H(q(h_1 | v)) + E_q[Σ_{l=2}^{L−1} H(q(h_l | h_{l−1}))] − log Z_top,
+//!
+//! the entropies of the factorial q taken exactly given the layer below (for two hidden
+//! layers: E_q[log p(v | h_1)] + E_q[log p*_top(h_1)] + H(q) − log Z_top). The expectation
+//! is estimated from `bound_samples` draws of the up-pass per example, and log Z_top by
+//! forward AIS from the top RBM's base-rate model, so the reported number is a stochastic
+//! estimate of the bound (AIS underestimates log Z in expectation, which errs towards a
+//! higher number).
 
 use super::model::Dbn;
 use crate::rbm::exact::{bit_rows, softplus};
