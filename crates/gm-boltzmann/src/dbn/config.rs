@@ -52,6 +52,12 @@ pub struct DbnConfig {
     /// Largest number of hidden units below the top layer (h1 … h_{L−1}, in all) whose
     /// states are enumerated for the exact log p(x); 0 disables it.
     pub exact_max_units: i64,
+    /// Discriminative fine-tuning: the trainer's epochs after the greedy ones train the
+    /// up-pass as an MLP with a softmax layer on the labels (a copy: the generative model
+    /// is left as the greedy stage made it). Needs a labelled dataset.
+    pub finetune: bool,
+    /// The fine-tuning MLP's learning rate relative to `[optim] lr` (and its schedule).
+    pub finetune_lr_scale: f64,
     /// Parameter precision.
     pub dtype: Dtype,
 }
@@ -72,6 +78,8 @@ impl Default for DbnConfig {
             sample_steps: 1000,
             bound_samples: 10,
             exact_max_units: 16,
+            finetune: false,
+            finetune_lr_scale: 1.0,
             dtype: Dtype::Float32,
         }
     }
@@ -119,6 +127,7 @@ impl DbnConfig {
             0..=EXACT_MAX_UNITS_LIMIT,
             format!("an integer in 0..={EXACT_MAX_UNITS_LIMIT} (0 disables the exact log p)"),
         )?;
+        checks::positive("model.finetune_lr_scale", self.finetune_lr_scale)?;
         for l in 0..layers {
             self.layer(l).validate()?;
         }

@@ -20,6 +20,8 @@
 //! - **Likelihood** ([`likelihood`]): exact by enumerating h_1 … h_{L−1} when they are small
 //!   (`exact_max_units`), and the variational lower bound of Salakhutdinov & Murray (2008)
 //!   with the top RBM's log Z from AIS, for any size.
+//! - **Fine-tuning** ([`finetune`], `finetune = true`): after the greedy epochs, the up-pass
+//!   as an MLP with a softmax layer, trained on the labels; `gm eval` reports its error.
 //!
 //! ```no_run
 //! use gm_core::prelude::*;
@@ -37,6 +39,7 @@
 //! ```
 
 mod config;
+pub mod finetune;
 pub mod likelihood;
 mod model;
 mod train;

@@ -1,13 +1,15 @@
 use super::config::{DbnConfig, MAX_LAYERS};
+use super::finetune::Classifier;
 use crate::rbm::Rbm;
 use gm_core::config::RunConfig;
 use gm_core::data::Batch;
+use gm_core::data::Split;
 use gm_core::model::{
-    params_table, parse_params, BuildContext, Figure, LogLikelihood, Metrics, Model,
+    params_table, parse_params, BuildContext, Figure, LogLikelihood, Metrics, Model, Statistic,
 };
 use gm_core::optim::Optimizer;
 use gm_core::sampling::bernoulli::sample as bernoulli;
-use gm_core::Result;
+use gm_core::{Error, Result};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -56,6 +58,10 @@ pub struct Dbn {
     pub(super) steps_per_epoch: i64,
     /// Cumulative `layer_epochs`: layer l trains in epochs `[ends[l−1], ends[l])`.
     pub(super) layer_ends: Vec<i64>,
+    /// The MLP of discriminative fine-tuning (`finetune = true`).
+    pub(super) classifier: Option<Classifier>,
+    /// 1 once the classifier has copied the layers' weights, `f64 []` (in `state`).
+    pub(super) finetune_started: Tensor,
 }
 
 /// Builds a DBN from a run config (the `dbn` registry entry).
@@ -76,6 +82,11 @@ impl Dbn {
         let state = VarStore::new(device);
         let root = state.root() / "dbn";
         let step = root.add("step", Tensor::zeros([], (Kind::Int64, device)), false);
+        let finetune_started = root.add(
+            "finetune_started",
+            Tensor::zeros([], (Kind::Double, device)),
+            false,
+        );
         let mut marginals = vec![None];
         for l in 1..cfg.hidden.len() {
             let n = cfg.hidden[l - 1];
@@ -96,6 +107,7 @@ impl Dbn {
             }));
             layers.push(rbm);
         }
+        let classifier = classifier(&cfg, ctx, layers[0].params().0.kind())?;
         let layer_ends = cfg
             .layer_epochs
             .iter()
@@ -113,6 +125,8 @@ impl Dbn {
             step,
             marginals,
             layer_ends,
+            classifier,
+            finetune_started,
         })
     }
 
@@ -171,6 +185,30 @@ impl Dbn {
     }
 }
 
+/// The fine-tuning MLP when `finetune` is on (an error on a dataset without labels).
+fn classifier(cfg: &DbnConfig, ctx: &BuildContext<'_>, kind: Kind) -> Result<Option<Classifier>> {
+    if !cfg.finetune {
+        return Ok(None);
+    }
+    let data = ctx.data;
+    let classes = match (data.num_classes, &data.train.y) {
+        (Some(k), Some(_)) => k,
+        _ => {
+            return Err(Error::config(
+                "model.finetune",
+                true,
+                format!(
+                    "a labelled dataset for discriminative fine-tuning; {} has no labels",
+                    data.name
+                ),
+            ))
+        }
+    };
+    let mut sizes = vec![data.example_numel()];
+    sizes.extend(&cfg.hidden);
+    Classifier::new(&sizes, classes, kind, ctx.device, ctx.cfg).map(Some)
+}
+
 /// Batches per epoch of the trainer on `n_train` examples (as `gm_core::train` counts them).
 fn steps_per_epoch(cfg: &RunConfig, n_train: i64) -> i64 {
     let bs = cfg.data.batch_size.max(1);
@@ -199,6 +237,9 @@ impl Model for Dbn {
                 v.push((store, vs));
             }
         }
+        if let Some(c) = &self.classifier {
+            v.push(("classifier", &c.vs));
+        }
         v
     }
 
@@ -214,6 +255,9 @@ impl Model for Dbn {
                 v.push((store, vs));
             }
         }
+        if let Some(c) = &mut self.classifier {
+            v.push(("classifier", &mut c.vs));
+        }
         v
     }
 
@@ -226,6 +270,9 @@ impl Model for Dbn {
                     .into_iter()
                     .map(|(_, o)| (MODEL_STORES[l], o)),
             );
+        }
+        if let Some(c) = &mut self.classifier {
+            v.push(("classifier", &mut c.opt));
         }
         v
     }
@@ -240,17 +287,30 @@ impl Model for Dbn {
                     .map(|(_, o)| (MODEL_STORES[l], o)),
             );
         }
+        if let Some(c) = &self.classifier {
+            v.push(("classifier", &c.opt));
+        }
         v
     }
 
-    /// Greedy layer-wise training ([`Dbn::greedy_step`]).
+    /// Greedy layer-wise training ([`Dbn::greedy_step`]), then fine-tuning when asked.
     fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
-        self.greedy_step(&batch.x)
+        let m = if self.finetuning_at(self.steps_taken()) {
+            self.finetune_step(batch)?
+        } else {
+            self.greedy_step(&batch.x)?
+        };
+        self.advance();
+        Ok(m)
     }
 
     /// The metrics of the layer trained last, on the held-out batch passed up to it.
     fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
-        let l = self.layer_at((self.steps_taken() - 1).max(0));
+        let last = (self.steps_taken() - 1).max(0);
+        if self.finetuning_at(last) {
+            return self.finetune_metrics(batch);
+        }
+        let l = self.layer_at(last);
         let x = self.up_to(l, &batch.x);
         let mut m = self.layers[l].eval_metrics(&Batch::inputs(&x))?;
         m.push(("layer", layer_metric(l, x.device())));
@@ -279,6 +339,11 @@ impl Model for Dbn {
         }
         out.push(self.ais_bound(x, cfg)?);
         Ok(out)
+    }
+
+    /// The fine-tuned classifier's error, once fine-tuning has run.
+    fn statistics(&self, split: &Split, cfg: &RunConfig) -> Result<Vec<Statistic>> {
+        self.classification_error(split, cfg)
     }
 
     fn resolved_params(&self) -> toml::Table {

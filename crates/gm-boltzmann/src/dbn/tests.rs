@@ -6,7 +6,7 @@ use super::*;
 use crate::rbm::exact::bit_rows;
 use crate::rbm::Rbm;
 use gm_core::config::RunConfig;
-use gm_core::data::{self, Dataset};
+use gm_core::data::{self, Batch, Dataset};
 use gm_core::kit::{empirical_distribution, rows_dataset, total_variation};
 use gm_core::model::{parse_params, BuildContext, LikelihoodKind, Model, ModelRegistry};
 use gm_core::Error;
@@ -235,8 +235,9 @@ fn bars3(model: &str) -> (RunConfig, Dataset) {
 fn run_epochs(dbn: &mut Dbn, data: &Dataset, epochs: i64) {
     for _ in 0..epochs {
         for b in 0..10 {
-            dbn.greedy_step(&data.train.x.narrow(0, b * 50, 50))
-                .unwrap();
+            let x = data.train.x.narrow(0, b * 50, 50);
+            let y = data.train.y.as_ref().unwrap().narrow(0, b * 50, 50);
+            dbn.train_step(&Batch::labelled(&x, &y)).unwrap();
         }
     }
 }
@@ -358,9 +359,7 @@ fn sample_and_likelihoods_have_the_contract_shapes() {
     tch::manual_seed(16);
     let (c, data) = bars3("hidden = [6, 4]\nlayer_epochs = [1, 1]\nsample_steps = 5");
     let mut dbn = build(&c, &data).unwrap();
-    let m = dbn.train_step(&gm_core::data::Batch::inputs(
-        &data.train.x.narrow(0, 0, 100),
-    ));
+    let m = dbn.train_step(&Batch::inputs(&data.train.x.narrow(0, 0, 100)));
     let names: Vec<&str> = m.unwrap().iter().map(|(n, _)| *n).collect();
     assert_eq!(names, ["pseudo_nll_proxy", "recon_err", "layer"]);
     let s = dbn.sample(7).unwrap();
@@ -446,4 +445,55 @@ fn registry_builds_the_model() {
     assert_eq!(m.name(), "dbn");
     let stores: Vec<&str> = m.var_stores().iter().map(|(n, _)| *n).collect();
     assert_eq!(stores, ["dbn", "layer1", "layer2"]);
+}
+
+#[test]
+fn fine_tuning_classifies_and_leaves_the_generative_model_alone() {
+    let _rng = crate::test_rng_lock();
+    tch::manual_seed(17);
+    let model = "hidden = [10, 8]\nlayer_epochs = [20, 20]\nk = 5\ninit_std = 0.1\n\
+                 finetune = true\nfinetune_lr_scale = 10.0";
+    let (c, data) = bars3(model);
+    let mut dbn = build(&c, &data).unwrap();
+    let test = data.test.evenly_spaced(None);
+    run_epochs(&mut dbn, &data, 40);
+    assert!(dbn.statistics(&test, &c).unwrap().is_empty());
+    let before = dbn.exact_log_p(&test.x).unwrap();
+    assert!(dbn.finetuning_at(dbn.steps_taken()));
+    let valid = Batch::labelled(&data.valid.x, data.valid.y.as_ref().unwrap());
+    let xent = |dbn: &Dbn| dbn.eval_metrics(&valid).unwrap()[0].1.double_value(&[]);
+    run_epochs(&mut dbn, &data, 1);
+    let first = xent(&dbn);
+    run_epochs(&mut dbn, &data, 99);
+    let last = xent(&dbn);
+    println!("fine-tuning: validation cross-entropy {first:.4} after 1 epoch, {last:.4} after 100");
+    assert!(last < 0.1 && last < first, "{first} → {last}");
+    let stats = dbn.statistics(&test, &c).unwrap();
+    assert_eq!(stats.len(), 1);
+    let e = stats[0].value;
+    // The 14 patterns of 3×3 bars and stripes, each with one label (blank and full are
+    // "stripes"): separable.
+    println!("fine-tuned 9-10-8 classifier, test error {e:.4}");
+    assert!(e < 0.05, "test error {e}");
+    let after = dbn.exact_log_p(&test.x).unwrap();
+    assert_eq!(
+        max_abs(&before, &after),
+        0.0,
+        "fine-tuning moved the generative model"
+    );
+}
+
+#[test]
+fn fine_tuning_needs_labels() {
+    let _rng = crate::test_rng_lock();
+    let x = Tensor::rand([40, 4], F64).lt(0.5).to_kind(Kind::Double);
+    let c = cfg(
+        "hidden = [3, 2]\nlayer_epochs = [1, 1]\nfinetune = true",
+        "dataset = \"bars-and-stripes\"\nbatch_size = 40",
+    );
+    match build(&c, &rows_dataset(&x, true)) {
+        Err(Error::Config { field, .. }) => assert_eq!(field, "model.finetune"),
+        Err(e) => panic!("expected a config error on model.finetune, got {e}"),
+        Ok(_) => panic!("fine-tuning accepted without labels"),
+    }
 }

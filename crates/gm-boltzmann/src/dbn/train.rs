@@ -15,17 +15,22 @@ use tch::{Kind, Tensor};
 impl Dbn {
     /// One greedy update on a batch `[B, …]`: the layer of this step's epoch trains on the
     /// batch passed up to it. Metrics: that RBM's, then `layer` (1-based), so each epoch's
-    /// record in `metrics.jsonl` is one layer's.
-    pub fn greedy_step(&mut self, x: &Tensor) -> Result<Metrics> {
+    /// record in `metrics.jsonl` is one layer's. The caller counts the step
+    /// ([`Dbn::advance`]).
+    pub(super) fn greedy_step(&mut self, x: &Tensor) -> Result<Metrics> {
         let l = self.layer_at(self.steps_taken());
         let input = self.up_to(l, x);
         self.track_marginals(l, &input);
         let mut m = self.layers[l].train_step(&Batch::inputs(&input))?;
         m.push(("layer", layer_metric(l, input.device())));
+        Ok(m)
+    }
+
+    /// Counts a training step (greedy or fine-tuning).
+    pub(super) fn advance(&mut self) {
         tch::no_grad(|| {
             let _ = self.step.g_add_scalar_(1);
         });
-        Ok(m)
     }
 
     /// The layer trained at (0-based) step `step`: the epoch `step / steps_per_epoch` falls
