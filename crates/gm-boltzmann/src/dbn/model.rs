@@ -89,23 +89,9 @@ impl Dbn {
         );
         let mut marginals = vec![None];
         for l in 1..cfg.hidden.len() {
-            let n = cfg.hidden[l - 1];
-            let half = Tensor::full([n], 0.5, (Kind::Double, device));
-            let mut rbm = Rbm::with_marginals(cfg.layer(l), ctx.cfg, vec![n], &half, device)?;
-            let kind = rbm.params().0.kind();
-            let name = |what: &str| format!("{what}{}", l + 1);
-            let base = root.add(&name("base_b"), Tensor::zeros([n], (kind, device)), false);
-            rbm.share_base_rate(base.shallow_clone());
-            marginals.push(Some(Marginals {
-                mean: root.add(&name("mean"), half, false),
-                seen: root.add(
-                    &name("seen"),
-                    Tensor::zeros([], (Kind::Double, device)),
-                    false,
-                ),
-                base,
-            }));
+            let (rbm, m) = upper_layer(&cfg, l, ctx, &root)?;
             layers.push(rbm);
+            marginals.push(Some(m));
         }
         let classifier = classifier(&cfg, ctx, layers[0].params().0.kind())?;
         let layer_ends = cfg
@@ -183,6 +169,31 @@ impl Dbn {
     pub fn sample_binary(&self, n: i64) -> Tensor {
         self.layers[0].sample_v(&self.sample_h1(n))
     }
+}
+
+/// Layer `l ≥ 1`: an RBM on the `hidden[l − 1]` units below, with zero visible biases, and
+/// its marginals kept in the DBN's state under `root`, whose base-rate biases the RBM
+/// shares.
+fn upper_layer(
+    cfg: &DbnConfig,
+    l: usize,
+    ctx: &BuildContext<'_>,
+    root: &tch::nn::Path<'_>,
+) -> Result<(Rbm, Marginals)> {
+    let (n, device) = (cfg.hidden[l - 1], ctx.device);
+    let half = Tensor::full([n], 0.5, (Kind::Double, device));
+    let mut rbm = Rbm::with_marginals(cfg.layer(l), ctx.cfg, vec![n], &half, device)?;
+    let kind = rbm.params().0.kind();
+    let name = |what: &str| format!("{what}{}", l + 1);
+    let base = root.add(&name("base_b"), Tensor::zeros([n], (kind, device)), false);
+    rbm.share_base_rate(base.shallow_clone());
+    let seen = Tensor::zeros([], (Kind::Double, device));
+    let m = Marginals {
+        mean: root.add(&name("mean"), half, false),
+        seen: root.add(&name("seen"), seen, false),
+        base,
+    };
+    Ok((rbm, m))
 }
 
 /// The fine-tuning MLP when `finetune` is on (an error on a dataset without labels).
