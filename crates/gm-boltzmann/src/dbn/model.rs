@@ -304,7 +304,8 @@ impl Model for Dbn {
         v
     }
 
-    /// Greedy layer-wise training ([`Dbn::greedy_step`]), then fine-tuning when asked.
+    /// Greedy layer-wise training (the layer of this epoch trains on the batch passed up to
+    /// it), then fine-tuning when asked.
     fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
         let m = if self.finetuning_at(self.steps_taken()) {
             self.finetune_step(batch)?
