@@ -6,7 +6,8 @@
 //! - [`bm`]: the general Boltzmann machine with visible and hidden units (§20.1);
 //! - [`hopfield`]: Hopfield networks, Hebbian storage and recall, and their probabilistic form;
 //! - [`rbm`]: the Bernoulli–Bernoulli RBM (§20.2) with its training rules and estimators;
-//! - [`grbm`]: the Gaussian–Bernoulli RBM (§20.5.1).
+//! - [`grbm`]: the Gaussian–Bernoulli RBM (§20.5.1);
+//! - [`dbn`]: the deep belief network (§20.3), greedy stacks of RBMs.
 //!
 //! An RBM from a config, one training step, samples and its labelled log-likelihoods
 //! (from a program of your own: README, "Using gm crates in your own project"):
@@ -31,6 +32,7 @@
 //! The `gm` command builds models by name from [`register`]ed entries.
 
 pub mod bm;
+pub mod dbn;
 pub mod grbm;
 pub mod hopfield;
 pub mod rbm;
@@ -43,6 +45,7 @@ pub fn register(registry: &mut ModelRegistry) {
     grbm::register(registry);
     bm::register(registry);
     hopfield::register(registry);
+    dbn::register(registry);
 }
 
 /// Serialises the unit tests: they seed libtorch's global generator and check statistics of

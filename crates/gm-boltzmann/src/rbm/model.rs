@@ -13,7 +13,7 @@ use tch::{Device, Kind, Tensor};
 
 /// Marginals of the data are clamped to [EPS, 1 − EPS] before taking logits (initial
 /// visible biases and the AIS base-rate model).
-pub(super) const MARGINAL_EPS: f64 = 1e-3;
+pub(crate) const MARGINAL_EPS: f64 = 1e-3;
 
 /// A Bernoulli–Bernoulli RBM with its optimizer and training state.
 pub struct Rbm {
@@ -69,19 +69,35 @@ impl Rbm {
             ));
         }
         let nv = data.example_numel();
-        let nh = cfg.hidden;
-        let kind = match cfg.dtype {
-            Dtype::Float32 => Kind::Float,
-            Dtype::Float64 => Kind::Double,
-        };
-        let device = ctx.device;
         let mean = data
             .train
             .x
             .reshape([-1, nv])
             .to_kind(Kind::Double)
             .mean_dim(0, false, Kind::Double);
-        let base_b = BernoulliRbm::base_rate_biases(&mean, MARGINAL_EPS)
+        Self::with_marginals(cfg, ctx.cfg, data.shape.clone(), &mean, ctx.device)
+    }
+
+    /// An RBM on `mean.numel()` visible units (examples shaped `shape`) whose initial
+    /// visible biases and base-rate model are the logits of `mean`, the visible units' mean
+    /// activations (clamped to [ε, 1 − ε], ε = `MARGINAL_EPS`); optimizer and
+    /// default chain count from `run`. The layers of a DBN are built this way, on the
+    /// hidden units of the layer below instead of a dataset.
+    pub(crate) fn with_marginals(
+        cfg: RbmConfig,
+        run: &RunConfig,
+        shape: Vec<i64>,
+        mean: &Tensor,
+        device: Device,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        let nv = mean.numel() as i64;
+        let nh = cfg.hidden;
+        let kind = match cfg.dtype {
+            Dtype::Float32 => Kind::Float,
+            Dtype::Float64 => Kind::Double,
+        };
+        let base_b = BernoulliRbm::base_rate_biases(&mean.to_kind(Kind::Double), MARGINAL_EPS)
             .to_kind(kind)
             .to_device(device);
         let mut vs = VarStore::new(device);
@@ -97,7 +113,7 @@ impl Rbm {
         );
         let b = root.var_copy("b", &base_b);
         let c = root.zeros("c", &[nh]);
-        let opt = Optimizer::new(&vs, &ctx.cfg.optim)?;
+        let opt = Optimizer::new(&vs, &run.optim)?;
         let slot = |t: &Tensor| {
             opt.params()
                 .iter()
@@ -108,7 +124,7 @@ impl Rbm {
 
         let state = VarStore::new(device);
         let sroot = state.root() / "state";
-        let n_chains = cfg.chains.unwrap_or(ctx.cfg.data.batch_size);
+        let n_chains = cfg.chains.unwrap_or(run.data.batch_size);
         let p0 = base_b.sigmoid();
         let (chains, betas) = match cfg.rule {
             Rule::Pcd => {
@@ -130,7 +146,7 @@ impl Rbm {
         });
         Ok(Rbm {
             cfg,
-            shape: data.shape.clone(),
+            shape,
             nv,
             nh,
             kind,
@@ -182,6 +198,13 @@ impl Rbm {
     /// Visible biases of the base-rate model (logits of the training data's marginals).
     pub fn base_rate_biases(&self) -> &Tensor {
         &self.base_b
+    }
+
+    /// Makes `base_b` `[D]` (same kind and device) the base-rate model's visible biases: the
+    /// RBM reads it from then on, so a caller that owns the tensor (a DBN keeps it in its
+    /// checkpointed state) can move it in place.
+    pub(crate) fn share_base_rate(&mut self, base_b: Tensor) {
+        self.base_b = base_b;
     }
 
     /// Examples `[N, …]` as `[N, D]` in the parameters' kind.
