@@ -272,11 +272,19 @@ pub fn run(lt: &Libtorch, opts: &Options) -> Result<()> {
 /// The gm program's command line.
 fn gm_command(lt: &Libtorch, bench: &Bench, common: &[String], json: &Path) -> Command {
     let mut cmd = util::cargo(lt);
-    cmd.args(["run", "--release", "-p", bench.package, "--bin", bench.bin, "--"])
-        .args(common)
-        .args(bench.args)
-        .arg("--json")
-        .arg(json);
+    cmd.args([
+        "run",
+        "--release",
+        "-p",
+        bench.package,
+        "--bin",
+        bench.bin,
+        "--",
+    ])
+    .args(common)
+    .args(bench.args)
+    .arg("--json")
+    .arg(json);
     cmd
 }
 
@@ -413,8 +421,16 @@ fn record(lt: &Libtorch, o: &Outcome, threads: usize) -> Result<()> {
 fn summary(outcomes: &[Outcome]) -> String {
     let mut s = format!(
         "{:<12} {:>6} {:>11} {:<17} {:>11} {:>7} {:>8} {:>8} {:>8} {:>8}\n",
-        "bench", "steps", "gm ex/s", "fastest PyTorch", "its ex/s", "ratio", "gm GF/s",
-        "mm GF/s", "gm MB", "its MB"
+        "bench",
+        "steps",
+        "gm ex/s",
+        "fastest PyTorch",
+        "its ex/s",
+        "ratio",
+        "gm GF/s",
+        "mm GF/s",
+        "gm MB",
+        "its MB"
     );
     for o in outcomes {
         let num = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
@@ -502,7 +518,12 @@ pub fn table(bench: &Bench, rows: &[&Value]) -> String {
     s += &format!(" {:>12}\n", "peak RSS MB");
     for r in rows {
         let num = |k: &str| r.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
-        s += &format!("{:<w$}  {:>7} {:>10.2}", name(r), num("steps"), num("seconds"));
+        s += &format!(
+            "{:<w$}  {:>7} {:>10.2}",
+            name(r),
+            num("steps"),
+            num("seconds")
+        );
         for &&(key, _, decimals) in &columns {
             s += &format!(" {:>13.decimals$}", num(key));
         }

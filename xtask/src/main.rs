@@ -366,9 +366,19 @@ mod tests {
     #[test]
     fn cli_parses_the_documented_forms() {
         let c = Cli::try_parse_from(["cargo xtask", "setup"]).unwrap();
-        assert!(matches!(c.cmd, Cmd::Setup { print_libtorch: false }));
+        assert!(matches!(
+            c.cmd,
+            Cmd::Setup {
+                print_libtorch: false
+            }
+        ));
         let c = Cli::try_parse_from(["cargo xtask", "setup", "--print-libtorch"]).unwrap();
-        assert!(matches!(c.cmd, Cmd::Setup { print_libtorch: true }));
+        assert!(matches!(
+            c.cmd,
+            Cmd::Setup {
+                print_libtorch: true
+            }
+        ));
         assert!(Cli::try_parse_from(["cargo xtask", "setup", "--print"]).is_err());
         assert!(Cli::try_parse_from(["cargo xtask", "setup", "extra"]).is_err());
         let c = Cli::try_parse_from(["cargo xtask", "data", "--all", "--mirror", "/m"]).unwrap();
@@ -389,7 +399,15 @@ mod tests {
         assert!(Cli::try_parse_from(["cargo xtask", "bench", "nope"]).is_err());
         assert!(Cli::try_parse_from(["cargo xtask", "bench"]).is_err());
         let c = Cli::try_parse_from(["cargo xtask", "bench", "--all", "--quick"]).unwrap();
-        assert!(matches!(c.cmd, Cmd::Bench { all: true, quick: true, name: None, .. }));
+        assert!(matches!(
+            c.cmd,
+            Cmd::Bench {
+                all: true,
+                quick: true,
+                name: None,
+                ..
+            }
+        ));
         assert!(Cli::try_parse_from(["cargo xtask", "data"]).is_err());
     }
 

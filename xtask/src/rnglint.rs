@@ -54,7 +54,9 @@ fn tests_of(src: &str) -> Vec<(String, String)> {
             .chars()
             .take_while(|c| c.is_alphanumeric() || *c == '_')
             .collect();
-        let Some(open) = rest[f..].find('{').map(|o| f + o) else { break };
+        let Some(open) = rest[f..].find('{').map(|o| f + o) else {
+            break;
+        };
         let mut depth = 0usize;
         let mut end = rest.len();
         for (k, c) in rest[open..].char_indices() {
@@ -88,18 +90,25 @@ fn tests_that_draw_from_the_global_generator_hold_the_lock() {
             if let Some(d) = DRAWS.iter().find(|d| body.contains(*d)) {
                 seen += 1;
                 if !LOCKS.iter().any(|l| body.contains(l)) {
-                    bad.push(format!("{}: {name} calls {d} without the lock", f.display()));
+                    bad.push(format!(
+                        "{}: {name} calls {d} without the lock",
+                        f.display()
+                    ));
                 }
             }
         }
     }
-    assert!(seen > 100, "only {seen} drawing tests found: is the scan broken?");
+    assert!(
+        seen > 100,
+        "only {seen} drawing tests found: is the scan broken?"
+    );
     assert!(bad.is_empty(), "{bad:#?}");
 }
 
 #[test]
 fn the_scan_finds_test_bodies() {
-    let src = "#[test]\nfn a() { let x = { 1 }; Tensor::randn(x); }\n#[test]\n#[ignore]\nfn b() {}\n";
+    let src =
+        "#[test]\nfn a() { let x = { 1 }; Tensor::randn(x); }\n#[test]\n#[ignore]\nfn b() {}\n";
     let t = tests_of(src);
     assert_eq!(t.len(), 2);
     assert_eq!(t[0].0, "a");

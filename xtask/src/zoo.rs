@@ -177,6 +177,28 @@ pub const ENTRIES: &[Entry] = &[
         method: Some("importance-sampling"),
     },
     Entry {
+        name: "dbn",
+        family: "dbn",
+        model: "dbn",
+        config: "configs/dbn-mnist.toml",
+        published: None,
+        source: "no published bound for this CD-1 stack (Salakhutdinov & Murray 2008: 86.22 \
+                 for 784-500-2000 from CD-25 RBMs, their own binarization)",
+        eval_args: &["--samples", "1000"],
+        method: None,
+    },
+    Entry {
+        name: "dbn-finetune",
+        family: "dbn",
+        model: "dbn",
+        config: "configs/dbn-finetune-mnist.toml",
+        published: None,
+        source: "classification: 1.25 % test error after up-down fine-tuning, about 1.2 % \
+                 with back-propagation (Hinton et al. 2006)",
+        eval_args: &["--samples", "1000"],
+        method: None,
+    },
+    Entry {
         name: "gan",
         family: "gan",
         model: "gan",
@@ -254,7 +276,11 @@ pub fn run(opts: &Options) -> Result<()> {
             if run_dir.join("results.json").exists() {
                 rows.push(row(e, &run_dir, None, None)?);
             } else {
-                println!("zoo {}: no evaluated run in {}", e.name, util::show(&run_dir));
+                println!(
+                    "zoo {}: no evaluated run in {}",
+                    e.name,
+                    util::show(&run_dir)
+                );
             }
         }
         if rows.is_empty() {
@@ -573,7 +599,8 @@ mod tests {
         let valid = json!({"split": "valid", "kind": "exact", "nll": 1.0, "method": "x"});
         let best = best_nll(&[new.clone(), old.clone(), valid], None).unwrap();
         assert_eq!((best.0, best.2.as_str()), (88.5, "exact"));
-        let ens = json!({"split": "test", "kind": "exact", "nll": 85.0, "method": "eonade-8-orderings"});
+        let ens =
+            json!({"split": "test", "kind": "exact", "nll": 85.0, "method": "eonade-8-orderings"});
         let pair = [old.clone(), ens];
         assert_eq!(best_nll(&pair, Some("eonade-")).unwrap().0, 85.0);
         assert_eq!(best_nll(&pair, None).unwrap().0, 88.5);
