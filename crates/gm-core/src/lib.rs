@@ -14,6 +14,7 @@
 //!   `random:P`) and the masked input | completion | truth grid;
 //! - [`export`]: raw tensors as `.safetensors` (with metadata) and `.npy` for other tools;
 //! - [`host`]: fused Rust passes over CPU tensors' memory where libtorch has no fused kernel;
+//!   [`vecmath`]: the vector σ and dot product such passes use;
 //! - [`model`]: the small traits every model implements and the registry the CLI uses;
 //! - [`nets`]: activations and MLP / conv stacks with named parameter scopes;
 //! - [`rng_guard`]: the one lock around libtorch's global generator that seeded tests hold;
@@ -47,6 +48,7 @@ pub mod progress;
 pub mod rng_guard;
 pub mod sampling;
 pub mod train;
+pub mod vecmath;
 
 pub use error::{Error, Result};
 /// The `tch` gm is built against, for programs that use gm crates (see [`prelude`]).

@@ -6,6 +6,7 @@ use gm_core::data::Batch;
 use gm_core::model::{params_table, parse_params, BuildContext, LogLikelihood, Metrics, Model};
 use gm_core::optim::Optimizer;
 use gm_core::Result;
+use gm_core::{host, vecmath};
 use tch::nn::{Init, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -208,10 +209,17 @@ impl Autoregressive for Nade {
             let device = self.device();
             let (w_o, v_o, b_o) = self.ordered_params();
             let w_rows = w_o.tr().contiguous(); // [D, H]: row i is W[:, o_i]
-                                                // x_i = 1[b_i + h·V_i > noise_i]: the biases are folded into the thresholds once,
-                                                // and every step writes into preallocated buffers (five kernels, no allocation).
+                                                // x_i = 1[b_i + h·V_i > noise_i]: the biases are folded into the thresholds once.
             let thresholds =
                 common::logistic_noise(&[d, n], device) - b_o.unsqueeze(1).to_kind(Kind::Float);
+            if device == Device::Cpu && self.c.kind() == Kind::Float {
+                let ins = [&w_rows, &v_o, &thresholds, &self.c];
+                let ([x_o], ()) =
+                    host::pass::<f32, 4, 1, _>(ins, [&[d, n]], |ins, [x]| sample_pass(ins, x))
+                        .expect("CPU f32 tensors");
+                return common::from_ordering(&x_o, self.order.as_ref());
+            }
+            // Elsewhere every step writes into preallocated buffers (five kernels).
             let x_o = Tensor::zeros([d, n], (Kind::Float, device));
             // The running pre-activation a = c + Σ_{j<i} W[:, o_j] x_{o_j}, one per sample.
             let mut a = self.c.unsqueeze(0).repeat([n, 1]);
@@ -229,6 +237,38 @@ impl Autoregressive for Nade {
             common::from_ordering(&x_o, self.order.as_ref())
         })
     }
+}
+
+/// Samples drawn together in [`sample_pass`]: their running pre-activations stay in cache
+/// while the rows of W and V stream by once per block.
+const SAMPLE_BLOCK: usize = 8;
+
+/// Ancestral sampling on the CPU in one pass: for each sample b and dimension i (in the
+/// ordering), x[i, b] = 1[σ(a_b)·V_i > thr[i, b]], then a_b += W_i where it fired, with
+/// a_b = c at the start. `w` and `v` are `[D, H]` (rows in the ordering), `thr` and `x`
+/// `[D, N]`, `c` `[H]`.
+fn sample_pass([w, v, thr, c]: [&[f32]; 4], x: &mut [f32]) {
+    let hn = c.len();
+    let (d, n) = (w.len() / hn, x.len() / (w.len() / hn));
+    let mut a = vec![0f32; SAMPLE_BLOCK * hn];
+    let mut h = vec![0f32; hn];
+    for b0 in (0..n).step_by(SAMPLE_BLOCK) {
+        let rows = SAMPLE_BLOCK.min(n - b0);
+        for ar in a.chunks_exact_mut(hn).take(rows) {
+            ar.copy_from_slice(c);
+        }
+        for (i, (wi, vi)) in w.chunks_exact(hn).zip(v.chunks_exact(hn)).enumerate() {
+            for (r, ar) in a.chunks_exact_mut(hn).take(rows).enumerate() {
+                vecmath::sigmoid(ar, &mut h);
+                let fire = vecmath::dot(&h, vi) > thr[i * n + b0 + r];
+                x[i * n + b0 + r] = f32::from(u8::from(fire));
+                if fire {
+                    ar.iter_mut().zip(wi).for_each(|(a, w)| *a += w);
+                }
+            }
+        }
+    }
+    debug_assert_eq!(d * n, x.len());
 }
 
 impl Model for Nade {
