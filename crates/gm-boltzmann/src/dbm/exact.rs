@@ -100,45 +100,53 @@ impl Dbm {
     fn sum_states(&self, enumerated: &[usize], v: Option<&Tensor>) -> Tensor {
         tch::no_grad(|| {
             let p = Params64::of(self);
-            let device = p.b[0].device();
             let units: i64 = enumerated.iter().map(|&l| self.sizes[l]).sum();
             let total = 1i64 << units;
             let width: i64 = self.sizes.iter().sum();
             let len = (CHUNK_VALUES / width).clamp(1, total);
             let n_ex = v.map_or(1, |v| v.size()[0]);
             let ex_chunk = (CHUNK_VALUES / (len * width)).max(1);
-            let mut rows = Vec::new();
+            let mut rows = vec![Tensor::zeros([0], (Kind::Double, p.b[0].device()))];
             for e0 in (0..n_ex).step_by(ex_chunk as usize) {
                 let e = ex_chunk.min(n_ex - e0);
+                let v = v.map(|v| v.narrow(0, e0, e).to_kind(Kind::Double));
                 let mut parts = Vec::new();
                 for start in (0..total).step_by(len as usize) {
                     let s = len.min(total - start);
-                    let bits = bit_rows(start, s, units, device);
-                    let mut given: Vec<Option<Tensor>> =
-                        (0..self.sizes.len()).map(|_| None).collect();
-                    let mut col = 0;
-                    for &l in enumerated {
-                        let n = self.sizes[l];
-                        given[l] = Some(
-                            bits.narrow(1, col, n)
-                                .unsqueeze(0)
-                                .expand([e, s, n], false)
-                                .reshape([e * s, n]),
-                        );
-                        col += n;
-                    }
-                    if let Some(v) = v {
-                        let d = self.sizes[0];
-                        let v = v.narrow(0, e0, e).to_kind(Kind::Double);
-                        given[0] =
-                            Some(v.unsqueeze(1).expand([e, s, d], false).reshape([e * s, d]));
-                    }
+                    let bits = bit_rows(start, s, units, p.b[0].device());
+                    let given = self.pair_states(enumerated, &bits, v.as_ref());
                     parts.push(p.log_weight(&given).view([e, s]).logsumexp([1], false));
                 }
                 rows.push(Tensor::stack(&parts, 1).logsumexp([1], false));
             }
             Tensor::cat(&rows, 0)
         })
+    }
+
+    /// The layer states of every pair (row of `v` `[E, D]`, row of `bits` `[S, units]`),
+    /// `[E·S, n_l]` each, pair (e, s) in row e·S + s: the bits split over the layers
+    /// `enumerated` in order, v in layer 0, `None` for the layers summed out (E = 1
+    /// without `v`).
+    fn pair_states(
+        &self,
+        enumerated: &[usize],
+        bits: &Tensor,
+        v: Option<&Tensor>,
+    ) -> Vec<Option<Tensor>> {
+        let (e, s) = (v.map_or(1, |v| v.size()[0]), bits.size()[0]);
+        let mut given: Vec<Option<Tensor>> = (0..self.sizes.len()).map(|_| None).collect();
+        let mut col = 0;
+        for &l in enumerated {
+            let n = self.sizes[l];
+            let x = bits.narrow(1, col, n).unsqueeze(0);
+            given[l] = Some(x.expand([e, s, n], false).reshape([e * s, n]));
+            col += n;
+        }
+        if let Some(v) = v {
+            let d = self.sizes[0];
+            given[0] = Some(v.unsqueeze(1).expand([e, s, d], false).reshape([e * s, d]));
+        }
+        given
     }
 
     /// log Z by enumerating the odd layers (`odd`) or the even ones (v included), the
@@ -189,16 +197,7 @@ impl Dbm {
     pub fn exact_log_likelihoods(&self, x: &Tensor, chunk: i64) -> Result<Vec<LogLikelihood>> {
         let (log_z, odd) = self.exact_log_z()?;
         let lp = self.log_unnormalized(x)? - log_z;
-        let x = x.reshape([-1, self.sizes[0]]);
-        let n = x.size()[0];
-        let (mut bounds, mut iters) = (Vec::new(), Vec::new());
-        for start in (0..n).step_by(chunk.max(1) as usize) {
-            let (b, mf) =
-                self.mean_field_bound(&x.narrow(0, start, chunk.max(1).min(n - start)), log_z);
-            bounds.push(b);
-            iters.push(mf.iters);
-        }
-        let bound = Tensor::cat(&bounds, 0);
+        let (bound, iters) = self.chunked_bound(x, chunk.max(1), log_z);
         let enumerated = if odd {
             "odd layers"
         } else {
@@ -227,6 +226,23 @@ impl Dbm {
             }),
         )?;
         Ok(vec![exact, lower])
+    }
+}
+
+impl Dbm {
+    /// [`Dbm::mean_field_bound`] of `x` `[N, …]`, `chunk` rows at a time: `f64 [N]`, and the
+    /// mean-field iterations of each chunk.
+    fn chunked_bound(&self, x: &Tensor, chunk: i64, log_z: f64) -> (Tensor, Vec<i64>) {
+        let x = x.reshape([-1, self.sizes[0]]);
+        let n = x.size()[0];
+        let mut bounds = vec![Tensor::zeros([0], (Kind::Double, x.device()))];
+        let mut iters = Vec::new();
+        for start in (0..n).step_by(chunk as usize) {
+            let (b, mf) = self.mean_field_bound(&x.narrow(0, start, chunk.min(n - start)), log_z);
+            bounds.push(b);
+            iters.push(mf.iters);
+        }
+        (Tensor::cat(&bounds, 0), iters)
     }
 }
 

@@ -239,23 +239,28 @@ fn hand_update_is_the_autograd_gradient_of_the_surrogate() {
     eprintln!("hand vs autograd: largest difference {worst:.3e}");
 }
 
+/// 3,000 updates of a 16-8-4 DBM on the 4×4 patterns, the last fifth at a fifth of the
+/// rate (measured with seed 8: exact log p −11.14 → −4.45; the optimum is log(1/30) = −3.40).
 #[test]
 fn training_on_bars_and_stripes_raises_the_exact_log_likelihood() {
     let _rng = gm_core::rng_guard::seeded(8);
-    let c = cfg(
+    let mut c = cfg(
         "hidden = [8, 4]\nchains = 100\ngibbs_steps = 5\ninit_std = 0.1\nmf_tolerance = 1e-4",
         "dataset = \"bars-and-stripes\"\nbatch_size = 30",
     );
+    c.optim.lr = 0.05;
     let d = data::load(&c.data.dataset, &c.data.options).unwrap();
     let mut m = build(&c, &d).unwrap();
     let pats = data::bars_and_stripes_patterns(4);
-    let ll = |m: &Dbm| m.log_likelihoods(&pats, &c).unwrap();
-    let before = ll(&m);
+    let before = m.log_likelihoods(&pats, &c).unwrap();
     let x = d.train.x.reshape([-1, 16]);
     let n = x.size()[0];
-    let steps = 1500;
+    let steps = 3000;
     let mut iters = 0.0;
     for s in 0..steps {
+        if s == steps * 4 / 5 {
+            m.optimizers()[0].1.set_lr(c.optim.lr / 5.0);
+        }
         let start = (s * 30) % (n - 30);
         let metrics = m
             .train_step(&Batch::inputs(&x.narrow(0, start, 30)))
@@ -267,7 +272,7 @@ fn training_on_bars_and_stripes_raises_the_exact_log_likelihood() {
             .1
             .double_value(&[]);
     }
-    let after = ll(&m);
+    let after = m.log_likelihoods(&pats, &c).unwrap();
     assert_eq!(after[0].kind, LikelihoodKind::Exact);
     assert_eq!(after[1].kind, LikelihoodKind::LowerBound);
     eprintln!(
@@ -281,7 +286,7 @@ fn training_on_bars_and_stripes_raises_the_exact_log_likelihood() {
         -(30f64.ln())
     );
     assert!(after[1].mean <= after[0].mean + 1e-5);
-    assert!(after[0].mean > before[0].mean + 2.0);
+    assert!(after[0].mean > -6.0 && after[0].mean > before[0].mean + 4.0);
 }
 
 #[test]

@@ -73,7 +73,7 @@ impl Dbm {
             self.energy(&detach(pos)).mean(self.kind) - self.energy(&detach(neg)).mean(self.kind);
         if self.cfg.weight_decay > 0.0 {
             for w in &self.weights {
-                s = s + w.square().sum(self.kind) * (0.5 * self.cfg.weight_decay);
+                s += w.square().sum(self.kind) * (0.5 * self.cfg.weight_decay);
             }
         }
         s
