@@ -2,10 +2,12 @@
 //! sampling and its [`Model`] implementation.
 
 use super::config::{DbmConfig, SampleStart};
-use crate::rbm::{Dtype, MARGINAL_EPS};
+use crate::rbm::{as_images, scaled_filters, Dtype, MARGINAL_EPS};
 use gm_core::config::RunConfig;
 use gm_core::data::Batch;
-use gm_core::model::{params_table, parse_params, BuildContext, LogLikelihood, Metrics, Model};
+use gm_core::model::{
+    params_table, parse_params, BuildContext, Figure, LogLikelihood, Metrics, Model,
+};
 use gm_core::optim::Optimizer;
 use gm_core::sampling::bernoulli::sample as bernoulli;
 use gm_core::{Error, Result};
@@ -338,6 +340,35 @@ impl Model for Dbm {
         let mut shape = vec![n];
         shape.extend_from_slice(&self.shape);
         Ok(pv.reshape(shape.as_slice()))
+    }
+
+    /// The first layer's filters, and held-out data beside p(v = 1 | μ_1) from mean field.
+    fn figures(&self, x: &Tensor) -> Result<Vec<Figure>> {
+        tch::no_grad(|| {
+            let m = self.sizes[1].min(100);
+            let n = x.size()[0].min(50);
+            let mf = self.mean_field(&self.flat(&x.narrow(0, 0, n)));
+            let recon = self.input(&mf.means, 0).sigmoid();
+            let pairs = Tensor::stack(&[&mf.means[0], &recon], 1).reshape([2 * n, self.sizes[0]]);
+            Ok(vec![
+                Figure {
+                    name: "filters".into(),
+                    caption: format!(
+                        "the first {m} filters of layer 1 (columns of W_1), each scaled to its own range"
+                    ),
+                    images: as_images(&scaled_filters(&self.weights[0], m), &self.shape),
+                    per_row: 10,
+                },
+                Figure {
+                    name: "reconstructions".into(),
+                    caption: "held-out data (left of each pair) and p(v | μ_1), μ the \
+                              mean-field posterior means (right)"
+                        .into(),
+                    images: as_images(&pairs, &self.shape),
+                    per_row: 10,
+                },
+            ])
+        })
     }
 
     /// The exact log p(x) and the mean-field lower bound with the exact log Z (tiny

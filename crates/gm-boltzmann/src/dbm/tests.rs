@@ -290,7 +290,7 @@ fn training_on_bars_and_stripes_raises_the_exact_log_likelihood() {
 }
 
 #[test]
-fn samples_metrics_and_likelihood_labels() {
+fn samples_figures_metrics_and_likelihood_labels() {
     let _rng = gm_core::rng_guard::seeded(9);
     let c = cfg(
         "hidden = [5, 3]\nchains = 10\nsample_steps = 5",
@@ -312,6 +312,9 @@ fn samples_metrics_and_likelihood_labels() {
         assert_eq!(s.size(), [13, 1, 4, 4]);
         assert!(s.min().double_value(&[]) >= 0.0 && s.max().double_value(&[]) <= 1.0);
     }
+    let figs = m.figures(&d.test.x).unwrap();
+    assert_eq!(figs[0].images.size(), [5, 1, 4, 4]); // one filter per h1 unit
+    assert_eq!(figs[1].images.size(), [100, 1, 4, 4]); // 50 pairs
     let lls = m.log_likelihoods(&d.test.x, &c).unwrap();
     assert_eq!(lls.len(), 2);
     assert_eq!(
