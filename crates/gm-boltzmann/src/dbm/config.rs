@@ -28,7 +28,8 @@ pub struct DbmConfig {
     pub gibbs_steps: i64,
     /// Persistent chains of the negative phase; default the batch size.
     pub chains: Option<i64>,
-    /// Mean-field inference stops when no mean moves by more than this in an iteration.
+    /// Mean-field inference stops when the next update would move no mean by more than
+    /// this (max |σ(input) − μ| over the odd layers; the even ones hold exactly).
     pub mf_tolerance: f64,
     /// Mean-field inference stops after this many iterations in any case.
     pub mf_max_iters: i64,

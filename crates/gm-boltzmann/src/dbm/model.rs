@@ -4,7 +4,7 @@
 use super::config::{DbmConfig, SampleStart};
 use crate::rbm::{as_images, scaled_filters, Dtype, MARGINAL_EPS};
 use gm_core::config::RunConfig;
-use gm_core::data::Batch;
+use gm_core::data::{Batch, Dataset};
 use gm_core::model::{
     params_table, parse_params, BuildContext, Figure, LogLikelihood, Metrics, Model,
 };
@@ -53,34 +53,13 @@ impl Dbm {
     /// with v from that base-rate model and hidden units fair coins.
     pub fn new(cfg: DbmConfig, ctx: &BuildContext<'_>) -> Result<Self> {
         cfg.validate()?;
-        let data = ctx.data;
-        if !data.binary {
-            return Err(Error::config(
-                "data.binarize",
-                "\"none\"",
-                format!(
-                    "binary data for dbm (Bernoulli visible units), but dataset {} is \
-                     real-valued here: set data.binarize to \"dynamic\", \"stochastic\" or \
-                     \"threshold\"",
-                    data.name
-                ),
-            ));
-        }
-        let (device, nv) = (ctx.device, data.example_numel());
+        let (data, device) = (ctx.data, ctx.device);
         let kind = match cfg.dtype {
             Dtype::Float32 => Kind::Float,
             Dtype::Float64 => Kind::Double,
         };
-        let mean = data
-            .train
-            .x
-            .reshape([-1, nv])
-            .to_kind(Kind::Double)
-            .mean_dim(0, false, Kind::Double);
-        let base_b = BernoulliRbm::base_rate_biases(&mean, MARGINAL_EPS)
-            .to_kind(kind)
-            .to_device(device);
-        let mut sizes = vec![nv];
+        let base_b = base_rate_biases(data)?.to_kind(kind).to_device(device);
+        let mut sizes = vec![data.example_numel()];
         sizes.extend(&cfg.hidden);
         let mut vs = VarStore::new(device);
         vs.set_kind(kind);
@@ -89,12 +68,7 @@ impl Dbm {
         let slots = weights
             .iter()
             .chain(&biases)
-            .map(|t| {
-                opt.params()
-                    .iter()
-                    .position(|p| p.data_ptr() == t.data_ptr())
-                    .expect("every DBM parameter is optimised")
-            })
+            .map(|t| slot(&opt, t))
             .collect();
         let n_chains = cfg.chains.unwrap_or(ctx.cfg.data.batch_size);
         let state = VarStore::new(device);
@@ -232,6 +206,34 @@ impl Dbm {
         let grads: Vec<Tensor> = ordered.into_iter().map(|(_, g)| g).collect();
         self.opt.apply_gradients(&grads)
     }
+}
+
+/// The logits of the training data's marginals, clamped to [ε, 1 − ε] (ε = `MARGINAL_EPS`),
+/// `f64 [D]`; an error on real-valued data.
+fn base_rate_biases(data: &Dataset) -> Result<Tensor> {
+    if !data.binary {
+        return Err(Error::config(
+            "data.binarize",
+            "\"none\"",
+            format!(
+                "binary data for dbm (Bernoulli visible units), but dataset {} is \
+                 real-valued here: set data.binarize to \"dynamic\", \"stochastic\" or \
+                 \"threshold\"",
+                data.name
+            ),
+        ));
+    }
+    let x = data.train.x.reshape([-1, data.example_numel()]);
+    let mean = x.to_kind(Kind::Double).mean_dim(0, false, Kind::Double);
+    Ok(BernoulliRbm::base_rate_biases(&mean, MARGINAL_EPS))
+}
+
+/// The position of parameter `t` in [`Optimizer::params`].
+fn slot(opt: &Optimizer, t: &Tensor) -> usize {
+    opt.params()
+        .iter()
+        .position(|p| p.data_ptr() == t.data_ptr())
+        .expect("every DBM parameter is optimised")
 }
 
 /// b_l + `below` W_l + `above` W_{l+1}ᵀ for the `weights` W_1 … W_L and `biases`
