@@ -60,8 +60,8 @@ impl Dbm {
         })
     }
 
-    /// The variational free energy E_Q[E(v, h)] − H(Q) = E(v, μ) − Σ_l H(μ_l) per example
-    /// `[N]` (E is linear in each layer, so E_Q[E] = E(μ)): −(bound + log Z).
+    /// The variational free energy `E_Q[E(v, h)] − H(Q)` = E(v, μ) − Σ_l H(μ_l) per example
+    /// `[N]` (E is linear in each layer, so `E_Q[E] = E(μ)`): −(bound + log Z).
     pub fn variational_free_energy(&self, mf: &MeanField) -> Tensor {
         tch::no_grad(|| {
             let mut f = self.energy(&mf.means);
