@@ -7,7 +7,8 @@
 //! - [`hopfield`]: Hopfield networks, Hebbian storage and recall, and their probabilistic form;
 //! - [`rbm`]: the Bernoulli–Bernoulli RBM (§20.2) with its training rules and estimators;
 //! - [`grbm`]: the Gaussian–Bernoulli RBM (§20.5.1);
-//! - [`dbn`]: the deep belief network (§20.3), greedy stacks of RBMs.
+//! - [`dbn`]: the deep belief network (§20.3), greedy stacks of RBMs;
+//! - [`dbm`]: the deep Boltzmann machine (§20.4), mean-field inference and Algorithm 20.1.
 //!
 //! An RBM from a config, one training step, samples and its labelled log-likelihoods
 //! (from a program of your own: README, "Using gm crates in your own project"):
@@ -32,6 +33,7 @@
 //! The `gm` command builds models by name from [`register`]ed entries.
 
 pub mod bm;
+pub mod dbm;
 pub mod dbn;
 pub mod grbm;
 pub mod hopfield;
@@ -46,6 +48,7 @@ pub fn register(registry: &mut ModelRegistry) {
     bm::register(registry);
     hopfield::register(registry);
     dbn::register(registry);
+    dbm::register(registry);
 }
 
 /// Serialises the unit tests: they seed libtorch's global generator and check statistics of

@@ -56,6 +56,7 @@ const TINY: &[(&str, &str)] = &[
     ("grbm", "hidden = 4"),
     ("bm", "hidden = 2"),
     ("dbn", "hidden = [4, 3]\nlayer_epochs = [1, 1]\nsample_steps = 10"),
+    ("dbm", "hidden = [4, 3]\nchains = 8\ngibbs_steps = 2\nsample_steps = 10"),
     ("gmmn", "noise = 2\nhidden = [8]\nsamples = 16"),
     (
         "gmmn-ae",

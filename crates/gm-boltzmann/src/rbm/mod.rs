@@ -35,7 +35,7 @@ mod model;
 mod train;
 
 pub use config::{Dtype, RbmConfig, Rule, Update, EXACT_MAX_UNITS_LIMIT};
-pub(crate) use model::MARGINAL_EPS;
+pub(crate) use model::{as_images, scaled_filters, MARGINAL_EPS};
 pub use model::{build, Rbm};
 
 use gm_core::model::{ModelEntry, ModelRegistry};

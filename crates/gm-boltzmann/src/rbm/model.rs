@@ -354,15 +354,28 @@ impl Rbm {
     }
 
     fn images(&self, x: &Tensor) -> Tensor {
-        let n = x.size()[0];
-        let mut shape = vec![n];
-        if self.shape.len() == 3 {
-            shape.extend_from_slice(&self.shape);
-        } else {
-            shape.extend_from_slice(&[1, 1, self.nv]);
-        }
-        x.to_kind(Kind::Float).reshape(shape.as_slice())
+        as_images(x, &self.shape)
     }
+}
+
+/// Rows `x` `[N, D]` as `f32` images `[N, …shape]` when `shape` is `[C, H, W]`, else as
+/// `[N, 1, 1, D]`.
+pub(crate) fn as_images(x: &Tensor, shape: &[i64]) -> Tensor {
+    let mut dims = vec![x.size()[0]];
+    if shape.len() == 3 {
+        dims.extend_from_slice(shape);
+    } else {
+        dims.extend_from_slice(&[1, 1, x.size()[1]]);
+    }
+    x.to_kind(Kind::Float).reshape(dims.as_slice())
+}
+
+/// The first `m` columns of `w` `[D, H]` as rows `[m, D]`, each scaled to [0, 1], `f32`.
+pub(crate) fn scaled_filters(w: &Tensor, m: i64) -> Tensor {
+    let f = w.tr().narrow(0, 0, m).to_kind(Kind::Float);
+    let lo = f.amin([1], true);
+    let hi = f.amax([1], true);
+    (f - &lo) / (hi - lo).clamp_min(1e-12)
 }
 
 impl Model for Rbm {
@@ -424,10 +437,7 @@ impl Model for Rbm {
     fn figures(&self, x: &Tensor) -> Result<Vec<Figure>> {
         tch::no_grad(|| {
             let m = self.nh.min(100);
-            let f = self.w.tr().narrow(0, 0, m).to_kind(Kind::Float);
-            let lo = f.amin([1], true);
-            let hi = f.amax([1], true);
-            let filters = (f - &lo) / (hi - lo).clamp_min(1e-12);
+            let filters = scaled_filters(&self.w, m);
             let n = x.size()[0].min(50);
             let v = self.flat(&x.narrow(0, 0, n));
             let r = self.reconstruct(&v);

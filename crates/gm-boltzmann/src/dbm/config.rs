@@ -1,0 +1,125 @@
+//! `[model]` fields of `dbm`, with their defaults and checks.
+
+use crate::rbm::{Dtype, EXACT_MAX_UNITS_LIMIT};
+use gm_core::checks;
+use gm_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// Where the Gibbs chains of `sample` start.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SampleStart {
+    /// Fresh chains: v from the base-rate model, hidden units fair coins.
+    #[default]
+    Fresh,
+    /// Copies of the persistent training chains (row i of the samples continues chain
+    /// i mod `chains`); the training chains themselves are left as they are.
+    Chains,
+}
+
+/// `[model]` fields of `dbm`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DbmConfig {
+    /// Hidden layer sizes h1, h2, …, bottom up (at least two: one layer is an `rbm`).
+    pub hidden: Vec<i64>,
+    /// Block-Gibbs sweeps (even layers, then odd layers) of the persistent chains per
+    /// update (Algorithm 20.1's k).
+    pub gibbs_steps: i64,
+    /// Persistent chains of the negative phase; default the batch size.
+    pub chains: Option<i64>,
+    /// Mean-field inference stops when the next update would move no mean by more than
+    /// this (max |σ(input) − μ| over the odd layers; the even ones hold exactly).
+    pub mf_tolerance: f64,
+    /// Mean-field inference stops after this many iterations in any case.
+    pub mf_max_iters: i64,
+    /// L2 penalty ½·λ Σ_l ‖W_l‖² on the weights (not the biases), as `rbm`'s.
+    pub weight_decay: f64,
+    /// Standard deviation of the initial weights.
+    pub init_std: f64,
+    /// Gibbs sweeps per sample drawn by `sample`.
+    pub sample_steps: i64,
+    /// Where `sample`'s chains start.
+    pub sample_start: SampleStart,
+    /// Most units enumerated for the exact log Z (the smaller of the odd and the even
+    /// layers, v counted with the even ones), at most 25; 0 disables the exact path.
+    pub exact_max_units: i64,
+    /// Parameter precision.
+    pub dtype: Dtype,
+}
+
+impl Default for DbmConfig {
+    fn default() -> Self {
+        DbmConfig {
+            hidden: vec![500, 1000],
+            gibbs_steps: 5,
+            chains: None,
+            mf_tolerance: 1e-5,
+            mf_max_iters: 30,
+            weight_decay: 0.0,
+            init_std: 0.01,
+            sample_steps: 1000,
+            sample_start: SampleStart::Fresh,
+            exact_max_units: 20,
+            dtype: Dtype::Float32,
+        }
+    }
+}
+
+impl DbmConfig {
+    /// Checks every field on its own (the visible size is checked against the data by the
+    /// builder).
+    pub fn validate(&self) -> Result<()> {
+        if self.hidden.len() < 2 {
+            return Err(Error::config(
+                "model.hidden",
+                format!("{:?}", self.hidden),
+                "at least 2 hidden layer sizes for a DBM (one hidden layer is model \"rbm\")",
+            ));
+        }
+        for &h in &self.hidden {
+            checks::at_least(
+                "model.hidden",
+                h,
+                1,
+                "positive layer sizes (no empty layer)",
+            )?;
+        }
+        checks::at_least(
+            "model.gibbs_steps",
+            self.gibbs_steps,
+            1,
+            "at least 1 Gibbs sweep",
+        )?;
+        if let Some(c) = self.chains {
+            checks::at_least("model.chains", c, 1, "a positive number of chains")?;
+        }
+        checks::positive("model.mf_tolerance", self.mf_tolerance)?;
+        checks::at_least(
+            "model.mf_max_iters",
+            self.mf_max_iters,
+            1,
+            "at least 1 mean-field iteration",
+        )?;
+        checks::non_negative("model.weight_decay", self.weight_decay)?;
+        checks::positive("model.init_std", self.init_std)?;
+        checks::at_least(
+            "model.sample_steps",
+            self.sample_steps,
+            1,
+            "at least 1 Gibbs sweep",
+        )?;
+        checks::in_range(
+            "model.exact_max_units",
+            self.exact_max_units,
+            0..=EXACT_MAX_UNITS_LIMIT,
+            format!("an integer in 0..={EXACT_MAX_UNITS_LIMIT} (0 disables the exact log Z)"),
+        )?;
+        Ok(())
+    }
+
+    /// Number of layers L above the visible one.
+    pub fn depth(&self) -> usize {
+        self.hidden.len()
+    }
+}

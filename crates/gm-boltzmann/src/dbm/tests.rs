@@ -1,0 +1,422 @@
+//! Checks of the DBM against brute force over every state of every unit of tiny models:
+//! log Z and p(v), the mean-field bound and fixed point, the invariance of block Gibbs,
+//! Algorithm 20.1's update against autograd, and training on bars and stripes.
+
+use super::*;
+use crate::rbm::exact::bit_rows;
+use gm_core::config::RunConfig;
+use gm_core::data::{self, Batch, Dataset};
+use gm_core::kit::gradcheck::{assert_gradients_match, autograd};
+use gm_core::kit::{empirical_distribution, rows_dataset, total_variation};
+use gm_core::model::{parse_params, BuildContext, LikelihoodKind, Model, ModelRegistry};
+use tch::{Device, Kind, Tensor};
+
+const F64: (Kind, Device) = (Kind::Double, Device::Cpu);
+
+fn cfg(model: &str, data: &str) -> RunConfig {
+    RunConfig::from_toml_str(&format!(
+        "seed = 1\n[model]\nname = \"dbm\"\n{model}\n[data]\n{data}\n[optim]\nkind = \"sgd\"\n\
+         lr = 0.02\nmomentum = 0.5\n"
+    ))
+    .unwrap()
+}
+
+fn build(c: &RunConfig, d: &Dataset) -> gm_core::Result<Dbm> {
+    let p: DbmConfig = parse_params("dbm", &c.model.params)?;
+    Dbm::new(
+        p,
+        &BuildContext {
+            cfg: c,
+            data: d,
+            device: Device::Cpu,
+        },
+    )
+}
+
+/// An f64 DBM on `d` visible units with hidden sizes `hidden` (TOML array), W ~ N(0,
+/// scale²) and biases ~ N(0, 0.5²).
+fn random_dbm(d: i64, hidden: &str, scale: f64, extra: &str) -> Dbm {
+    let x = Tensor::rand([40, d], F64).lt(0.5).to_kind(Kind::Double);
+    let c = cfg(
+        &format!("dtype = \"float64\"\nhidden = {hidden}\nchains = 20\n{extra}"),
+        "dataset = \"bars-and-stripes\"\nbatch_size = 40",
+    );
+    let dbm = build(&c, &rows_dataset(&x, true)).unwrap();
+    let (w, b) = dbm.params();
+    tch::no_grad(|| {
+        for (t, s) in w
+            .iter()
+            .map(|t| (t, scale))
+            .chain(b.iter().map(|t| (t, 0.5)))
+        {
+            t.shallow_clone()
+                .copy_(&(Tensor::randn(t.size().as_slice(), F64) * s));
+        }
+    });
+    dbm
+}
+
+/// Every state of every unit as per-layer tensors (row k = bits of k, v in the lowest
+/// bits), and −E of each, `[2^n]`.
+fn all_states(dbm: &Dbm) -> (Vec<Tensor>, Tensor) {
+    let n: i64 = dbm.sizes().iter().sum();
+    let bits = bit_rows(0, 1 << n, n, Device::Cpu);
+    let mut col = 0;
+    let mut x = Vec::new();
+    for &s in dbm.sizes() {
+        x.push(bits.narrow(1, col, s));
+        col += s;
+    }
+    let neg_e = tch::no_grad(|| -dbm.energy(&x));
+    (x, neg_e)
+}
+
+/// log p(v) of every visible state by brute force, `[2^D]`, and log Z.
+fn brute_log_p(dbm: &Dbm) -> (Tensor, f64) {
+    let (_, neg_e) = all_states(dbm);
+    let d = dbm.sizes()[0];
+    let log_z = neg_e.logsumexp([0], false).double_value(&[]);
+    (
+        neg_e.view([-1, 1 << d]).logsumexp([0], false) - log_z,
+        log_z,
+    )
+}
+
+fn visible_states(dbm: &Dbm) -> Tensor {
+    let d = dbm.sizes()[0];
+    bit_rows(0, 1 << d, d, Device::Cpu)
+}
+
+fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
+fn log_z_and_log_p_match_brute_force_over_all_units() {
+    let _rng = gm_core::rng_guard::seeded(3);
+    for (d, hidden) in [(6, "[4, 3]"), (4, "[3, 3, 3]"), (3, "[2, 3, 2, 2]")] {
+        let dbm = random_dbm(d, hidden, 1.0, "");
+        let (log_p, log_z) = brute_log_p(&dbm);
+        let (odd, even) = (dbm.log_z_by(true).unwrap(), dbm.log_z_by(false).unwrap());
+        eprintln!("{d}-{hidden}: log Z brute force {log_z:.10}, odd {odd:.10}, even {even:.10}");
+        assert!((odd - log_z).abs() < 1e-9 && (even - log_z).abs() < 1e-9);
+        let mine = dbm.exact_log_p(&visible_states(&dbm)).unwrap();
+        assert!(max_abs(&mine, &log_p) < 1e-9, "{d}-{hidden}: log p(v)");
+        let total = mine.logsumexp([0], false).double_value(&[]);
+        assert!(total.abs() < 1e-10, "{d}-{hidden}: log Σ_v p(v) = {total}");
+    }
+}
+
+#[test]
+fn mean_field_bound_is_below_log_p_and_tight_when_the_posterior_factorises() {
+    let _rng = gm_core::rng_guard::seeded(4);
+    let dbm = random_dbm(
+        6,
+        "[4, 3]",
+        1.0,
+        "mf_tolerance = 1e-12\nmf_max_iters = 1000",
+    );
+    let v = visible_states(&dbm);
+    let (log_z, _) = dbm.exact_log_z().unwrap();
+    let exact = dbm.exact_log_p(&v).unwrap();
+    let (bound, _) = dbm.mean_field_bound(&v, log_z);
+    let gap = (&exact - &bound).min().double_value(&[]);
+    let mean_gap = (&exact - &bound).mean(Kind::Double).double_value(&[]);
+    eprintln!("bound gap over all v: min {gap:.3e}, mean {mean_gap:.4}");
+    assert!(gap > -1e-10, "the bound exceeds log p(v) by {}", -gap);
+    assert!(
+        mean_gap > 1e-4,
+        "the bound is tight with W2 ≠ 0: the check would be empty"
+    );
+
+    // W2 = 0: p(h1, h2 | v) = p(h1 | v) p(h2), which the mean field represents exactly.
+    tch::no_grad(|| {
+        let _ = dbm.params().0[1].shallow_clone().zero_();
+    });
+    let (log_z, _) = dbm.exact_log_z().unwrap();
+    let exact = dbm.exact_log_p(&v).unwrap();
+    let (bound, mf) = dbm.mean_field_bound(&v, log_z);
+    let err = max_abs(&exact, &bound);
+    eprintln!("W2 = 0: max |bound − log p(v)| = {err:.3e}");
+    assert!(err < 1e-6);
+    // The means are the exact posterior marginals (brute force over all units).
+    let (x, neg_e) = all_states(&dbm);
+    let post = neg_e.view([-1, 64]).tr().softmax(1, Kind::Double); // [v, h]
+    let h_bits = Tensor::cat(
+        &[
+            x[1].view([-1, 64, 4]).select(1, 0),
+            x[2].view([-1, 64, 3]).select(1, 0),
+        ],
+        1,
+    );
+    let marginals = post.mm(&h_bits);
+    let means = Tensor::cat(&mf.means[1..], 1);
+    assert!(max_abs(&marginals, &means) < 1e-9);
+}
+
+#[test]
+fn mean_field_fixed_point_satisfies_its_equations() {
+    let _rng = gm_core::rng_guard::seeded(5);
+    let tol = 1e-8;
+    let dbm = random_dbm(
+        8,
+        "[6, 5, 4]",
+        1.0,
+        &format!("mf_tolerance = {tol}\nmf_max_iters = 500"),
+    );
+    let v = Tensor::rand([50, 8], F64).lt(0.5).to_kind(Kind::Double);
+    let mf = dbm.mean_field(&v);
+    eprintln!(
+        "mean field: {} iterations, residual {:.3e}",
+        mf.iters, mf.residual
+    );
+    assert!(mf.iters > 1 && mf.iters < 500 && mf.residual < tol);
+    for l in 1..=dbm.depth() {
+        let r = max_abs(&mf.means[l], &dbm.input(&mf.means, l).sigmoid());
+        let allowed = if l % 2 == 1 { tol } else { 1e-14 };
+        assert!(r <= allowed, "layer {l}: residual {r}");
+    }
+    // A cap of one iteration is reported as such, with its larger residual.
+    let capped = random_dbm(8, "[6, 5, 4]", 1.0, "mf_tolerance = 1e-8\nmf_max_iters = 1");
+    let (w, b) = dbm.params();
+    let (cw, cb) = capped.params();
+    tch::no_grad(|| {
+        for (to, from) in cw.iter().zip(w).chain(cb.iter().zip(b)) {
+            to.shallow_clone().copy_(from);
+        }
+    });
+    let one = capped.mean_field(&v);
+    assert_eq!(one.iters, 1);
+    assert!(one.residual > tol);
+    let metrics = capped.mean_field_metrics(&one);
+    let iters = metrics.iter().find(|(n, _)| *n == "mf_iters").unwrap();
+    assert_eq!(iters.1.double_value(&[]), 1.0);
+}
+
+#[test]
+fn block_gibbs_leaves_the_exact_distribution_invariant() {
+    let _rng = gm_core::rng_guard::seeded(6);
+    let dbm = random_dbm(4, "[3, 2]", 1.0, "");
+    let p = dbm.exact_log_p(&visible_states(&dbm)).unwrap().exp();
+    let n = 40_000;
+    let mut x = dbm.fresh_chains(n);
+    dbm.gibbs(&mut x, 100);
+    let tv = total_variation(&empirical_distribution(&x[0]), &p);
+    // Expected TV of an n-sample histogram from p (normal approximation).
+    let noise = (&p * (p.ones_like() - &p) * (2.0 / (std::f64::consts::PI * n as f64)))
+        .sqrt()
+        .sum(Kind::Double)
+        .double_value(&[])
+        * 0.5;
+    // The same model without its top layer's weights is far enough to be told apart.
+    tch::no_grad(|| {
+        let _ = dbm.params().0[1].shallow_clone().zero_();
+    });
+    let q = dbm.exact_log_p(&visible_states(&dbm)).unwrap().exp();
+    let tv_other = total_variation(&q, &p);
+    eprintln!("TV after 100 sweeps of {n} chains: {tv:.4} (noise ≈ {noise:.4}; W2 = 0 model at {tv_other:.4})");
+    assert!(tv < 2.0 * noise, "TV {tv} vs sampling noise {noise}");
+    assert!(
+        tv_other > 4.0 * noise,
+        "the check could not tell W2 = 0 apart"
+    );
+}
+
+#[test]
+fn hand_update_is_the_autograd_gradient_of_the_surrogate() {
+    let _rng = gm_core::rng_guard::seeded(7);
+    let dbm = random_dbm(7, "[5, 4, 3]", 0.7, "weight_decay = 0.01");
+    let v = Tensor::rand([30, 7], F64).lt(0.5).to_kind(Kind::Double);
+    let mf = dbm.mean_field(&v);
+    let mut neg = dbm.fresh_chains(20);
+    dbm.gibbs(&mut neg, 3);
+    let hand = dbm.hand_gradients(&mf.means, &neg);
+    let (w, b) = dbm.params();
+    let params: Vec<&Tensor> = w.iter().chain(b).collect();
+    let auto = autograd(&dbm.surrogate(&mf.means, &neg), &params);
+    let names = ["W1", "W2", "W3", "b0", "b1", "b2", "b3"];
+    let worst = assert_gradients_match("Algorithm 20.1", &names, &hand, &auto, 1e-12, 1e-3);
+    eprintln!("hand vs autograd: largest difference {worst:.3e}");
+}
+
+/// 3,000 updates of a 16-8-4 DBM on the 4×4 patterns, the last fifth at a fifth of the
+/// rate (measured with seed 8: exact log p −11.14 → −4.45; the optimum is log(1/30) = −3.40).
+#[test]
+fn training_on_bars_and_stripes_raises_the_exact_log_likelihood() {
+    let _rng = gm_core::rng_guard::seeded(8);
+    let mut c = cfg(
+        "hidden = [8, 4]\nchains = 100\ngibbs_steps = 5\ninit_std = 0.1\nmf_tolerance = 1e-4",
+        "dataset = \"bars-and-stripes\"\nbatch_size = 30",
+    );
+    c.optim.lr = 0.05;
+    let d = data::load(&c.data.dataset, &c.data.options).unwrap();
+    let mut m = build(&c, &d).unwrap();
+    let pats = data::bars_and_stripes_patterns(4);
+    let before = m.log_likelihoods(&pats, &c).unwrap();
+    let x = d.train.x.reshape([-1, 16]);
+    let n = x.size()[0];
+    let steps = 3000;
+    let mut iters = 0.0;
+    for s in 0..steps {
+        if s == steps * 4 / 5 {
+            m.optimizers()[0].1.set_lr(c.optim.lr / 5.0);
+        }
+        let start = (s * 30) % (n - 30);
+        let metrics = m
+            .train_step(&Batch::inputs(&x.narrow(0, start, 30)))
+            .unwrap();
+        iters += metrics
+            .iter()
+            .find(|(k, _)| *k == "mf_iters")
+            .unwrap()
+            .1
+            .double_value(&[]);
+    }
+    let after = m.log_likelihoods(&pats, &c).unwrap();
+    assert_eq!(after[0].kind, LikelihoodKind::Exact);
+    assert_eq!(after[1].kind, LikelihoodKind::LowerBound);
+    eprintln!(
+        "bars and stripes 4×4, 16-8-4 DBM, {steps} updates (mean {:.1} mean-field iterations): \
+         exact log p {:.4} → {:.4}, mean-field bound {:.4} → {:.4} (optimum {:.4})",
+        iters / steps as f64,
+        before[0].mean,
+        after[0].mean,
+        before[1].mean,
+        after[1].mean,
+        -(30f64.ln())
+    );
+    assert!(after[1].mean <= after[0].mean + 1e-5);
+    assert!(after[0].mean > -6.0 && after[0].mean > before[0].mean + 4.0);
+}
+
+#[test]
+fn samples_figures_metrics_and_likelihood_labels() {
+    let _rng = gm_core::rng_guard::seeded(9);
+    let c = cfg(
+        "hidden = [5, 3]\nchains = 10\nsample_steps = 5",
+        "dataset = \"bars-and-stripes\"\nbatch_size = 20",
+    );
+    let d = data::load(&c.data.dataset, &c.data.options).unwrap();
+    let mut m = build(&c, &d).unwrap();
+    let batch = Batch::inputs(&d.train.x.narrow(0, 0, 20));
+    let metrics = m.train_step(&batch).unwrap();
+    let names: Vec<&str> = metrics.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        ["mf_free_energy", "recon_err", "mf_iters", "mf_residual"]
+    );
+    assert_eq!(m.eval_metrics(&batch).unwrap().len(), 4);
+    for start in [SampleStart::Fresh, SampleStart::Chains] {
+        m.cfg.sample_start = start;
+        let s = m.sample(13).unwrap();
+        assert_eq!(s.size(), [13, 1, 4, 4]);
+        assert!(s.min().double_value(&[]) >= 0.0 && s.max().double_value(&[]) <= 1.0);
+    }
+    let figs = m.figures(&d.test.x).unwrap();
+    assert_eq!(figs[0].images.size(), [5, 1, 4, 4]); // one filter per h1 unit
+    assert_eq!(figs[1].images.size(), [100, 1, 4, 4]); // 50 pairs
+    let lls = m.log_likelihoods(&d.test.x, &c).unwrap();
+    assert_eq!(lls.len(), 2);
+    assert_eq!(
+        (lls[0].kind, lls[1].kind),
+        (LikelihoodKind::Exact, LikelihoodKind::LowerBound)
+    );
+    assert!(lls[1].mean <= lls[0].mean && lls[0].mean < 0.0);
+}
+
+#[test]
+fn a_model_too_large_to_enumerate_says_so() {
+    let _rng = gm_core::rng_guard::seeded(10);
+    let c = cfg("hidden = [30, 30]", "dataset = \"bars-and-stripes\"");
+    let d = data::load(&c.data.dataset, &c.data.options).unwrap();
+    let m = build(&c, &d).unwrap();
+    let err = m.log_likelihoods(&d.test.x, &c).unwrap_err().to_string();
+    assert!(
+        err.contains("30 units") && err.contains("exact_max_units = 20"),
+        "{err}"
+    );
+    assert!(err.contains("AIS"), "{err}");
+}
+
+#[test]
+fn invalid_configs_are_rejected_naming_the_field() {
+    let _rng = gm_core::rng_guard::lock();
+    let x = Tensor::rand([10, 4], F64).lt(0.5).to_kind(Kind::Double);
+    let d = rows_dataset(&x, true);
+    for (extra, field) in [
+        ("hidden = [8]", "model.hidden"),
+        ("hidden = []", "model.hidden"),
+        ("hidden = [8, 0]", "model.hidden"),
+        ("hidden = [0, 8, 4]", "model.hidden"),
+        ("mf_tolerance = 0.0", "model.mf_tolerance"),
+        ("mf_tolerance = -1e-3", "model.mf_tolerance"),
+        ("mf_max_iters = 0", "model.mf_max_iters"),
+        ("gibbs_steps = 0", "model.gibbs_steps"),
+        ("chains = 0", "model.chains"),
+        ("weight_decay = -0.1", "model.weight_decay"),
+        ("init_std = 0.0", "model.init_std"),
+        ("sample_steps = 0", "model.sample_steps"),
+        ("exact_max_units = 26", "model.exact_max_units"),
+    ] {
+        let c = cfg(extra, "dataset = \"bars-and-stripes\"");
+        match build(&c, &d) {
+            Err(gm_core::Error::Config {
+                field: f, expected, ..
+            }) => {
+                assert_eq!(f, field, "{extra}");
+                if extra == "hidden = [8]" {
+                    assert!(expected.contains("rbm"), "{expected}");
+                }
+            }
+            Err(e) => panic!("{extra}: expected a config error, got {e}"),
+            Ok(_) => panic!("{extra}: accepted"),
+        }
+    }
+    for (extra, word) in [
+        ("hiden = [3, 3]", "hiden"),
+        ("sample_start = \"warm\"", "warm"),
+    ] {
+        let c = cfg(extra, "dataset = \"bars-and-stripes\"");
+        let err = build(&c, &d)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains(word), "{extra}: {err}");
+    }
+    let mut real = rows_dataset(&x, false);
+    real.binary = false;
+    match build(&cfg("hidden = [3, 3]", "dataset = \"two-moons\""), &real) {
+        Err(gm_core::Error::Config { field, .. }) => assert_eq!(field, "data.binarize"),
+        _ => panic!("real-valued data accepted"),
+    }
+}
+
+#[test]
+fn registry_builds_the_model_and_shipped_configs_validate() {
+    let _rng = gm_core::rng_guard::lock();
+    let mut r = ModelRegistry::new();
+    crate::register(&mut r);
+    let c = cfg("hidden = [4, 3]", "dataset = \"bars-and-stripes\"");
+    let d = data::load(&c.data.dataset, &c.data.options).unwrap();
+    let m = r
+        .build(&BuildContext {
+            cfg: &c,
+            data: &d,
+            device: Device::Cpu,
+        })
+        .unwrap();
+    assert_eq!(m.name(), "dbm");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let mut seen = 0;
+    for name in ["dbm-mnist.toml", "dbm-bars-and-stripes.toml"] {
+        let c = RunConfig::from_file(&dir.join(name)).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.model.name, "dbm", "{name}");
+        parse_params::<DbmConfig>("dbm", &c.model.params)
+            .unwrap()
+            .validate()
+            .unwrap();
+        seen += 1;
+    }
+    assert_eq!(seen, 2);
+}
