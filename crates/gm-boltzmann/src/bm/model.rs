@@ -111,7 +111,7 @@ impl BmParams {
         Ok(self.log_unnormalized_marginal(v)? - self.log_z()?)
     }
 
-    /// Exact model moments E_model[x xᵀ], E_model[x] by enumerating every joint state.
+    /// Exact model moments `E_model[x xᵀ]`, `E_model[x]` by enumerating every joint state.
     pub fn exact_model_moments(&self) -> Result<Moments> {
         let d = self.nv() + self.nh();
         let x = exact::all_states(d, Units::Bernoulli, self.b.kind(), self.b.device())?;
@@ -148,12 +148,12 @@ impl BmParams {
     }
 }
 
-/// Second and first moments E[x xᵀ] `[D, D]` and E[x] `[D]` of joint states x = [v, h].
+/// Second and first moments `E[x xᵀ]` `[D, D]` and `E[x]` `[D]` of joint states `x = [v, h]`.
 #[derive(Debug)]
 pub struct Moments {
     /// E[x xᵀ] (only the off-diagonal entries enter the gradient).
     pub xx: Tensor,
-    /// E[x].
+    /// `E[x]`.
     pub x: Tensor,
 }
 
