@@ -206,7 +206,137 @@ pub const ENTRIES: &[Entry] = &[
         // The paper's Parzen log-likelihood 225 ± 2 nats is an NLL of −225.
         published: Some(-225.0),
         source: "Goodfellow et al. 2014, Parzen window on real-valued MNIST (weak estimate)",
-        eval_args: &["--parzen", "--samples", "1000"],
+        eval_args: &["--parzen"],
+        method: None,
+    },
+    Entry {
+        name: "gan-minimax",
+        family: "gan",
+        model: "gan",
+        config: "configs/gan-minimax-mnist.toml",
+        published: None,
+        source: "minimax loss; Lucic et al. 2018 (Inception features): NS GAN FID 6.8 vs MM GAN 9.8 on MNIST",
+        eval_args: &["--parzen"],
+        method: None,
+    },
+    Entry {
+        name: "cgan",
+        family: "gan",
+        model: "cgan",
+        config: "configs/cgan-mnist.toml",
+        published: None,
+        source: "no published figure on this feature network: sample quality only",
+        eval_args: &["--parzen"],
+        method: None,
+    },
+    Entry {
+        name: "dcgan",
+        family: "gan",
+        model: "dcgan",
+        config: "configs/dcgan-mnist.toml",
+        published: None,
+        source: "no published figure on this feature network: sample quality only",
+        eval_args: &["--parzen"],
+        method: None,
+    },
+    Entry {
+        name: "lapgan",
+        family: "gan",
+        model: "lapgan",
+        config: "configs/lapgan-mnist.toml",
+        published: None,
+        source: "no published figure on this feature network: sample quality only",
+        eval_args: &["--parzen"],
+        method: None,
+    },
+    Entry {
+        name: "gmmn",
+        family: "gan",
+        model: "gmmn",
+        config: "configs/gmmn-mnist.toml",
+        published: Some(-147.0),
+        source: "Li et al. 2015, Parzen window on real-valued MNIST (weak estimate)",
+        eval_args: &["--parzen"],
+        method: None,
+    },
+    Entry {
+        name: "gmmn-ae",
+        family: "gan",
+        model: "gmmn-ae",
+        config: "configs/gmmn-ae-mnist.toml",
+        published: Some(-282.0),
+        source: "Li et al. 2015, Parzen window on real-valued MNIST (weak estimate)",
+        eval_args: &["--parzen"],
+        method: None,
+    },
+    Entry {
+        name: "gan-fashion",
+        family: "gan",
+        model: "gan",
+        config: "configs/gan-fashion-mnist.toml",
+        published: None,
+        source: "Lucic et al. 2018 (Inception features): NS GAN FID 26.5 vs MM GAN 29.6 on Fashion-MNIST",
+        eval_args: &[],
+        method: None,
+    },
+    Entry {
+        name: "gan-minimax-fashion",
+        family: "gan",
+        model: "gan",
+        config: "configs/gan-minimax-fashion-mnist.toml",
+        published: None,
+        source: "Lucic et al. 2018 (Inception features): NS GAN FID 26.5 vs MM GAN 29.6 on Fashion-MNIST",
+        eval_args: &[],
+        method: None,
+    },
+    Entry {
+        name: "cgan-fashion",
+        family: "gan",
+        model: "cgan",
+        config: "configs/cgan-fashion-mnist.toml",
+        published: None,
+        source: "no published figure on this feature network: sample quality only",
+        eval_args: &[],
+        method: None,
+    },
+    Entry {
+        name: "dcgan-fashion",
+        family: "gan",
+        model: "dcgan",
+        config: "configs/dcgan-fashion-mnist.toml",
+        published: None,
+        source: "no published figure on this feature network: sample quality only",
+        eval_args: &[],
+        method: None,
+    },
+    Entry {
+        name: "lapgan-fashion",
+        family: "gan",
+        model: "lapgan",
+        config: "configs/lapgan-fashion-mnist.toml",
+        published: None,
+        source: "no published figure on this feature network: sample quality only",
+        eval_args: &[],
+        method: None,
+    },
+    Entry {
+        name: "gmmn-fashion",
+        family: "gan",
+        model: "gmmn",
+        config: "configs/gmmn-fashion-mnist.toml",
+        published: None,
+        source: "no published figure on this feature network: sample quality only",
+        eval_args: &[],
+        method: None,
+    },
+    Entry {
+        name: "gmmn-ae-fashion",
+        family: "gan",
+        model: "gmmn-ae",
+        config: "configs/gmmn-ae-fashion-mnist.toml",
+        published: None,
+        source: "no published figure on this feature network: sample quality only",
+        eval_args: &[],
         method: None,
     },
 ];
@@ -290,7 +420,7 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     let lt = setup::ensure(false)?;
     data::run(&data::Options {
-        names: vec!["binarized-mnist".into(), "mnist".into()],
+        names: datasets(&entries)?,
         all: false,
         mirror: opts.mirror.clone(),
     })?;
@@ -363,6 +493,32 @@ pub fn run(opts: &Options) -> Result<()> {
     write_table(opts, &zoo_dir, &rows)
 }
 
+/// The datasets the entries' configs train on (`[data] dataset`), each once.
+fn datasets(entries: &[&Entry]) -> Result<Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    for e in entries {
+        let cfg = read_config(&util::repo_root().join(e.config))?;
+        let Some(d) = cfg
+            .get("data")
+            .and_then(|t| t.get("dataset"))
+            .and_then(toml::Value::as_str)
+        else {
+            bail!("{}: {} has no [data] dataset", e.name, e.config);
+        };
+        if !names.iter().any(|n| n == d) {
+            names.push(d.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+fn read_config(path: &Path) -> Result<toml::Table> {
+    fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .parse()
+        .with_context(|| format!("parsing {}", path.display()))
+}
+
 /// Prints the table and writes `runs/zoo/<selection>.md` and `.json`.
 fn write_table(opts: &Options, zoo_dir: &Path, rows: &[Value]) -> Result<()> {
     let table = markdown(rows);
@@ -425,11 +581,7 @@ fn row(
         .as_ref()
         .and_then(|v| v.get("seconds"))
         .and_then(Value::as_f64);
-    let cfg_path = run_dir.join("config.toml");
-    let cfg: toml::Table = fs::read_to_string(&cfg_path)
-        .with_context(|| format!("reading {}", cfg_path.display()))?
-        .parse()
-        .with_context(|| format!("parsing {}", cfg_path.display()))?;
+    let cfg = read_config(&run_dir.join("config.toml"))?;
     let epochs_total = cfg
         .get("train")
         .and_then(|t| t.get("epochs"))
@@ -441,7 +593,7 @@ fn row(
     };
     let results = load_results(&run_dir.join("results.json"))?;
     let best = best_nll(&results, e.method);
-    Ok(json!({
+    let mut row = json!({
         "entry": e.name,
         "model": e.model,
         "config": e.config,
@@ -458,7 +610,44 @@ fn row(
         "method": best.as_ref().map(|b| b.3.clone()),
         "published": e.published,
         "published_source": e.source,
-    }))
+    });
+    if let (Value::Object(r), Value::Object(q)) = (&mut row, quality(&results)) {
+        r.extend(q);
+    }
+    Ok(row)
+}
+
+/// The sample-quality records of `gm eval` (samples and the test-split floor): Fréchet
+/// distance, precision, recall and class coverage on the feature network, keyed
+/// `fd` / `fd_floor`, …; empty when the run has none.
+fn quality(records: &[Value]) -> Value {
+    let mut out = serde_json::Map::new();
+    for r in records {
+        let Some(metric) = r.get("metric").and_then(Value::as_str) else {
+            continue;
+        };
+        let key = match metric {
+            "frechet_distance" => "fd",
+            "precision" => "precision",
+            "recall" => "recall",
+            "class_coverage" => "classes",
+            _ => continue,
+        };
+        let source = r["settings"]["source"].as_str();
+        let key = match source {
+            Some("samples") => key.to_owned(),
+            Some("test split") => format!("{key}_floor"),
+            _ => continue,
+        };
+        if let Some(v) = r.get("value").and_then(Value::as_f64) {
+            out.insert(key, v.into());
+        }
+        if source == Some("samples") && metric == "frechet_distance" {
+            out.insert("quality_samples".into(), r["n"].clone());
+            out.insert("features".into(), r["settings"]["features"].clone());
+        }
+    }
+    Value::Object(out)
 }
 
 fn load_results(path: &Path) -> Result<Vec<Value>> {
@@ -514,8 +703,52 @@ fn parse_nll(r: &Value) -> Option<(f64, Option<f64>, String, String)> {
     Some((-value, se, kind.to_owned(), method.to_owned()))
 }
 
-/// The rows as a Markdown table.
+/// The rows as a Markdown table; rows with sample-quality records get a second table.
 pub fn markdown(rows: &[Value]) -> String {
+    let mut s = nll_table(rows);
+    let quality: Vec<_> = rows.iter().filter(|r| r.get("fd").is_some()).collect();
+    if !quality.is_empty() {
+        s += "\n";
+        s += &quality_table(&quality);
+    }
+    s
+}
+
+/// Sample quality beside the test split's floor (the same metric on held-out real images).
+fn quality_table(rows: &[&Value]) -> String {
+    let mut s = String::from(
+        "| entry | samples | features | Fréchet distance (floor) | precision (floor) | \
+         recall (floor) | classes (floor) |\n|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let pair = |k: &str, digits: usize| match r.get(k).and_then(Value::as_f64) {
+            Some(v) => {
+                let floor = r
+                    .get(format!("{k}_floor"))
+                    .and_then(Value::as_f64)
+                    .map_or("—".into(), |f| format!("{f:.digits$}"));
+                format!("{v:.digits$} ({floor})")
+            }
+            None => "—".into(),
+        };
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            r["entry"].as_str().unwrap_or("?"),
+            r["quality_samples"]
+                .as_i64()
+                .map_or("?".into(), |n| n.to_string()),
+            r["features"].as_str().unwrap_or("?"),
+            pair("fd", 2),
+            pair("precision", 3),
+            pair("recall", 3),
+            pair("classes", 0),
+        );
+    }
+    s
+}
+
+/// Test NLL (or the Parzen estimate) against the published figure.
+fn nll_table(rows: &[Value]) -> String {
     let mut s = String::from(
         "| entry | epochs | train time | test NLL (nats) | kind | published | full run needs |\n\
          |---|---|---|---|---|---|---|\n",
@@ -610,10 +843,43 @@ mod tests {
         let row = json!({"entry": "nade", "epochs_done": 3.0, "epochs_total": 100.0,
             "train_seconds": 600.0, "test_nll": 95.0, "test_nll_std_err": 0.3, "kind": "exact",
             "method": "nade", "published": 88.33, "full_run_hours_at_this_pace": 5.6});
-        let md = markdown(&[row]);
+        let md = markdown(&[row.clone()]);
+        assert!(!md.contains("Fréchet"), "{md}");
         assert!(
             md.contains(
                 "| nade | 3 / 100 | 10.0 min | 95.00 ± 0.30 | exact (nade) | 88.33 | 5.6 h |"
+            ),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn quality_records_and_floors_are_tabulated() {
+        let rec = |metric: &str, source: &str, v: f64| {
+            json!({"split": "train", "metric": metric, "value": v, "n": 10000,
+                   "settings": {"source": source, "features": "mnist-convnet-v1"}})
+        };
+        let records = [
+            rec("frechet_distance", "samples", 76.6),
+            rec("frechet_distance", "test split", 2.7),
+            rec("precision", "samples", 0.704),
+            rec("precision", "test split", 0.892),
+            rec("recall", "samples", 0.342),
+            rec("class_coverage", "samples", 10.0),
+            rec("nn_distance", "samples", 5.0),
+        ];
+        let q = quality(&records);
+        assert_eq!(q["fd"], 76.6);
+        assert_eq!(q["fd_floor"], 2.7);
+        assert!(q.get("recall_floor").is_none() && q.get("nn_distance").is_none());
+        let mut row = json!({"entry": "gan", "epochs_done": 1.0});
+        row.as_object_mut()
+            .unwrap()
+            .extend(q.as_object().unwrap().clone());
+        let md = markdown(&[row]);
+        assert!(
+            md.contains(
+                "| gan | 10000 | mnist-convnet-v1 | 76.60 (2.70) | 0.704 (0.892) | 0.342 (—) | 10 (—) |"
             ),
             "{md}"
         );
