@@ -352,6 +352,16 @@ fn write_pictures(
     let figs = if data.is_image {
         let mut figs = model.figures(&x)?;
         figs.extend(class_grid(model)?);
+        if let Some(y) = &data.test.y {
+            // Up to 5,000 evenly spaced labelled test examples.
+            let m = n_test.min(5000);
+            let idx =
+                tch::Tensor::arange(m, (tch::Kind::Int64, data.test.x.device())) * (n_test / m);
+            figs.extend(model.labelled_figures(
+                &data.test.x.index_select(0, &idx),
+                &y.index_select(0, &idx.to_device(y.device())),
+            )?);
+        }
         figs
     } else if data.shape == [2] {
         // Pictures of 2-D data that are images (a flow's density); other figures are skipped.

@@ -179,9 +179,89 @@ pub fn scatter(points: &Tensor, size: i64, extent: (f64, f64)) -> Result<Tensor>
     Ok(img.view([1, size, size]))
 }
 
+/// Ten distinguishable colours (RGB in [0, 1]) for class-coloured plots; class c gets
+/// colour c mod 10.
+pub const PALETTE: [[f64; 3]; 10] = [
+    [0.12, 0.47, 0.71],
+    [1.00, 0.50, 0.05],
+    [0.17, 0.63, 0.17],
+    [0.84, 0.15, 0.16],
+    [0.58, 0.40, 0.74],
+    [0.55, 0.34, 0.29],
+    [0.89, 0.47, 0.76],
+    [0.50, 0.50, 0.50],
+    [0.74, 0.74, 0.13],
+    [0.09, 0.75, 0.81],
+];
+
+/// Renders 2-D points `[N, 2]` with integer class labels `[N]` as an RGB scatter plot
+/// (`[3, size, size]` in [0, 1], white background), each point a 2×2 dot in its class's
+/// [`PALETTE`] colour, axes scaled to `extent` on both dimensions. Later points are drawn
+/// over earlier ones.
+pub fn scatter_classes(
+    points: &Tensor,
+    labels: &Tensor,
+    size: i64,
+    extent: (f64, f64),
+) -> Result<Tensor> {
+    let s = points.size();
+    if s.len() != 2 || s[1] != 2 || labels.size() != [s[0]] {
+        return Err(Error::Msg(format!(
+            "class scatter: expected [N, 2] points and [N] labels, got {s:?} and {:?}",
+            labels.size()
+        )));
+    }
+    let (lo, hi) = extent;
+    let p = points.to_device(Device::Cpu).to_kind(Kind::Double);
+    let ij = ((p - lo) / (hi - lo) * (size - 2) as f64)
+        .round()
+        .clamp(0.0, (size - 2) as f64)
+        .to_kind(Kind::Int64);
+    let (col, row) = (ij.select(1, 0), (size - 2) - ij.select(1, 1));
+    let palette = Tensor::from_slice(&PALETTE.concat())
+        .view([10, 3])
+        .to_kind(Kind::Float);
+    let colours = palette.index_select(
+        0,
+        &labels
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Int64)
+            .remainder(10),
+    );
+    let mut img = Tensor::ones([size * size, 3], (Kind::Float, Device::Cpu));
+    for (dr, dc) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+        let idx = (&row + dr) * size + (&col + dc);
+        let _ = img.index_put_(&[Some(idx)], &colours, false);
+    }
+    Ok(img.view([size, size, 3]).permute([2, 0, 1]).contiguous())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn class_scatter_colours_each_point_by_its_class() {
+        let _rng = crate::rng_guard::lock();
+        let pts = Tensor::from_slice(&[0.0f32, 0.0, 1.0, 1.0]).view([2, 2]);
+        let y = Tensor::from_slice(&[3i64, 11]);
+        let img = scatter_classes(&pts, &y, 12, (0.0, 1.0)).unwrap();
+        assert_eq!(img.size(), [3, 12, 12]);
+        let px =
+            |r: i64, c: i64| -> Vec<f64> { (0..3).map(|k| img.double_value(&[k, r, c])).collect() };
+        // (0, 0) is the bottom-left dot (rows 10–11, columns 0–1), class 3.
+        for (r, c) in [(10, 0), (11, 1)] {
+            for (a, b) in px(r, c).iter().zip(PALETTE[3]) {
+                assert!((a - b).abs() < 1e-6, "({r}, {c}): {:?}", px(r, c));
+            }
+        }
+        // (1, 1) is the top-right dot (rows 0–1, columns 10–11), class 11 → colour 1.
+        for (a, b) in px(0, 11).iter().zip(PALETTE[1]) {
+            assert!((a - b).abs() < 1e-6);
+        }
+        assert_eq!(px(5, 5), vec![1.0; 3]);
+        assert!(scatter_classes(&pts, &Tensor::from_slice(&[1i64]), 12, (0.0, 1.0)).is_err());
+    }
 
     #[test]
     fn grid_places_each_image_in_its_cell() {

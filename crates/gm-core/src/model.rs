@@ -163,6 +163,12 @@ pub trait Model {
         Ok(Vec::new())
     }
 
+    /// Pictures that need labels (e.g. a 2-D latent space coloured by class), built from
+    /// held-out inputs `x` and their class labels `y` `[N]`; none by default.
+    fn labelled_figures(&self, _x: &Tensor, _y: &Tensor) -> Result<Vec<Figure>> {
+        Ok(Vec::new())
+    }
+
     /// Log-likelihoods of `x` that the model can compute, each labelled with its kind. `x`
     /// is the whole evaluation split; the model chunks it itself.
     fn log_likelihoods(&self, x: &Tensor, cfg: &RunConfig) -> Result<Vec<LogLikelihood>>;

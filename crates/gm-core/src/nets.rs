@@ -131,10 +131,123 @@ impl ConvStack {
     }
 }
 
+/// 4×4 convolutions of stride 2 and padding 1 (`{prefix}1 … {prefix}N`), each halving an
+/// even height and width; [`Strided::forward`] applies the activation after every one.
+#[derive(Debug)]
+pub struct Strided {
+    /// The convolutions, input side first.
+    pub convs: Vec<nn::Conv2D>,
+}
+
+/// The 4×4, stride-2, padding-1 layer shape shared by [`Strided`] and [`Upsampling`].
+fn stride2() -> nn::ConvConfig {
+    nn::ConvConfig {
+        stride: 2,
+        padding: 1,
+        ..Default::default()
+    }
+}
+
+impl Strided {
+    /// Convolutions from `in_channels` through each of `channels`, under `path`.
+    pub fn new(path: &nn::Path, prefix: &str, in_channels: i64, channels: &[i64]) -> Self {
+        let mut prev = in_channels;
+        let convs = channels
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                let l = nn::conv2d(path / format!("{prefix}{}", i + 1), prev, c, 4, stride2());
+                prev = c;
+                l
+            })
+            .collect();
+        Strided { convs }
+    }
+
+    /// `[B, C, H, W]` → `[B, C_last, H / 2^N, W / 2^N]`.
+    pub fn forward(&self, x: &Tensor, act: Activation) -> Tensor {
+        self.convs
+            .iter()
+            .fold(x.shallow_clone(), |h, c| act.apply(&c.forward(&h)))
+    }
+}
+
+/// 4×4 transposed convolutions of stride 2 and padding 1 (`{prefix}1 … {prefix}N`), each
+/// doubling height and width; [`Upsampling::forward`] applies the activation after every
+/// one but the last (an output layer).
+#[derive(Debug)]
+pub struct Upsampling {
+    /// The transposed convolutions, input side first.
+    pub convs: Vec<nn::ConvTranspose2D>,
+}
+
+impl Upsampling {
+    /// Transposed convolutions from `in_channels` through each of `channels`, under `path`.
+    pub fn new(path: &nn::Path, prefix: &str, in_channels: i64, channels: &[i64]) -> Self {
+        let cfg = nn::ConvTransposeConfig {
+            stride: 2,
+            padding: 1,
+            ..Default::default()
+        };
+        let mut prev = in_channels;
+        let convs = channels
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                let l = nn::conv_transpose2d(path / format!("{prefix}{}", i + 1), prev, c, 4, cfg);
+                prev = c;
+                l
+            })
+            .collect();
+        Upsampling { convs }
+    }
+
+    /// `[B, C, H, W]` → `[B, C_last, H · 2^N, W · 2^N]`, the last layer linear.
+    pub fn forward(&self, x: &Tensor, act: Activation) -> Tensor {
+        let last = self.convs.len().saturating_sub(1);
+        self.convs
+            .iter()
+            .enumerate()
+            .fold(x.shallow_clone(), |h, (i, c)| {
+                let y = c.forward(&h);
+                if i < last {
+                    act.apply(&y)
+                } else {
+                    y
+                }
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tch::{Device, Kind};
+
+    #[test]
+    fn strided_stacks_halve_and_double_the_image_and_name_their_layers() {
+        let _rng = crate::rng_guard::lock();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let down = Strided::new(&(vs.root() / "enc"), "conv", 1, &[4, 8]);
+        let up = Upsampling::new(&(vs.root() / "dec"), "deconv", 8, &[4, 2]);
+        let x = Tensor::rand([3, 1, 28, 28], (Kind::Float, Device::Cpu));
+        let h = down.forward(&x, Activation::Relu);
+        assert_eq!(h.size(), [3, 8, 7, 7]);
+        assert!(h.min().double_value(&[]) >= 0.0);
+        let y = up.forward(&h, Activation::Relu);
+        assert_eq!(y.size(), [3, 2, 28, 28]);
+        // The last transposed convolution is linear: its output takes negative values.
+        assert!(y.min().double_value(&[]) < 0.0);
+        let names: Vec<_> = vs.variables().into_keys().collect();
+        for n in [
+            "enc.conv1.weight",
+            "enc.conv2.bias",
+            "dec.deconv1.weight",
+            "dec.deconv2.bias",
+        ] {
+            assert!(names.iter().any(|k| k == n), "{n} not in {names:?}");
+        }
+    }
 
     #[test]
     fn layers_are_named_and_shaped_and_forward_is_the_composition() {

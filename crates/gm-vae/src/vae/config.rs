@@ -11,7 +11,8 @@ pub enum Likelihood {
     Auto,
     /// Independent Bernoulli pixels (logits from the decoder); needs 0/1 data.
     Bernoulli,
-    /// Independent Gaussians with a mean and a log-variance per dimension from the decoder.
+    /// Independent Gaussians: a mean per dimension from the decoder and a variance that is
+    /// learned per dimension (also from the decoder) or fixed (`decoder_variance`).
     Gaussian,
 }
 
@@ -31,6 +32,19 @@ pub enum BetaSchedule {
     Cyclical,
 }
 
+/// The encoder's and decoder's bodies.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// Fully connected layers of widths `hidden` on the flattened input.
+    #[default]
+    Mlp,
+    /// Images (§20.10.6): the encoder is 4×4 stride-2 convolutions through `channels`, then
+    /// the `hidden` layers; the decoder mirrors it (the `hidden` layers, a linear layer to
+    /// the smallest feature map, 4×4 stride-2 transposed convolutions back to the image).
+    Conv,
+}
+
 /// Hidden-layer non-linearity (tanh as in Kingma & Welling 2014 and Burda et al. 2015).
 pub use gm_core::nets::Activation;
 
@@ -40,6 +54,11 @@ pub use gm_core::nets::Activation;
 pub struct VaeConfig {
     /// Widths of the encoder's hidden layers; the decoder mirrors them.
     pub hidden: Vec<i64>,
+    /// Fully connected or convolutional bodies.
+    pub arch: Arch,
+    /// Channels of the convolutional encoder's layers (`arch = "conv"`), input side first;
+    /// each layer halves the image's height and width.
+    pub channels: Vec<i64>,
     /// Dimension of z.
     pub latent: i64,
     /// Decoder likelihood.
@@ -65,6 +84,10 @@ pub struct VaeConfig {
     /// Lower clamp of the Gaussian decoder's log-variance (keeps densities finite on
     /// quantized data).
     pub min_log_var: f64,
+    /// Fixed variance σ² of the Gaussian decoder, shared by every dimension: the decoder
+    /// then outputs means only and log p(x | z) = −‖x − μ(z)‖² / (2σ²) + const, the squared
+    /// error of an autoencoder scaled by 1 / (2σ²). 0 = learned per dimension.
+    pub decoder_variance: f64,
     /// A conditional VAE (CVAE): the label's one-hot is concatenated to the encoder's
     /// input and to the decoder's input, q(z | x, y) and p(x | y, z); needs a labelled
     /// dataset (registry entry `cvae` sets it).
@@ -75,6 +98,8 @@ impl Default for VaeConfig {
     fn default() -> Self {
         VaeConfig {
             hidden: vec![200, 200],
+            arch: Arch::Mlp,
+            channels: vec![32, 64],
             latent: 50,
             likelihood: Likelihood::Auto,
             beta: 1.0,
@@ -85,6 +110,7 @@ impl Default for VaeConfig {
             input_mask: 0.0,
             activation: Activation::Tanh,
             min_log_var: -6.0,
+            decoder_variance: 0.0,
             conditional: false,
         }
     }
@@ -110,6 +136,15 @@ impl VaeConfig {
                 "model.hidden",
                 format!("{:?}", self.hidden),
                 "a non-empty list of positive layer widths, e.g. [200, 200]",
+            ));
+        }
+        if self.arch == Arch::Conv
+            && (self.channels.is_empty() || self.channels.iter().any(|&c| c <= 0))
+        {
+            return Err(Error::config(
+                "model.channels",
+                format!("{:?}", self.channels),
+                "a non-empty list of positive channel counts, e.g. [32, 64]",
             ));
         }
         checks::at_least("model.latent", self.latent, 1, "a positive integer")?;
@@ -156,6 +191,20 @@ impl VaeConfig {
             ));
         }
         checks::finite("model.min_log_var", self.min_log_var)?;
+        if !(self.decoder_variance.is_finite() && self.decoder_variance >= 0.0) {
+            return Err(Error::config(
+                "model.decoder_variance",
+                self.decoder_variance,
+                "a finite variance > 0, or 0 for a variance learned per dimension",
+            ));
+        }
+        if self.decoder_variance > 0.0 && self.likelihood == Likelihood::Bernoulli {
+            return Err(Error::config(
+                "model.decoder_variance",
+                self.decoder_variance,
+                "0 with likelihood = \"bernoulli\" (a fixed variance is for the Gaussian decoder)",
+            ));
+        }
         Ok(())
     }
 }

@@ -23,7 +23,7 @@
 mod config;
 mod model;
 
-pub use config::{Activation, BetaSchedule, Likelihood, VaeConfig};
+pub use config::{Activation, Arch, BetaSchedule, Likelihood, VaeConfig};
 pub use model::{
     build, build_conditional, build_iwae, kl_to_standard_normal, Vae, ACTIVE_UNIT_THRESHOLD,
     COMPLETION_ITERATIONS, IWAE_DEFAULT_SAMPLES,

@@ -1,4 +1,4 @@
-use super::config::{BetaSchedule, Likelihood, VaeConfig};
+use super::config::{Arch, BetaSchedule, Likelihood, VaeConfig};
 use gm_core::config::RunConfig;
 use gm_core::data::{Batch, Split};
 use gm_core::masks;
@@ -6,7 +6,7 @@ use gm_core::model::{
     params_table, parse_params, BuildContext, Complete, CompletionKind, Conditional, Figure,
     LikelihoodKind, LogLikelihood, Metrics, Model, Statistic, StatisticKind,
 };
-use gm_core::nets::Mlp;
+use gm_core::nets::{Mlp, Strided, Upsampling};
 use gm_core::optim::Optimizer;
 use gm_core::{Error, Result};
 use gm_eval::importance::{importance_log_likelihood, log_mean_exp, mean_and_std_err};
@@ -33,7 +33,53 @@ pub struct Vae {
     enc_head: nn::Linear,
     dec: Mlp,
     dec_head: nn::Linear,
+    conv: Option<ConvBody>,
     opt: Optimizer,
+}
+
+/// The convolutional ends of a VAE with `arch = "conv"`: the encoder's convolutions before
+/// its fully connected layers, the decoder's transposed convolutions after its own.
+struct ConvBody {
+    down: Strided,
+    up: Upsampling,
+    /// The smallest feature map, `[C, h, w]`.
+    map: Vec<i64>,
+}
+
+impl ConvBody {
+    /// The layers for images shaped `shape` (`[C, H, W]`), `out` decoder channels per pixel.
+    fn new(root: &nn::Path, cfg: &VaeConfig, shape: &[i64], out: i64) -> Result<Self> {
+        let n = cfg.channels.len() as u32;
+        let f = 1i64 << n;
+        let [c, h, w] = shape else {
+            return Err(Error::config(
+                "model.arch",
+                "\"conv\"",
+                format!("image data ([C, H, W]); the data's examples have shape {shape:?}"),
+            ));
+        };
+        if h % f != 0 || w % f != 0 {
+            return Err(Error::config(
+                "model.channels",
+                format!("{:?}", cfg.channels),
+                format!(
+                    "at most as many stride-2 layers as halve {h}×{w} evenly ({n} layers need sides divisible by {f})"
+                ),
+            ));
+        }
+        let last = *cfg.channels.last().expect("validated: non-empty");
+        let mut up: Vec<i64> = cfg.channels.iter().rev().skip(1).copied().collect();
+        up.push(out * c);
+        Ok(ConvBody {
+            down: Strided::new(&(root / "encoder"), "conv", *c, &cfg.channels),
+            up: Upsampling::new(&(root / "decoder"), "deconv", last, &up),
+            map: vec![last, h / f, w / f],
+        })
+    }
+
+    fn map_size(&self) -> i64 {
+        self.map.iter().product()
+    }
 }
 
 /// Builds a VAE from a run config (the `vae` registry entry).
@@ -122,6 +168,16 @@ impl Vae {
             }
             (l, _) => l,
         };
+        if cfg.decoder_variance > 0.0 && likelihood != Likelihood::Gaussian {
+            return Err(Error::config(
+                "model.decoder_variance",
+                cfg.decoder_variance,
+                format!(
+                    "0: {} is binary here, so the decoder is Bernoulli (set model.likelihood = \"gaussian\" for a fixed-variance Gaussian)",
+                    data.name
+                ),
+            ));
+        }
         let classes = match (cfg.conditional, data.num_classes) {
             (false, _) => 0,
             (true, Some(c)) if c > 0 && data.train.y.is_some() => c,
@@ -146,7 +202,17 @@ impl Vae {
         }
         let vs = VarStore::new(ctx.device);
         let root = vs.root();
-        let enc = Mlp::new(&(&root / "encoder"), "fc", dim + classes, &cfg.hidden);
+        let per_pixel = if likelihood == Likelihood::Gaussian && cfg.decoder_variance == 0.0 {
+            2
+        } else {
+            1
+        };
+        let conv = match cfg.arch {
+            Arch::Mlp => None,
+            Arch::Conv => Some(ConvBody::new(&root, &cfg, &data.shape, per_pixel)?),
+        };
+        let features = conv.as_ref().map_or(dim, ConvBody::map_size);
+        let enc = Mlp::new(&(&root / "encoder"), "fc", features + classes, &cfg.hidden);
         // μ and log σ² come from one layer (one matmul), split afterwards.
         let enc_head = nn::linear(
             &root / "encoder" / "head",
@@ -156,11 +222,7 @@ impl Vae {
         );
         let rev: Vec<i64> = cfg.hidden.iter().rev().copied().collect();
         let dec = Mlp::new(&(&root / "decoder"), "fc", cfg.latent + classes, &rev);
-        let out = if likelihood == Likelihood::Gaussian {
-            2 * dim
-        } else {
-            dim
-        };
+        let out = conv.as_ref().map_or(per_pixel * dim, ConvBody::map_size);
         let dec_head = nn::linear(
             &root / "decoder" / "head",
             dec.out_dim(),
@@ -180,6 +242,7 @@ impl Vae {
             enc_head,
             dec,
             dec_head,
+            conv,
             opt,
         })
     }
@@ -251,7 +314,17 @@ impl Vae {
 
     /// q(z | x, y) for a conditional VAE (`y` one-hot `[B, C]`), q(z | x) for `None`.
     pub fn encode_with(&self, x: &Tensor, y: Option<&Tensor>) -> (Tensor, Tensor) {
-        let h = Self::with_label(x.reshape([-1, self.dim]), y);
+        let x = match &self.conv {
+            None => x.reshape([-1, self.dim]),
+            Some(c) => {
+                let mut shape = vec![-1];
+                shape.extend_from_slice(&self.shape);
+                c.down
+                    .forward(&x.reshape(shape.as_slice()), self.cfg.activation)
+                    .flatten(1, -1)
+            }
+        };
+        let h = Self::with_label(x, y);
         let out = self
             .enc_head
             .forward(&self.enc.forward(&h, self.cfg.activation));
@@ -268,8 +341,23 @@ impl Vae {
 
     fn decode_raw_with(&self, z: &Tensor, y: Option<&Tensor>) -> Tensor {
         let h = Self::with_label(z.shallow_clone(), y);
-        self.dec_head
-            .forward(&self.dec.forward(&h, self.cfg.activation))
+        let out = self
+            .dec_head
+            .forward(&self.dec.forward(&h, self.cfg.activation));
+        let Some(c) = &self.conv else {
+            return out;
+        };
+        // [..., C·h·w] → feature maps → images → [..., D'] with the leading dims of z.
+        let mut lead = out.size();
+        lead.pop();
+        let mut maps = vec![-1];
+        maps.extend_from_slice(&c.map);
+        let img = c.up.forward(
+            &self.cfg.activation.apply(&out).reshape(maps.as_slice()),
+            self.cfg.activation,
+        );
+        lead.push(-1);
+        img.reshape(lead.as_slice())
     }
 
     /// E[x | z], `[B, D]`: pixel probabilities or Gaussian means.
@@ -289,6 +377,11 @@ impl Vae {
     /// log p(x | z) summed over dimensions; `x` `[B, D]` broadcasts against `out` `[…, B, D']`.
     pub(crate) fn log_px_given_z(&self, out: &Tensor, x: &Tensor) -> Tensor {
         match self.likelihood {
+            Likelihood::Gaussian if self.cfg.decoder_variance > 0.0 => {
+                let var = self.cfg.decoder_variance;
+                let sq = (x - out).square().sum_dim_intlist(-1, false, Kind::Float);
+                sq * (-0.5 / var) - 0.5 * self.dim as f64 * (var.ln() + LOG_2PI)
+            }
             Likelihood::Gaussian => {
                 let mean = out.narrow(-1, 0, self.dim);
                 let log_var = out
@@ -486,6 +579,33 @@ impl Model for Vae {
         }))
     }
 
+    /// With a 2-D latent space (and no label input), the posterior means μ(x) of the
+    /// held-out examples as a scatter plot coloured by class (`figures/latent-scatter.png`),
+    /// on a square extent that holds 99 % of them.
+    fn labelled_figures(&self, x: &Tensor, y: &Tensor) -> Result<Vec<Figure>> {
+        if self.cfg.latent != 2 || self.is_conditional() {
+            return Ok(Vec::new());
+        }
+        let mu = tch::no_grad(|| self.encode(&x.reshape([-1, self.dim])).0);
+        let r = mu
+            .abs()
+            .reshape([-1])
+            .to_kind(Kind::Double)
+            .quantile_scalar(0.99, None, false, "linear")
+            .double_value(&[])
+            .max(1e-3);
+        let img = gm_core::image::scatter_classes(&mu, y, 400, (-r, r))?;
+        Ok(vec![Figure {
+            name: "latent-scatter".into(),
+            caption: format!(
+                "posterior means μ(x) of {} held-out examples in [−{r:.2}, {r:.2}]², coloured by class",
+                mu.size()[0]
+            ),
+            images: img.unsqueeze(0),
+            per_row: 1,
+        }])
+    }
+
     /// Decoder means; a conditional VAE draws each sample's class uniformly first.
     fn sample(&self, n: i64) -> Result<Tensor> {
         let z = Tensor::randn([n, self.cfg.latent], (Kind::Float, self.device()));
@@ -590,7 +710,7 @@ impl Model for Vae {
         // than the arithmetic.
         let per_example = k
             * self.dim
-            * if self.likelihood == Likelihood::Gaussian {
+            * if self.likelihood == Likelihood::Gaussian && self.cfg.decoder_variance == 0.0 {
                 2
             } else {
                 1

@@ -158,6 +158,142 @@ fn gaussian_decoder_log_density_is_the_normal_density() {
 }
 
 #[test]
+fn fixed_variance_decoder_outputs_means_only_and_scores_by_the_normal_density() {
+    let _rng = gm_core::rng_guard::lock();
+    let c = cfg(
+        "latent = 2\nhidden = [4]\nlikelihood = \"gaussian\"\ndecoder_variance = 0.25",
+        "two-moons",
+        "",
+    );
+    let d = load(&c);
+    let m = vae(&c, &d);
+    let z = Tensor::zeros([3, 2], (Kind::Float, Device::Cpu));
+    assert_eq!(tch::no_grad(|| m.decode_raw(&z)).size(), [3, 2]);
+    let out = Tensor::from_slice(&[0.5f32, -1.0]).view([1, 2]); // means
+    let x = Tensor::from_slice(&[1.5f32, -0.25]).view([1, 2]);
+    let got = m.log_px_given_z(&out, &x).double_value(&[0]);
+    let n =
+        |x: f64, mu: f64| -0.5 * (2.0 * std::f64::consts::PI * 0.25).ln() - (x - mu).powi(2) / 0.5;
+    approx::assert_abs_diff_eq!(got, n(1.5, 0.5) + n(-0.25, -1.0), epsilon = 1e-5);
+    // A fixed variance on binary data (a Bernoulli decoder) is refused, naming the field.
+    let c = cfg("decoder_variance = 0.25", "bars-and-stripes", "");
+    let d = load(&c);
+    let p: VaeConfig = gm_core::model::parse_params("vae", &c.model.params).unwrap();
+    let err = Vae::new(
+        p,
+        &BuildContext {
+            cfg: &c,
+            data: &d,
+            device: Device::Cpu,
+        },
+    )
+    .err()
+    .expect("must fail")
+    .to_string();
+    assert!(err.contains("model.decoder_variance"), "{err}");
+}
+
+#[test]
+fn a_two_dimensional_latent_space_is_drawn_coloured_by_class() {
+    let _rng = gm_core::rng_guard::lock();
+    let c = cfg("latent = 2\nhidden = [8]", "bars-and-stripes", "");
+    let d = load(&c);
+    let m = vae(&c, &d);
+    let (x, y) = (
+        &d.test.x,
+        d.test.y.as_ref().expect("bars-and-stripes has labels"),
+    );
+    let figs = m.labelled_figures(x, y).unwrap();
+    assert_eq!(figs.len(), 1);
+    assert_eq!(figs[0].images.size(), [1, 3, 400, 400]);
+    // Some pixels carry a class colour (not white, not grey).
+    let img = &figs[0].images;
+    let coloured = (img.max_dim(1, false).0 - img.min_dim(1, false).0)
+        .gt(0.1)
+        .sum(Kind::Int64)
+        .int64_value(&[]);
+    assert!(coloured > 0);
+    // Other latent sizes draw nothing.
+    let c = cfg("latent = 3\nhidden = [8]", "bars-and-stripes", "");
+    assert!(vae(&c, &d).labelled_figures(x, y).unwrap().is_empty());
+}
+
+#[test]
+fn the_convolutional_vae_keeps_shapes_and_learns_bars_and_stripes() {
+    let _rng = gm_core::rng_guard::lock();
+    let c = cfg(
+        "arch = \"conv\"\nchannels = [8, 16]\nhidden = [64]\nlatent = 4\nactivation = \"relu\"",
+        "bars-and-stripes",
+        "",
+    );
+    let d = load(&c);
+    tch::manual_seed(0);
+    let mut m = vae(&c, &d);
+    let names: Vec<_> = m.var_stores()[0].1.variables().into_keys().collect();
+    for n in [
+        "encoder.conv2.weight",
+        "decoder.deconv2.bias",
+        "encoder.fc1.weight",
+    ] {
+        assert!(names.iter().any(|k| k == n), "{n} not in {names:?}");
+    }
+    // Leading dims of z survive the decoder: [k, B, latent] → [k, B, D].
+    let z = Tensor::randn([3, 5, 4], (Kind::Float, Device::Cpu));
+    assert_eq!(tch::no_grad(|| m.decode_raw(&z)).size(), [3, 5, 16]);
+    let n = d.train.len();
+    for step in 0..2000 {
+        let i = (step * 32) % (n - 32);
+        m.train_step(&gm_core::data::Batch::inputs(&d.train.x.narrow(0, i, 32)))
+            .unwrap();
+    }
+    let mut run = c.clone();
+    run.eval.is_samples = 500;
+    let lls = m
+        .log_likelihoods(&gm_core::data::bars_and_stripes_patterns(4), &run)
+        .unwrap();
+    let nll = lls[1].nll();
+    eprintln!(
+        "bars-and-stripes conv VAE: IS NLL {nll:.3} (uniform 11.09, optimum {:.3})",
+        30f64.ln()
+    );
+    assert!(nll < 5.0 && nll > 30f64.ln() - 0.05, "IS NLL {nll}");
+}
+
+#[test]
+fn convolutional_bodies_need_images_they_can_halve() {
+    let _rng = gm_core::rng_guard::lock();
+    for (extra, dataset, field) in [
+        ("arch = \"conv\"", "two-moons", "model.arch"),
+        (
+            "arch = \"conv\"\nchannels = [4, 4, 4]",
+            "bars-and-stripes",
+            "model.channels",
+        ),
+        (
+            "arch = \"conv\"\nchannels = []",
+            "bars-and-stripes",
+            "model.channels",
+        ),
+    ] {
+        let c = cfg(extra, dataset, "");
+        let d = load(&c);
+        let p: VaeConfig = gm_core::model::parse_params("vae", &c.model.params).unwrap();
+        let err = Vae::new(
+            p,
+            &BuildContext {
+                cfg: &c,
+                data: &d,
+                device: Device::Cpu,
+            },
+        )
+        .err()
+        .expect("must fail")
+        .to_string();
+        assert!(err.contains(field), "{extra}: {err}");
+    }
+}
+
+#[test]
 fn bernoulli_on_real_valued_data_is_a_config_error() {
     let _rng = gm_core::rng_guard::lock();
     let c = cfg("likelihood = \"bernoulli\"", "two-moons", "");
@@ -194,6 +330,11 @@ fn invalid_model_fields_are_rejected() {
         ("model.hidden", "hidden = []"),
         ("model.latent", "latent = 0"),
         ("model.beta", "beta = -1.0"),
+        ("model.decoder_variance", "decoder_variance = -0.5"),
+        (
+            "model.decoder_variance",
+            "likelihood = \"bernoulli\"\ndecoder_variance = 1.0",
+        ),
     ] {
         let p: VaeConfig =
             gm_core::model::parse_params("vae", &cfg(extra, "two-moons", "").model.params).unwrap();
