@@ -112,7 +112,16 @@ impl Dbm {
                     down,
                 };
                 if p.trains(l) {
+                    let t = std::time::Instant::now();
                     self.train_rbm(&mut rbm, &data, p);
+                    tracing::info!(
+                        "dbm pre-training: RBM {l} ({}-{}, input ×{up} up, ×{down} down) \
+                         trained {} epochs in {:.1} s",
+                        self.sizes[l - 1],
+                        self.sizes[l],
+                        p.epochs,
+                        t.elapsed().as_secs_f64()
+                    );
                 }
                 data = bernoulli(&rbm.hidden_probs(&data));
                 out.push(rbm);

@@ -625,3 +625,55 @@ fn pretraining_then_joint_training_beats_joint_training_alone() {
     );
     assert!(pre > scratch + 0.5, "{pre} vs {scratch}");
 }
+
+/// What one epoch (600 updates of batch 100) of the 784-500-1000 DBM of `dbm-mnist.toml`
+/// costs on this machine, single-threaded: joint training (Algorithm 20.1, 100 chains, 5
+/// sweeps, mean field to 1e-5 or 30 iterations) on binarized MNIST, and one pre-training
+/// epoch of its two RBMs (PCD-1), and one AIS temperature of 100 chains, each timed over a
+/// slice and scaled.
+#[test]
+#[ignore = "timing, not a check: run with --release --ignored --nocapture"]
+fn time_one_epoch_784_500_1000() {
+    let _rng = gm_core::rng_guard::seeded(0);
+    tch::set_num_threads(1);
+    let c = RunConfig::from_file(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/dbm-mnist.toml"),
+    )
+    .unwrap();
+    let d = data::load(&c.data.dataset, &c.data.options).unwrap();
+    let mut m = build(&c, &d).unwrap();
+    m.pretrained = None; // time the joint updates alone
+    let x = d.train.x.narrow(0, 0, 1000);
+    let t = std::time::Instant::now();
+    let _ = m.pretrain_rbms(&x.narrow(0, 0, 1000)); // 100 epochs of 10 updates per RBM
+    let pre = t.elapsed().as_secs_f64() / (100.0 * 10.0) * 600.0;
+    let n = 10;
+    let t = std::time::Instant::now();
+    let mut iters = 0.0;
+    for s in 0..n {
+        let b = Batch::inputs(&x.narrow(0, 100 * s, 100));
+        let metrics = m.train_step(&b).unwrap();
+        iters += metrics
+            .iter()
+            .find(|(k, _)| *k == "mf_iters")
+            .unwrap()
+            .1
+            .double_value(&[]);
+    }
+    let joint = t.elapsed().as_secs_f64() / n as f64;
+    let est = m.ais_log_z(100, &Schedule::linear(200).unwrap()).unwrap();
+    eprintln!(
+        "AIS, 100 chains: {:.2} ms per temperature = {:.0} s for the 14,500 of \
+         Salakhutdinov & Murray",
+        1e3 * est.seconds / 200.0,
+        est.seconds / 200.0 * 14_500.0
+    );
+    eprintln!(
+        "784-500-1000 DBM, 1 thread: {:.1} ms per joint update (mean {:.1} mean-field \
+         iterations) = {:.0} s per epoch of 600; pre-training both RBMs: {:.0} s per epoch",
+        1e3 * joint,
+        iters / n as f64,
+        600.0 * joint,
+        pre
+    );
+}
