@@ -1,6 +1,6 @@
 //! `[model]` fields of `dbm`, with their defaults and checks.
 
-use crate::rbm::{Dtype, EXACT_MAX_UNITS_LIMIT};
+use crate::rbm::{check_init_sampling_exact, Dtype};
 use gm_core::checks;
 use gm_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,85 @@ pub enum SampleStart {
     /// Copies of the persistent training chains (row i of the samples continues chain
     /// i mod `chains`); the training chains themselves are left as they are.
     Chains,
+}
+
+/// How the RBMs of greedy pre-training are trained.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PretrainMethod {
+    /// Contrastive divergence: the negative chains start at the data's hidden samples.
+    #[default]
+    Cd,
+    /// Persistent contrastive divergence: one set of chains (a batch) kept across updates.
+    Pcd,
+}
+
+/// `[model.pretrain]`: greedy layer-wise pre-training (§20.4.4) before joint training.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PretrainConfig {
+    /// Epochs over the training set per RBM; 0 turns pre-training off.
+    pub epochs: i64,
+    /// CD-k or PCD-k.
+    pub method: PretrainMethod,
+    /// k, Gibbs sweeps per update.
+    pub gibbs_steps: i64,
+    /// SGD learning rate of the RBMs.
+    pub lr: f64,
+    /// The RBMs to train, 1 … L (RBM l joins layers l − 1 and l); default all. The others
+    /// keep their initial weights but are composed all the same.
+    pub layers: Option<Vec<i64>>,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        PretrainConfig {
+            epochs: 0,
+            method: PretrainMethod::Cd,
+            gibbs_steps: 1,
+            lr: 0.05,
+            layers: None,
+        }
+    }
+}
+
+impl PretrainConfig {
+    /// Checks the fields for a DBM with `depth` hidden layers.
+    pub fn validate(&self, depth: usize) -> Result<()> {
+        checks::at_least(
+            "model.pretrain.epochs",
+            self.epochs,
+            0,
+            "a number of epochs per RBM, 0 for none",
+        )?;
+        checks::at_least(
+            "model.pretrain.gibbs_steps",
+            self.gibbs_steps,
+            1,
+            "at least 1 Gibbs sweep",
+        )?;
+        checks::positive("model.pretrain.lr", self.lr)?;
+        for &l in self.layers.iter().flatten() {
+            checks::in_range(
+                "model.pretrain.layers",
+                l,
+                1..=depth as i64,
+                format!(
+                    "RBMs 1..={depth} of this {depth}-layer DBM (RBM l joins layers l − 1 and l)"
+                ),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Whether RBM `l` is trained (pre-training on and `l` listed or no list).
+    pub fn trains(&self, l: usize) -> bool {
+        self.epochs > 0
+            && self
+                .layers
+                .as_ref()
+                .is_none_or(|ls| ls.contains(&(l as i64)))
+    }
 }
 
 /// `[model]` fields of `dbm`.
@@ -46,6 +125,8 @@ pub struct DbmConfig {
     pub exact_max_units: i64,
     /// Parameter precision.
     pub dtype: Dtype,
+    /// Greedy pre-training.
+    pub pretrain: PretrainConfig,
 }
 
 impl Default for DbmConfig {
@@ -62,6 +143,7 @@ impl Default for DbmConfig {
             sample_start: SampleStart::Fresh,
             exact_max_units: 20,
             dtype: Dtype::Float32,
+            pretrain: PretrainConfig::default(),
         }
     }
 }
@@ -102,19 +184,8 @@ impl DbmConfig {
             "at least 1 mean-field iteration",
         )?;
         checks::non_negative("model.weight_decay", self.weight_decay)?;
-        checks::positive("model.init_std", self.init_std)?;
-        checks::at_least(
-            "model.sample_steps",
-            self.sample_steps,
-            1,
-            "at least 1 Gibbs sweep",
-        )?;
-        checks::in_range(
-            "model.exact_max_units",
-            self.exact_max_units,
-            0..=EXACT_MAX_UNITS_LIMIT,
-            format!("an integer in 0..={EXACT_MAX_UNITS_LIMIT} (0 disables the exact log Z)"),
-        )?;
+        check_init_sampling_exact(self.init_std, self.sample_steps, self.exact_max_units)?;
+        self.pretrain.validate(self.depth())?;
         Ok(())
     }
 

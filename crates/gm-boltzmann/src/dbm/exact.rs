@@ -10,8 +10,8 @@
 //! fixed and enumerates the smaller of the odd layers and the even hidden layers. The
 //! states come in chunks of a running index's bits, each chunk's log-sum-exp stays on the
 //! device, all in `f64`. The number of enumerated units is limited by `exact_max_units`
-//! (at most 25); beyond it the functions here return an error that says so (AIS for DBMs
-//! is not implemented).
+//! (at most 25); beyond it the functions here return an error that says so, and the
+//! evaluation uses AIS alone ([`super::ais`]).
 //!
 //! The lower bound is log p(v) ≥ −E(v, μ) + Σ_l H(μ_l) − log Z for the mean-field means μ
 //! ([`super::inference`]), tight when the posterior factorises.
@@ -80,14 +80,25 @@ impl Dbm {
             .sum()
     }
 
+    /// Whether both the exact log Z and the exact log p(v) fit `exact_max_units`.
+    pub fn enumerable(&self) -> bool {
+        let z = self
+            .parity_units(true, false)
+            .min(self.parity_units(false, false));
+        let p = self
+            .parity_units(true, true)
+            .min(self.parity_units(false, true));
+        z.max(p) <= self.cfg.exact_max_units
+    }
+
     /// An error unless `units` may be enumerated (`exact_max_units`).
     fn check_enumerable(&self, units: i64, what: &str) -> Result<()> {
         let limit = self.cfg.exact_max_units;
         if units > limit {
             return Err(Error::Msg(format!(
                 "dbm {what}: it needs enumerating {units} units (2^{units} states) of the \
-                 {sizes:?} DBM, beyond model.exact_max_units = {limit} (at most 25); there is \
-                 no AIS estimate for DBMs yet, so this model has no likelihood to report",
+                 {sizes:?} DBM, beyond model.exact_max_units = {limit} (at most 25); use the AIS estimate \
+                 (Dbm::ais_log_z) instead",
                 sizes = self.sizes
             )));
         }
@@ -232,7 +243,7 @@ impl Dbm {
 impl Dbm {
     /// [`Dbm::mean_field_bound`] of `x` `[N, …]`, `chunk` rows at a time: `f64 [N]`, and the
     /// mean-field iterations of each chunk.
-    fn chunked_bound(&self, x: &Tensor, chunk: i64, log_z: f64) -> (Tensor, Vec<i64>) {
+    pub(super) fn chunked_bound(&self, x: &Tensor, chunk: i64, log_z: f64) -> (Tensor, Vec<i64>) {
         let x = x.reshape([-1, self.sizes[0]]);
         let n = x.size()[0];
         let mut bounds = vec![Tensor::zeros([0], (Kind::Double, x.device()))];

@@ -15,12 +15,15 @@
 //!   biases and any L: mean field for the positive phase, `gibbs_steps` sweeps of `chains`
 //!   persistent chains (kept in the checkpoint) for the negative phase, hand-written
 //!   updates applied by the run's optimizer (SGD with momentum, or Adam) and its schedule.
-//!   No greedy pre-training (§20.4.4) yet.
+//! - **Pre-training** ([`pretrain`]): with `[model.pretrain] epochs` > 0, greedy
+//!   layer-wise training of the doubled-input RBMs of §20.4.4, composed into the DBM before
+//!   the first joint update.
 //! - **Sampling**: `sample_steps` block-Gibbs sweeps from fresh chains or copies of the
 //!   persistent ones (`sample_start`), returning p(v = 1 | h1).
 //! - **Likelihood** ([`exact`]): exact log Z and log p(v) for small models by summing one
 //!   parity out in closed form and enumerating the other, and the mean-field lower bound
-//!   with that log Z. Larger models get an error (no AIS for DBMs yet).
+//!   with that log Z; for every model ([`ais`]) AIS of log Z with the odd layers summed
+//!   out, and the mean-field bound with that estimate (a stochastic lower-bound estimate).
 //!
 //! ```no_run
 //! use gm_core::prelude::*;
@@ -32,17 +35,20 @@
 //! let mut dbm = gm_boltzmann::dbm::Dbm::new(parse_params("dbm", &cfg.model.params)?, &ctx)?;
 //! dbm.train_step(&Batch::inputs(&data.train.x.narrow(0, 0, 32)))?; // one update of Alg. 20.1
 //! let samples = dbm.sample(16)?; // [16, 1, 4, 4]
-//! let lls = dbm.log_likelihoods(&data.test.x, &cfg)?; // exact, then the mean-field bound
+//! let lls = dbm.log_likelihoods(&data.test.x, &cfg)?; // exact, mean-field bound, bound with AIS
 //! # Ok::<(), gm_core::Error>(())
 //! ```
 
+pub mod ais;
 mod config;
 pub mod exact;
 pub mod inference;
 mod model;
+pub mod pretrain;
 pub mod train;
 
-pub use config::{DbmConfig, SampleStart};
+pub use ais::DbmTarget;
+pub use config::{DbmConfig, PretrainConfig, PretrainMethod, SampleStart};
 pub use inference::MeanField;
 pub use model::{build, Dbm};
 
@@ -53,7 +59,7 @@ pub(crate) fn register(registry: &mut ModelRegistry) {
     registry.add(ModelEntry {
         name: "dbm",
         family: "gm-boltzmann",
-        description: "deep Boltzmann machine: mean-field inference, variational SML (Algorithm 20.1) with persistent chains; exact (tiny) log p and the mean-field bound",
+        description: "deep Boltzmann machine: mean-field inference, variational SML (Algorithm 20.1) with persistent chains; exact (tiny) log p, the mean-field bound, AIS log Z",
         default_dataset: "binarized-mnist",
         needs_labels: false,
         build,

@@ -11,7 +11,7 @@ use gm_core::model::{
 use gm_core::optim::Optimizer;
 use gm_core::sampling::bernoulli::sample as bernoulli;
 use gm_core::{Error, Result};
-use gm_eval::ais::rbm::BernoulliRbm;
+use gm_eval::ais::{rbm::BernoulliRbm, Schedule};
 use tch::nn::{Init, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -39,6 +39,12 @@ pub struct Dbm {
     pub(super) chains: Vec<Tensor>,
     /// Visible biases of the base-rate model (logits of the training marginals).
     pub(super) base_b: Tensor,
+    /// The training images, for pre-training (shares the dataset's memory).
+    pub(super) train_x: Tensor,
+    /// Batch size of pre-training (the run's `data.batch_size`).
+    pub(super) pretrain_batch: i64,
+    /// 1 once pre-training has run (in the checkpointed state; only when it is on).
+    pub(super) pretrained: Option<Tensor>,
 }
 
 /// Builds a DBM from a run config (the `dbm` registry entry).
@@ -73,7 +79,12 @@ impl Dbm {
         let n_chains = cfg.chains.unwrap_or(ctx.cfg.data.batch_size);
         let state = VarStore::new(device);
         let chains = initial_chains(&state, &sizes, &base_b, n_chains);
+        let pretrained = (cfg.pretrain.epochs > 0)
+            .then(|| (state.root() / "dbm").zeros_no_train("pretrained", &[1]));
         Ok(Dbm {
+            train_x: data.train.x.shallow_clone(),
+            pretrain_batch: ctx.cfg.data.batch_size,
+            pretrained,
             shape: data.shape.clone(),
             cfg,
             sizes,
@@ -373,10 +384,16 @@ impl Model for Dbm {
         })
     }
 
-    /// The exact log p(x) and the mean-field lower bound with the exact log Z (tiny
-    /// models); an error naming the sizes otherwise (no AIS for DBMs yet).
+    /// The exact log p(x) and the mean-field lower bound with the exact log Z (models small
+    /// enough to enumerate), then the mean-field bound with the AIS estimate of log Z
+    /// (`eval.ais_chains` chains; `eval.ais_steps` linear steps, or the Salakhutdinov–Murray
+    /// schedule).
     fn log_likelihoods(&self, x: &Tensor, cfg: &RunConfig) -> Result<Vec<LogLikelihood>> {
-        self.exact_log_likelihoods(x, cfg.data.eval_batch_size)
+        let schedule = match cfg.eval.ais_steps {
+            None => Schedule::salakhutdinov_murray(),
+            Some(n) => Schedule::linear(n)?,
+        };
+        self.evaluation_log_likelihoods(x, cfg.data.eval_batch_size, cfg.eval.ais_chains, &schedule)
     }
 
     fn resolved_params(&self) -> toml::Table {

@@ -20,6 +20,7 @@ use tch::Tensor;
 impl Dbm {
     /// One update on a batch `[B, …]`; metrics from the positive phase (before the update).
     pub(super) fn step(&mut self, x: &Tensor) -> Result<Metrics> {
+        self.pretrain_once()?;
         let v = self.flat(x);
         let mf = self.mean_field(&v);
         let neg = self.advance_chains();
@@ -27,6 +28,20 @@ impl Dbm {
         let metrics = self.mean_field_metrics(&mf);
         self.apply(grads)?;
         Ok(metrics)
+    }
+
+    /// Pre-trains on the training set if it is on and has not run yet (the flag is in the
+    /// checkpoint, so a resumed run does not repeat it).
+    fn pretrain_once(&mut self) -> Result<()> {
+        let Some(flag) = self.pretrained.as_ref().map(Tensor::shallow_clone) else {
+            return Ok(());
+        };
+        if flag.double_value(&[0]) == 0.0 {
+            let x = self.train_x.shallow_clone();
+            self.pretrain(&x)?;
+            let _ = tch::no_grad(|| flag.shallow_clone().fill_(1.0));
+        }
+        Ok(())
     }
 
     /// `gibbs_steps` sweeps of the persistent chains, written back in place; returns them.

@@ -185,19 +185,29 @@ impl RbmConfig {
                 "a rate in (0, 1]",
             ));
         }
-        checks::positive("model.init_std", self.init_std)?;
-        checks::at_least(
-            "model.sample_steps",
-            self.sample_steps,
-            1,
-            "at least 1 Gibbs sweep",
-        )?;
-        checks::in_range(
-            "model.exact_max_units",
-            self.exact_max_units,
-            0..=EXACT_MAX_UNITS_LIMIT,
-            format!("an integer in 0..={EXACT_MAX_UNITS_LIMIT} (0 disables the exact log Z)"),
-        )?;
+        check_init_sampling_exact(self.init_std, self.sample_steps, self.exact_max_units)?;
         Ok(())
     }
+}
+
+/// The checks `rbm` and `dbm` share: `model.init_std` > 0, `model.sample_steps` ≥ 1 and
+/// `model.exact_max_units` in 0..=[`EXACT_MAX_UNITS_LIMIT`].
+pub(crate) fn check_init_sampling_exact(
+    init_std: f64,
+    sample_steps: i64,
+    exact_max_units: i64,
+) -> Result<()> {
+    checks::positive("model.init_std", init_std)?;
+    checks::at_least(
+        "model.sample_steps",
+        sample_steps,
+        1,
+        "at least 1 Gibbs sweep",
+    )?;
+    checks::in_range(
+        "model.exact_max_units",
+        exact_max_units,
+        0..=EXACT_MAX_UNITS_LIMIT,
+        format!("an integer in 0..={EXACT_MAX_UNITS_LIMIT} (0 disables the exact log Z)"),
+    )
 }

@@ -291,6 +291,40 @@ mod tests {
     use super::*;
     use tch::Device;
 
+    /// A 30-visible, 40-hidden RBM of `kind` whose hidden pre-activations reach beyond ±20,
+    /// `n` binary rows, and their pre-activations vW + c in `f64`.
+    fn fixture(kind: Kind, n: i64) -> (BernoulliRbm, Tensor, Tensor) {
+        let opts = (kind, Device::Cpu);
+        let rbm = BernoulliRbm::new(
+            Tensor::randn([30, 40], opts) * 3.0,
+            Tensor::randn([30], opts),
+            Tensor::randn([40], opts) * 5.0,
+            Tensor::randn([30], opts),
+        )
+        .unwrap();
+        let v = Tensor::rand([n, 30], opts).round();
+        let u64 = rbm.pre_hidden(&v).to_kind(Kind::Double);
+        assert!(u64.abs().max().double_value(&[]) > 20.0);
+        (rbm, v, u64)
+    }
+
+    /// log f_to(v) − log f_from(v) from two `f64` softplus values, softplus written out
+    /// independently: log(1 + e^x) = max(x, 0) + log(1 + e^−|x|).
+    fn reference_ratio(rbm: &BernoulliRbm, v: &Tensor, u64: &Tensor, from: f64, to: f64) -> Tensor {
+        let sp = |x: &Tensor| x.relu() + (-x.abs()).exp().log1p();
+        let vis = v
+            .to_kind(Kind::Double)
+            .mv(&rbm.b_diff.to_kind(Kind::Double))
+            * (to - from);
+        vis + (sp(&(u64 * to)) - sp(&(u64 * from))).sum_dim_intlist(1, false, Kind::Double)
+    }
+
+    /// max |got − want| and max |want|.
+    fn error_and_scale(got: &Tensor, want: &Tensor) -> (f64, f64) {
+        let err = (got - want).abs().max().double_value(&[]);
+        (err, want.abs().max().double_value(&[]))
+    }
+
     /// The fused hidden term against the difference of two `f64` softplus values, for
     /// pre-activations up to ±60, in both kinds and both directions.
     #[test]
@@ -298,32 +332,13 @@ mod tests {
         let _rng = gm_core::rng_guard::lock();
         tch::manual_seed(41);
         for kind in [Kind::Float, Kind::Double] {
-            let opts = (kind, Device::Cpu);
-            let rbm = BernoulliRbm::new(
-                Tensor::randn([30, 40], opts) * 3.0,
-                Tensor::randn([30], opts),
-                Tensor::randn([40], opts) * 5.0,
-                Tensor::randn([30], opts),
-            )
-            .unwrap();
-            let v = Tensor::rand([8, 30], opts).round();
+            let (rbm, v, u64) = fixture(kind, 8);
             let u = rbm.pre_hidden(&v);
-            assert!(u.abs().max().double_value(&[]) > 20.0);
-            let u64 = u.to_kind(Kind::Double);
             for (from, to) in [(0.3, 0.301), (0.7, 0.65), (0.99999, 1.0), (0.0, 0.05)] {
                 let p_h = (&u * to).sigmoid();
                 let got = rbm.ratio_at(&v, &u, &p_h, from, to);
-                let vis = v
-                    .to_kind(Kind::Double)
-                    .mv(&rbm.b_diff.to_kind(Kind::Double))
-                    * (to - from);
-                // softplus written out independently: log(1 + e^x) = x + log(1 + e^−x) for x > 0.
-                let sp = |x: &Tensor| x.relu() + (-x.abs()).exp().log1p();
-                let hid =
-                    (sp(&(&u64 * to)) - sp(&(&u64 * from))).sum_dim_intlist(1, false, Kind::Double);
-                let want = vis + hid;
-                let err = (&got - &want).abs().max().double_value(&[]);
-                let scale = want.abs().max().double_value(&[]);
+                let (err, scale) =
+                    error_and_scale(&got, &reference_ratio(&rbm, &v, &u64, from, to));
                 let tol = if kind == Kind::Float {
                     1e-5 * scale.max(1e-3)
                 } else {
@@ -342,17 +357,7 @@ mod tests {
     #[test]
     fn fused_step_matches_softplus_difference() {
         let _rng = gm_core::rng_guard::seeded(43);
-        let opts = (Kind::Float, Device::Cpu);
-        let rbm = BernoulliRbm::new(
-            Tensor::randn([30, 40], opts) * 3.0,
-            Tensor::randn([30], opts),
-            Tensor::randn([40], opts) * 5.0,
-            Tensor::randn([30], opts),
-        )
-        .unwrap();
-        let v = Tensor::rand([64, 30], opts).round();
-        let u64 = rbm.pre_hidden(&v).to_kind(Kind::Double);
-        let sp = |x: &Tensor| x.relu() + (-x.abs()).exp().log1p();
+        let (rbm, v, u64) = fixture(Kind::Float, 64);
         for (from, to) in [
             (0.3, 0.301),
             (0.7, 0.65),
@@ -362,14 +367,7 @@ mod tests {
         ] {
             let (delta, next) = rbm.fused_step(&v, from, to).unwrap().expect("fused");
             assert_eq!((delta.kind(), next.size()), (Kind::Double, vec![64, 30]));
-            let vis = v
-                .to_kind(Kind::Double)
-                .mv(&rbm.b_diff.to_kind(Kind::Double))
-                * (to - from);
-            let want = vis
-                + (sp(&(&u64 * to)) - sp(&(&u64 * from))).sum_dim_intlist(1, false, Kind::Double);
-            let err = (&delta - &want).abs().max().double_value(&[]);
-            let scale = want.abs().max().double_value(&[]);
+            let (err, scale) = error_and_scale(&delta, &reference_ratio(&rbm, &v, &u64, from, to));
             assert!(
                 err <= 1e-5 * scale.max(1e-3),
                 "{from}→{to}: error {err:e} (scale {scale:e})"
