@@ -241,7 +241,7 @@ fn the_convolutional_vae_keeps_shapes_and_learns_bars_and_stripes() {
     let z = Tensor::randn([3, 5, 4], (Kind::Float, Device::Cpu));
     assert_eq!(tch::no_grad(|| m.decode_raw(&z)).size(), [3, 5, 16]);
     let n = d.train.len();
-    for step in 0..2000 {
+    for step in 0..5000 {
         let i = (step * 32) % (n - 32);
         m.train_step(&gm_core::data::Batch::inputs(&d.train.x.narrow(0, i, 32)))
             .unwrap();
