@@ -581,24 +581,27 @@ impl Model for Vae {
 
     /// With a 2-D latent space (and no label input), the posterior means μ(x) of the
     /// held-out examples as a scatter plot coloured by class (`figures/latent-scatter.png`),
-    /// on a square extent that holds 99 % of them.
+    /// on a square around their median that holds 99 % of the coordinates.
     fn labelled_figures(&self, x: &Tensor, y: &Tensor) -> Result<Vec<Figure>> {
         if self.cfg.latent != 2 || self.is_conditional() {
             return Ok(Vec::new());
         }
-        let mu = tch::no_grad(|| self.encode(&x.reshape([-1, self.dim])).0);
-        let r = mu
+        let mu = tch::no_grad(|| self.encode(&x.reshape([-1, self.dim])).0).to_kind(Kind::Double);
+        let center = mu.median_dim(0, false).0;
+        let (cx, cy) = (center.double_value(&[0]), center.double_value(&[1]));
+        let centred = &mu - center.unsqueeze(0);
+        let r = centred
             .abs()
             .reshape([-1])
             .to_kind(Kind::Double)
             .quantile_scalar(0.99, None, false, "linear")
             .double_value(&[])
             .max(1e-3);
-        let img = gm_core::image::scatter_classes(&mu, y, 400, (-r, r))?;
+        let img = gm_core::image::scatter_classes(&centred, y, 400, (-r, r))?;
         Ok(vec![Figure {
             name: "latent-scatter".into(),
             caption: format!(
-                "posterior means μ(x) of {} held-out examples in [−{r:.2}, {r:.2}]², coloured by class",
+                "posterior means μ(x) of {} held-out examples, coloured by class, in the square of half-width {r:.2} around their median ({cx:.2}, {cy:.2})",
                 mu.size()[0]
             ),
             images: img.unsqueeze(0),
