@@ -157,6 +157,14 @@ pub trait Model {
         self.sample(n)
     }
 
+    /// Checks of the model's own samples at the end of every training epoch (a GAN's class
+    /// coverage, say): named values that the trainer writes under `checks` in the epoch's
+    /// line of `metrics.jsonl` (and logs); the model may log a warning. Called without
+    /// gradients and with libtorch seeded from `(seed, epoch)`; none by default.
+    fn epoch_checks(&mut self) -> Result<Vec<(&'static str, f64)>> {
+        Ok(Vec::new())
+    }
+
     /// Pictures specific to the model (reconstructions, latent walks …) built from a batch of
     /// held-out data.
     fn figures(&self, _x: &Tensor) -> Result<Vec<Figure>> {

@@ -3,7 +3,8 @@
 //! [`fit`] runs epochs of seeded, shuffled batches through [`Model::train_step`], with the
 //! learning-rate schedule and gradient clipping of the run config, a progress bar when
 //! stderr is a terminal (`tracing` lines otherwise), validation each epoch, per-epoch
-//! metrics appended to `metrics.jsonl`, sample grids under `samples/` (drawn by
+//! metrics appended to `metrics.jsonl` (with the model's [`Model::epoch_checks`] of its
+//! samples, when it has any), sample grids under `samples/` (drawn by
 //! [`Model::progress_samples`]), and checkpoints
 //! (every N epochs, every N steps if asked, at the end, and when Ctrl-C sets
 //! [`interrupt_flag`]).
@@ -45,6 +46,8 @@ pub mod stream {
     pub const SAMPLE: u64 = 3;
     /// Evaluation (`gm eval`).
     pub const EVAL: u64 = 4;
+    /// The model's end-of-epoch checks ([`crate::model::Model::epoch_checks`]).
+    pub const CHECKS: u64 = 5;
 }
 
 static INTERRUPT: AtomicBool = AtomicBool::new(false);
@@ -83,6 +86,8 @@ struct EpochRecord<'a> {
     examples_per_sec: f64,
     train: serde_json::Map<String, serde_json::Value>,
     valid: &'a serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    checks: serde_json::Map<String, serde_json::Value>,
 }
 
 fn to_map(v: &[(String, f64)]) -> serde_json::Map<String, serde_json::Value> {
@@ -325,6 +330,7 @@ struct Session<'a> {
     last_ckpt: Option<PathBuf>,
     train_means: Vec<(String, f64)>,
     valid_means: Vec<(String, f64)>,
+    checks: Vec<(String, f64)>,
     started: Instant,
     elapsed_before: f64,
     lr: f64,
@@ -373,6 +379,7 @@ impl<'a> Session<'a> {
             last_ckpt: checkpoint::latest(run_dir)?,
             train_means: Vec::new(),
             valid_means: Vec::new(),
+            checks: Vec::new(),
             started: Instant::now(),
             lr: cfg.optim.lr,
             config_text: cfg.to_toml(),
@@ -520,6 +527,17 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    /// The model's checks of its samples after epoch `epoch`, reseeded from `(seed, epoch)`.
+    fn epoch_checks(&mut self, model: &mut dyn Model, epoch: usize) -> Result<()> {
+        seed_all(derive_seed(self.cfg.seed, &[stream::CHECKS, epoch as u64]));
+        let checks = tch::no_grad(|| model.epoch_checks())?;
+        self.checks = checks
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        Ok(())
+    }
+
     /// Appends the epoch's line to `metrics.jsonl` and logs it.
     fn write_epoch_record(&mut self, stats: &EpochStats) -> Result<()> {
         let secs = stats.start.elapsed().as_secs_f64();
@@ -533,6 +551,7 @@ impl<'a> Session<'a> {
             examples_per_sec: (stats.steps as f64 * bs as f64) / secs.max(1e-9),
             train: to_map(&self.train_means),
             valid: &to_map(&self.valid_means),
+            checks: to_map(&self.checks),
         };
         append_line(
             &self.metrics_path,
@@ -544,8 +563,13 @@ impl<'a> Session<'a> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let checks = if self.checks.is_empty() {
+            String::new()
+        } else {
+            format!(" checks [{}]", fmt(&self.checks))
+        };
         let line = format!(
-            "epoch {}/{}: train [{}] valid [{}] ({secs:.1}s, {:.0} examples/s)",
+            "epoch {}/{}: train [{}] valid [{}]{checks} ({secs:.1}s, {:.0} examples/s)",
             self.progress.epoch,
             self.plan.epochs,
             fmt(&self.train_means),
@@ -613,6 +637,7 @@ pub fn fit(
         let epoch = s.progress.epoch;
         let stats = s.run_epoch(model)?;
         s.validate(model, epoch)?;
+        s.epoch_checks(model, epoch)?;
         s.write_epoch_record(&stats)?;
         // The budget counts this session only: a resumed run gets a fresh one.
         let over_budget = cfg

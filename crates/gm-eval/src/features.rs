@@ -282,21 +282,10 @@ impl FeatureNet {
     /// `mnist`'s) in `opts.representation`: loaded from the cache when it is there, else
     /// trained on the dataset's training split in that representation and cached.
     pub fn load_or_train(dataset: &str, device: Device, opts: &FeatureOptions) -> Result<Self> {
-        opts.validate()?;
-        let name = feature_dataset(dataset).ok_or_else(|| {
-            Error::config(
-                "dataset",
-                dataset,
-                "mnist, binarized-mnist or fashion-mnist (the sets a feature network exists for)",
-            )
-        })?;
-        let dir = cache_dir(opts);
-        let stem = format!("{name}-{}{ARCH}", opts.representation.tag());
-        let weights = dir.join(format!("{stem}.safetensors"));
-        let json = dir.join(format!("{stem}.json"));
-        if weights.exists() || json.exists() {
-            return Self::load(&weights, &json, name, device, opts);
+        if let Some(net) = Self::cached(dataset, device, opts)? {
+            return Ok(net);
         }
+        let (name, weights, json) = Self::cache_files(dataset, opts)?;
         let data_opts = opts.representation.data_options(&opts.data, opts.seed);
         let ds = data::load(name, &data_opts)?;
         tracing::info!(
@@ -315,6 +304,36 @@ impl FeatureNet {
             net.info.seconds
         );
         Ok(net)
+    }
+
+    /// The network for `dataset` in `opts.representation` when the cache holds it, `None`
+    /// when it does not (never trains); a damaged cache is an error naming the file.
+    pub fn cached(dataset: &str, device: Device, opts: &FeatureOptions) -> Result<Option<Self>> {
+        let (name, weights, json) = Self::cache_files(dataset, opts)?;
+        if weights.exists() || json.exists() {
+            return Self::load(&weights, &json, name, device, opts).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// The feature dataset of `dataset` and its cache's weights and JSON files.
+    fn cache_files(
+        dataset: &str,
+        opts: &FeatureOptions,
+    ) -> Result<(&'static str, PathBuf, PathBuf)> {
+        opts.validate()?;
+        let name = feature_dataset(dataset).ok_or_else(|| {
+            Error::config(
+                "dataset",
+                dataset,
+                "mnist, binarized-mnist or fashion-mnist (the sets a feature network exists for)",
+            )
+        })?;
+        let dir = cache_dir(opts);
+        let stem = format!("{name}-{}{ARCH}", opts.representation.tag());
+        let weights = dir.join(format!("{stem}.safetensors"));
+        let json = dir.join(format!("{stem}.json"));
+        Ok((name, weights, json))
     }
 
     /// Trains on a labelled image dataset loaded in `opts.representation`: epoch `e` on

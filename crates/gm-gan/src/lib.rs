@@ -29,9 +29,14 @@
 //! # Ok::<(), gm_core::Error>(())
 //! ```
 //!
+//! [`coverage`] is the mode-collapse watch: at each epoch's end the GANs classify fresh
+//! samples (28×28 grey MNIST / Fashion-MNIST, when gm-eval's classifier is cached) and
+//! warn when class coverage is low or falls.
+//!
 //! The `gm` command builds models by name from [`register`]ed entries.
 
 pub mod adversarial;
+pub mod coverage;
 pub mod dcgan;
 pub mod gan;
 pub mod gmmn;

@@ -1,4 +1,4 @@
-use crate::adversarial::{Game, GanLoss};
+use crate::adversarial::{Game, GanLoss, GP_WEIGHT};
 use gm_core::checks;
 use gm_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -30,12 +30,14 @@ pub struct DcganConfig {
     pub upsample: Upsample,
     /// Negative slope of the discriminator's LeakyReLU.
     pub leak: f64,
-    /// The generator's loss (`"non-saturating"`, as Radford et al., or `"minimax"`).
+    /// The losses (`"non-saturating"`, as Radford et al., `"minimax"`, or `"wgan-gp"`).
     pub loss: GanLoss,
     /// Discriminator updates per generator update.
     pub d_steps: i64,
     /// The generator's learning rate over the discriminator's (the scheduled one).
     pub generator_lr_scale: f64,
+    /// λ of the gradient penalty when `loss = "wgan-gp"` (the critic then has no batch norm).
+    pub gp_weight: f64,
 }
 
 impl Default for DcganConfig {
@@ -49,6 +51,7 @@ impl Default for DcganConfig {
             loss: GanLoss::NonSaturating,
             d_steps: 1,
             generator_lr_scale: 1.0,
+            gp_weight: GP_WEIGHT,
         }
     }
 }
@@ -65,7 +68,12 @@ impl DcganConfig {
 
     /// The game these fields describe (an error naming a bad field).
     pub fn game(&self) -> Result<Game> {
-        Game::checked(self.loss, self.d_steps, self.generator_lr_scale)
+        Game::checked(
+            self.loss,
+            self.d_steps,
+            self.generator_lr_scale,
+            self.gp_weight,
+        )
     }
 }
 

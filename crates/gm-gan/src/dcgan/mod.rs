@@ -11,6 +11,10 @@
 //! - Discriminator: 4×4 convolutions of stride 2 (no pooling) `[C, H, W]` → `[d, H/2, W/2]`
 //!   → LeakyReLU(0.2) → `[2d, H/4, W/4]` → batch norm, LeakyReLU(0.2) → linear → logit. No
 //!   batch norm on the discriminator's input layer nor the generator's output layer.
+//! - With `loss = "wgan-gp"` (beyond the chapter, [`crate::adversarial`]) the
+//!   discriminator is a critic with **no batch norm** (its second convolution gets a bias):
+//!   the gradient penalty is on each example's own score, which batch norm would mix with
+//!   the rest of the batch.
 //! - Weights N(0, 0.02²), batch-norm scales N(1, 0.02²); the paper's Adam(2e-4, β₁ 0.5) and
 //!   batch 64 are in `configs/dcgan-mnist.toml`.
 //!

@@ -32,5 +32,5 @@ pub fn new_dcgan(cfg: DcganConfig, ctx: &BuildContext<'_>) -> Result<Adversarial
         vs_d,
         d: Box::new(d),
     };
-    Adversarial::new(spec, players, ctx)
+    Ok(Adversarial::new(spec, players, ctx)?.watching_coverage(ctx))
 }

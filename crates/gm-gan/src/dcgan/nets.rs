@@ -138,18 +138,24 @@ impl Generator {
 /// Images `[B, C, H, W]` → logits `[B]`: a strided convolution to `[d_channels, H/2, W/2]`
 /// and LeakyReLU (no batch norm on the input layer); a strided convolution to
 /// `[2·d_channels, H/4, W/4]`, batch norm, LeakyReLU; a linear layer to one logit.
+///
+/// As a WGAN-GP critic (`loss = "wgan-gp"`) the batch norm is left out (the second
+/// convolution gets a bias instead): batch norm makes each score depend on the other
+/// examples of the batch, while the gradient penalty constrains the gradient of one
+/// example's score with respect to that example alone (Gulrajani et al. 2017, §4).
 #[derive(Debug)]
 pub struct Discriminator {
     conv1: nn::Conv2D,
     conv2: nn::Conv2D,
-    bn2: nn::BatchNorm,
+    bn2: Option<nn::BatchNorm>,
     fc: nn::Linear,
     /// The LeakyReLU slope as a `[1]` tensor (`prelu`'s weight: one fused kernel).
     slope: Tensor,
 }
 
 impl Discriminator {
-    /// The discriminator's layers under `path` (`conv1`, `conv2`, `bn2`, `fc`).
+    /// The discriminator's layers under `path` (`conv1`, `conv2`, `bn2` unless it is a
+    /// WGAN-GP critic, `fc`).
     pub fn new(path: &nn::Path, cfg: &DcganConfig, image: [i64; 3]) -> Discriminator {
         let [c, h, w] = image;
         let d = cfg.d_channels;
@@ -157,10 +163,11 @@ impl Discriminator {
             ws_init: W_INIT,
             ..Default::default()
         };
+        let norm = !cfg.loss.is_critic();
         Discriminator {
             conv1: down(path / "conv1", c, d, true),
-            conv2: down(path / "conv2", d, 2 * d, false),
-            bn2: batch_norm(path / "bn2", 2 * d),
+            conv2: down(path / "conv2", d, 2 * d, !norm),
+            bn2: norm.then(|| batch_norm(path / "bn2", 2 * d)),
             fc: nn::linear(path / "fc", 2 * d * (h / 4) * (w / 4), 1, lin),
             slope: Tensor::from_slice(&[cfg.leak as f32]).to_device(path.device()),
         }
@@ -169,10 +176,11 @@ impl Discriminator {
     /// The logit of "real" for each image of `x`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let h1 = self.conv1.forward(x).prelu(&self.slope);
-        let h2 = self
-            .bn2
-            .forward_t(&self.conv2.forward(&h1), train)
-            .prelu(&self.slope);
+        let mut h2 = self.conv2.forward(&h1);
+        if let Some(bn) = &self.bn2 {
+            h2 = bn.forward_t(&h2, train);
+        }
+        let h2 = h2.prelu(&self.slope);
         self.fc.forward(&h2.flatten(1, -1)).view([-1])
     }
 }

@@ -1,4 +1,4 @@
-use crate::adversarial::{Game, GanLoss};
+use crate::adversarial::{Game, GanLoss, GP_WEIGHT};
 pub use crate::output::Output;
 use gm_core::checks;
 pub use gm_core::nets::Activation;
@@ -29,6 +29,8 @@ pub struct GanConfig {
     pub output: Output,
     /// The generator's learning rate over the discriminator's (the scheduled one).
     pub generator_lr_scale: f64,
+    /// λ of the gradient penalty when `loss = "wgan-gp"` (Gulrajani et al. 2017: 10).
+    pub gp_weight: f64,
 }
 
 impl Default for GanConfig {
@@ -44,6 +46,7 @@ impl Default for GanConfig {
             discriminator_activation: Activation::LeakyRelu,
             output: Output::Auto,
             generator_lr_scale: 1.0,
+            gp_weight: GP_WEIGHT,
         }
     }
 }
@@ -76,16 +79,24 @@ impl GanConfig {
             0.0..=0.95,
             "a dropout probability in [0, 0.95]",
         )?;
-        checks::positive("model.generator_lr_scale", self.generator_lr_scale)?;
-        Ok(())
+        if self.loss == GanLoss::WganGp && self.dropout > 0.0 {
+            return Err(Error::config(
+                "model.dropout",
+                self.dropout,
+                "0 with loss = \"wgan-gp\": dropout makes the critic random, and the \
+                 gradient penalty constrains a different critic at every evaluation",
+            ));
+        }
+        self.game().map(|_| ())
     }
 
-    /// The game these fields describe.
-    pub fn game(&self) -> Game {
-        Game {
-            loss: self.loss,
-            d_steps: self.d_steps as u64,
-            generator_lr_scale: self.generator_lr_scale,
-        }
+    /// The game these fields describe (an error naming a bad field).
+    pub fn game(&self) -> Result<Game> {
+        Game::checked(
+            self.loss,
+            self.d_steps,
+            self.generator_lr_scale,
+            self.gp_weight,
+        )
     }
 }

@@ -11,6 +11,12 @@
 //! Both players use `[optim]` (Adam with β₁ = 0.5 in the shipped configs); the generator's
 //! learning rate is the scheduled one times `generator_lr_scale` (1).
 //!
+//! `loss = "wgan-gp"` (beyond the chapter: Gulrajani et al. 2017) makes the discriminator
+//! a critic with a raw score trained with a gradient penalty (`gp_weight`, 10); see
+//! [`crate::adversarial`]. Its critic takes no dropout (a config error naming
+//! `model.dropout`): a random critic would be penalised at a different function each
+//! time. `configs/wgan-gp-eight-gaussians.toml` and `configs/wgan-gp-mnist.toml` ship it.
+//!
 //! `cgan` concatenates the label's one-hot to z and to x; it needs a labelled dataset,
 //! samples by class (`gm sample --class C`) and its grids cycle through the classes.
 //!
@@ -35,3 +41,5 @@ pub use model::{build, build_conditional, new_mlp_gan, MlpDiscriminator, MlpGene
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wgan_gp_tests;

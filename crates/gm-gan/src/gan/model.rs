@@ -156,7 +156,7 @@ pub fn new_mlp_gan(
     let spec = Spec {
         name,
         params: params_table(&cfg),
-        game: cfg.game(),
+        game: cfg.game()?,
         latent: cfg.latent,
         classes,
     };
@@ -166,5 +166,5 @@ pub fn new_mlp_gan(
         vs_d,
         d: Box::new(d),
     };
-    Adversarial::new(spec, players, ctx)
+    Ok(Adversarial::new(spec, players, ctx)?.watching_coverage(ctx))
 }

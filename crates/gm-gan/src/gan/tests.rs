@@ -288,7 +288,10 @@ fn bad_configs_are_one_error_naming_the_field() {
 
 /// Trains `configs/<file>` (with `[model]` overrides) and measures mode coverage with the
 /// VEEGAN protocol; returns (modes covered, % high quality).
-fn eight_gaussians_coverage(file: &str, overrides: &[(&str, toml::Value)]) -> (i64, f64) {
+pub(super) fn eight_gaussians_coverage(
+    file: &str,
+    overrides: &[(&str, toml::Value)],
+) -> (i64, f64) {
     use gm_eval::modes::{mode_coverage, ring_centres, VEEGAN_SAMPLES};
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../configs")

@@ -1,4 +1,4 @@
-use crate::adversarial::{Game, GanLoss};
+use crate::adversarial::{Game, GanLoss, GP_WEIGHT};
 use crate::gan::GanConfig;
 use gm_core::checks;
 use gm_core::{Error, Result};
@@ -84,7 +84,15 @@ impl LapganConfig {
 
     /// The game every level plays (an error naming a bad field).
     pub fn game(&self) -> Result<Game> {
-        Game::checked(self.loss, self.d_steps, self.generator_lr_scale)
+        if self.loss.is_critic() {
+            return Err(Error::config(
+                "model.loss",
+                "\"wgan-gp\"",
+                "\"non-saturating\" or \"minimax\": lapgan's levels play the classifier \
+                 game only (wgan-gp is for gan, cgan and dcgan)",
+            ));
+        }
+        Game::checked(self.loss, self.d_steps, self.generator_lr_scale, GP_WEIGHT)
     }
 
     /// The MLP GAN settings of the coarsest level.

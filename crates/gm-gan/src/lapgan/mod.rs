@@ -12,7 +12,9 @@
 //!   judges (h_k, l) pairs.
 //!
 //! Sampling runs coarse to fine: x̃₀ = G₀(z₀), then x̃_k = clamp(u(x̃_{k−1}) + G_k(z_k,
-//! u(x̃_{k−1})), 0, 1). [`Model::figures`] shows every level of the same samples. Every
+//! u(x̃_{k−1})), 0, 1). [`Model::figures`] shows every level of the same samples. The
+//! per-epoch grids ([`Model::progress_samples`]) draw every level's z from that level's
+//! saved fixed noise, as the other GANs do, so successive grids show the same z. Every
 //! level's two stores and two optimizers are saved (`level{k}-generator`,
 //! `level{k}-discriminator`), so a resumed run is exact. No likelihood is defined.
 //!
@@ -27,6 +29,7 @@
 //! ```
 //!
 //! [`Model::figures`]: gm_core::model::Model::figures
+//! [`Model::progress_samples`]: gm_core::model::Model::progress_samples
 
 mod config;
 mod model;

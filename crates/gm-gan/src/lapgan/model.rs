@@ -2,6 +2,7 @@ use super::config::LapganConfig;
 use super::nets::{ResidualDiscriminator, ResidualGenerator};
 use super::pyramid;
 use crate::adversarial::{Adversarial, Players, Spec};
+use crate::coverage::{CoverageWatch, COVERAGE_SAMPLES};
 use crate::dcgan::image_shape;
 use crate::gan::{MlpDiscriminator, MlpGenerator};
 use gm_core::config::RunConfig;
@@ -36,6 +37,7 @@ pub struct Lapgan {
     /// `[C, h, w]` of every level, coarsest first.
     sizes: Vec<[i64; 3]>,
     levels: Vec<Adversarial>,
+    coverage: CoverageWatch,
 }
 
 /// Builds a LAPGAN from a run config (the `lapgan` registry entry).
@@ -86,7 +88,13 @@ impl Lapgan {
             let players = Players { vs_g, g, vs_d, d };
             levels.push(Adversarial::new(spec(latent), players, ctx)?);
         }
-        Ok(Lapgan { cfg, sizes, levels })
+        let coverage = CoverageWatch::for_data("lapgan", ctx.data, ctx.device);
+        Ok(Lapgan {
+            cfg,
+            sizes,
+            levels,
+            coverage,
+        })
     }
 
     /// The GAN of each level, coarsest first.
@@ -99,14 +107,26 @@ impl Lapgan {
     /// residual given u(coarser), clamped to [0, 1].
     pub fn sample_levels(&self, n: i64) -> Vec<Tensor> {
         let dev = self.device();
-        let z = Tensor::randn([n, self.cfg.coarse_latent], (Kind::Float, dev));
+        self.levels_from(n, |level| {
+            Tensor::randn([n, level.latent()], (Kind::Float, dev))
+        })
+    }
+
+    /// As [`Lapgan::sample_levels`], with each level's z the saved fixed noise of that
+    /// level ([`Adversarial::progress_noise`]): the same samples before and after a resume.
+    pub fn fixed_levels(&self, n: i64) -> Vec<Tensor> {
+        self.levels_from(n, |level| level.progress_noise(n))
+    }
+
+    /// Samples at every level, coarse to fine, each level's z from `noise(level)`.
+    fn levels_from(&self, n: i64, noise: impl Fn(&Adversarial) -> Tensor) -> Vec<Tensor> {
         let [c, h, w] = self.sizes[0];
-        let mut x = self.levels[0].generate(&z, None).view([n, c, h, w]);
+        let coarse = &self.levels[0];
+        let mut x = coarse.generate(&noise(coarse), None).view([n, c, h, w]);
         let mut out = vec![x.shallow_clone()];
         for level in &self.levels[1..] {
             let cond = pyramid::up(&x);
-            let z = Tensor::randn([n, level.latent()], (Kind::Float, dev));
-            x = (level.generate(&z, Some(&cond)) + &cond).clamp(0.0, 1.0);
+            x = (level.generate(&noise(level), Some(&cond)) + &cond).clamp(0.0, 1.0);
             out.push(x.shallow_clone());
         }
         out
@@ -185,6 +205,20 @@ impl Model for Lapgan {
 
     fn sample(&self, n: i64) -> Result<Tensor> {
         Ok(self.sample_levels(n).pop().expect("at least two levels"))
+    }
+
+    /// The finest level of samples drawn from every level's saved fixed noise.
+    fn progress_samples(&self, n: i64) -> Result<Tensor> {
+        Ok(self.fixed_levels(n).pop().expect("at least two levels"))
+    }
+
+    /// The class coverage of fresh samples when the watch is on ([`crate::coverage`]).
+    fn epoch_checks(&mut self) -> Result<Vec<(&'static str, f64)>> {
+        if !self.coverage.is_on() {
+            return Ok(Vec::new());
+        }
+        let s = self.sample(COVERAGE_SAMPLES)?;
+        self.coverage.check(&s)
     }
 
     /// Eight samples at every level, coarse to fine: row k shows level k up-sampled to the

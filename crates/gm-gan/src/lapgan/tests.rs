@@ -97,6 +97,31 @@ fn every_level_has_its_stores_optimizers_metrics_and_a_row_in_the_figure() {
     assert!(fig.caption.contains("1×1 → 2×2 → 4×4"), "{}", fig.caption);
 }
 
+/// The per-epoch grid draws every level's z from its saved fixed noise: two calls under
+/// different global seeds give the same grid (and training moves it); `sample` draws fresh.
+#[test]
+fn progress_grid_uses_each_levels_fixed_noise() {
+    let _rng = crate::test_rng_lock();
+    let c = cfg(
+        "levels = 3\ncoarse_latent = 4\ncoarse_hidden = [8]\nchannels = [4]\nkernel = 3",
+        "dataset = \"bars-and-stripes\"",
+    );
+    let d = load(&c);
+    tch::manual_seed(0);
+    let mut m = lapgan(&c, &d).unwrap();
+    tch::manual_seed(10);
+    let a = m.progress_samples(6).unwrap();
+    tch::manual_seed(11);
+    let b = m.progress_samples(6).unwrap();
+    assert_eq!(a.size(), [6, 1, 4, 4]);
+    assert!(a.equal(&b), "the grid's z changed with the global seed");
+    let (s1, s2) = (m.sample(6).unwrap(), m.sample(6).unwrap());
+    assert!(!s1.equal(&s2), "sample must draw fresh z");
+    crate::test_kit::train(&mut m, &d, 5);
+    let after = m.progress_samples(6).unwrap();
+    assert!(!after.equal(&a), "training did not move the grid");
+}
+
 #[test]
 fn sizes_it_cannot_take_and_bad_fields_are_config_errors() {
     let _rng = crate::test_rng_lock();
@@ -124,6 +149,7 @@ fn sizes_it_cannot_take_and_bad_fields_are_config_errors() {
         ("model.kernel", "kernel = 4"),
         ("model.d_steps", "d_steps = 0"),
         ("model.generator_lr_scale", "generator_lr_scale = -1.0"),
+        ("model.loss", "loss = \"wgan-gp\""),
     ] {
         let p: LapganConfig = parse_params("lapgan", &cfg(line, "").model.params).unwrap();
         match p.validate() {
