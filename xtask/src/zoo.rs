@@ -855,7 +855,7 @@ mod tests {
         let row = json!({"entry": "nade", "epochs_done": 3.0, "epochs_total": 100.0,
             "train_seconds": 600.0, "test_nll": 95.0, "test_nll_std_err": 0.3, "kind": "exact",
             "method": "nade", "published": 88.33, "full_run_hours_at_this_pace": 5.6});
-        let md = markdown(&[row.clone()]);
+        let md = markdown(std::slice::from_ref(&row));
         assert!(!md.contains("Fréchet"), "{md}");
         assert!(
             md.contains(
