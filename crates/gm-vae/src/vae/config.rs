@@ -138,9 +138,7 @@ impl VaeConfig {
                 "a non-empty list of positive layer widths, e.g. [200, 200]",
             ));
         }
-        if self.arch == Arch::Conv
-            && (self.channels.is_empty() || self.channels.iter().any(|&c| c <= 0))
-        {
+        if self.channels.is_empty() || self.channels.iter().any(|&c| c <= 0) {
             return Err(Error::config(
                 "model.channels",
                 format!("{:?}", self.channels),
