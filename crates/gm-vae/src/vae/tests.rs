@@ -177,19 +177,7 @@ fn fixed_variance_decoder_outputs_means_only_and_scores_by_the_normal_density() 
     approx::assert_abs_diff_eq!(got, n(1.5, 0.5) + n(-0.25, -1.0), epsilon = 1e-5);
     // A fixed variance on binary data (a Bernoulli decoder) is refused, naming the field.
     let c = cfg("decoder_variance = 0.25", "bars-and-stripes", "");
-    let d = load(&c);
-    let p: VaeConfig = gm_core::model::parse_params("vae", &c.model.params).unwrap();
-    let err = Vae::new(
-        p,
-        &BuildContext {
-            cfg: &c,
-            data: &d,
-            device: Device::Cpu,
-        },
-    )
-    .err()
-    .expect("must fail")
-    .to_string();
+    let err = build_err(&c);
     assert!(err.contains("model.decoder_variance"), "{err}");
 }
 
@@ -276,19 +264,7 @@ fn convolutional_bodies_need_images_they_can_halve() {
         ),
     ] {
         let c = cfg(extra, dataset, "");
-        let d = load(&c);
-        let p: VaeConfig = gm_core::model::parse_params("vae", &c.model.params).unwrap();
-        let err = Vae::new(
-            p,
-            &BuildContext {
-                cfg: &c,
-                data: &d,
-                device: Device::Cpu,
-            },
-        )
-        .err()
-        .expect("must fail")
-        .to_string();
+        let err = build_err(&c);
         assert!(err.contains(field), "{extra}: {err}");
     }
 }
@@ -297,19 +273,7 @@ fn convolutional_bodies_need_images_they_can_halve() {
 fn bernoulli_on_real_valued_data_is_a_config_error() {
     let _rng = gm_core::rng_guard::lock();
     let c = cfg("likelihood = \"bernoulli\"", "two-moons", "");
-    let d = load(&c);
-    let p: VaeConfig = gm_core::model::parse_params("vae", &c.model.params).unwrap();
-    let err = Vae::new(
-        p,
-        &BuildContext {
-            cfg: &c,
-            data: &d,
-            device: Device::Cpu,
-        },
-    )
-    .err()
-    .expect("must fail")
-    .to_string();
+    let err = build_err(&c);
     assert!(
         err.contains("model.likelihood") && err.contains("binarize"),
         "{err}"
@@ -490,6 +454,14 @@ fn the_cvae_refuses_bad_labels_and_datasets_without_labels() {
         &load(&cfg("", "bars-and-stripes", "")),
     );
     assert!(plain.as_conditional().is_none());
+}
+
+/// The error message of building a VAE from `c`, which must fail.
+fn build_err(c: &RunConfig) -> String {
+    vae_result(c, &load(c))
+        .err()
+        .expect("must fail")
+        .to_string()
 }
 
 fn vae_result(c: &RunConfig, d: &Dataset) -> gm_core::Result<Vae> {
