@@ -72,7 +72,7 @@ const PLAIN: &[Reference] = &[Reference {
     args: &[],
 }];
 
-/// Columns of the two RBM benches.
+/// Columns of the RBM and DBM benches.
 const RBM_COLUMNS: &[(&str, &str, usize)] = &[("test_recon_err_1000", "recon err", 2)];
 
 /// The benches `cargo xtask bench` knows. Adding one is adding an entry here.
@@ -142,6 +142,21 @@ pub const BENCHES: &[Bench] = &[
         references: PLAIN,
         default_steps: 1000,
         quick_steps: 100,
+        datasets: &["binarized-mnist"],
+        columns: RBM_COLUMNS,
+    },
+    Bench {
+        name: "dbm",
+        about: "DBM 784-500-1000 Algorithm 20.1 updates (batch 100, 10 mean-field iterations, \
+                100 persistent chains x 5 block-Gibbs sweeps, SGD + momentum) on static \
+                binarized MNIST",
+        package: "gm-benches",
+        bin: "bench-dbm",
+        script: "benches/reference/dbm.py",
+        args: &[],
+        references: PLAIN,
+        default_steps: 200,
+        quick_steps: 20,
         datasets: &["binarized-mnist"],
         columns: RBM_COLUMNS,
     },

@@ -10,6 +10,7 @@
 //! - [`ais`]: annealed importance sampling for log Z of energy-based models, generic over
 //!   the target, with the RBM target in [`ais::rbm`];
 //! - [`parzen`]: Parzen-window log-likelihood from samples (a weak estimate, labelled so);
+//! - [`probe`]: a linear probe (softmax regression) on a model's features, its test error;
 //! - [`mmd`]: unbiased MMD² between sample sets;
 //! - [`modes`]: mode coverage and high-quality samples on a known mixture (VEEGAN protocol);
 //! - [`frechet`]: Fréchet distance between feature sets (FID-style);
@@ -37,6 +38,7 @@ pub mod importance;
 pub mod mmd;
 pub mod modes;
 pub mod parzen;
+pub mod probe;
 pub mod published;
 pub mod quality;
 pub mod report;

@@ -125,6 +125,12 @@ pub struct DbmConfig {
     pub exact_max_units: i64,
     /// Parameter precision.
     pub dtype: Dtype,
+    /// The centering trick (Montavon & Müller 2012; Melchior et al. 2016): the update is
+    /// the gradient of the energy written in x_l − o_l, with offsets o_l the data mean
+    /// (visible) and running means of the mean-field posteriors (hidden).
+    pub centering: bool,
+    /// Moving-average rate of the centering offsets, in (0, 1].
+    pub centering_rate: f64,
     /// Greedy pre-training.
     pub pretrain: PretrainConfig,
 }
@@ -143,6 +149,8 @@ impl Default for DbmConfig {
             sample_start: SampleStart::Fresh,
             exact_max_units: 20,
             dtype: Dtype::Float32,
+            centering: false,
+            centering_rate: 0.01,
             pretrain: PretrainConfig::default(),
         }
     }
@@ -184,6 +192,13 @@ impl DbmConfig {
             "at least 1 mean-field iteration",
         )?;
         checks::non_negative("model.weight_decay", self.weight_decay)?;
+        if !(self.centering_rate > 0.0 && self.centering_rate <= 1.0) {
+            return Err(Error::config(
+                "model.centering_rate",
+                self.centering_rate,
+                "a rate in (0, 1]",
+            ));
+        }
         check_init_sampling_exact(self.init_std, self.sample_steps, self.exact_max_units)?;
         self.pretrain.validate(self.depth())?;
         Ok(())

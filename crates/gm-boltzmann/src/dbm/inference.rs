@@ -28,15 +28,21 @@ impl Dbm {
     /// Mean-field inference for the examples `v` `[N, D]` (in the parameters' kind).
     pub fn mean_field(&self, v: &Tensor) -> MeanField {
         tch::no_grad(|| {
-            let mut mu = vec![v.shallow_clone()];
-            for l in 1..=self.depth() {
+            // b_1 + v W_1 does not change over the iterations: computed once.
+            let from_v = self.biases[1].unsqueeze(0) + v.matmul(&self.weights[0]);
+            let mut mu = vec![v.shallow_clone(), from_v.sigmoid()];
+            for l in 2..=self.depth() {
                 let up = self.biases[l].unsqueeze(0) + mu[l - 1].matmul(&self.weights[l - 1]);
                 mu.push(up.sigmoid());
             }
             let (odd, even) = (self.parity_layers(true), self.parity_layers(false));
+            let odd_input = |mu: &[Tensor], l: usize| match l {
+                1 => from_v.addmm(&mu[2], &self.weights[1].tr()),
+                _ => self.input(mu, l),
+            };
             let mut iters = 0;
             loop {
-                let new: Vec<Tensor> = odd.iter().map(|&l| self.input(&mu, l).sigmoid()).collect();
+                let new: Vec<Tensor> = odd.iter().map(|&l| odd_input(&mu, l).sigmoid()).collect();
                 let residual = odd
                     .iter()
                     .zip(&new)

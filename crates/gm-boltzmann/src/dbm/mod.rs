@@ -24,6 +24,10 @@
 //!   parity out in closed form and enumerating the other, and the mean-field lower bound
 //!   with that log Z; for every model ([`ais`]) AIS of log Z with the odd layers summed
 //!   out, and the mean-field bound with that estimate (a stochastic lower-bound estimate).
+//! - **Classification** ([`classify`]): on labelled data, `gm eval` adds the error of a
+//!   linear probe on the mean-field posteriors.
+//! - **Centering** (`centering = true`, [`train`]): the update of the centered energy,
+//!   offsets following running means (Melchior et al. 2016).
 //!
 //! ```no_run
 //! use gm_core::prelude::*;
@@ -40,6 +44,7 @@
 //! ```
 
 pub mod ais;
+pub mod classify;
 mod config;
 pub mod exact;
 pub mod inference;

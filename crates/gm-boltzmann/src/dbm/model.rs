@@ -4,9 +4,9 @@
 use super::config::{DbmConfig, SampleStart};
 use crate::rbm::{as_images, scaled_filters, Dtype, MARGINAL_EPS};
 use gm_core::config::RunConfig;
-use gm_core::data::{Batch, Dataset};
+use gm_core::data::{Batch, Dataset, Split};
 use gm_core::model::{
-    params_table, parse_params, BuildContext, Figure, LogLikelihood, Metrics, Model,
+    params_table, parse_params, BuildContext, Figure, LogLikelihood, Metrics, Model, Statistic,
 };
 use gm_core::optim::Optimizer;
 use gm_core::sampling::bernoulli::sample as bernoulli;
@@ -39,12 +39,19 @@ pub struct Dbm {
     pub(super) chains: Vec<Tensor>,
     /// Visible biases of the base-rate model (logits of the training marginals).
     pub(super) base_b: Tensor,
-    /// The training images, for pre-training (shares the dataset's memory).
+    /// The training images, for pre-training and the probe (shares the dataset's memory).
     pub(super) train_x: Tensor,
+    /// The training labels and the number of classes, when the dataset has them (for the
+    /// mean-field probe of `gm eval`).
+    pub(super) train_y: Option<Tensor>,
+    pub(super) classes: Option<i64>,
     /// Batch size of pre-training (the run's `data.batch_size`).
     pub(super) pretrain_batch: i64,
     /// 1 once pre-training has run (in the checkpointed state; only when it is on).
     pub(super) pretrained: Option<Tensor>,
+    /// Centering offsets o_0 … o_L, `[n_l]` each (in the checkpointed state; only when
+    /// centering is on).
+    pub(super) offsets: Option<Vec<Tensor>>,
 }
 
 /// Builds a DBM from a run config (the `dbm` registry entry).
@@ -81,8 +88,13 @@ impl Dbm {
         let chains = initial_chains(&state, &sizes, &base_b, n_chains);
         let pretrained = (cfg.pretrain.epochs > 0)
             .then(|| (state.root() / "dbm").zeros_no_train("pretrained", &[1]));
+        let offsets = cfg
+            .centering
+            .then(|| initial_offsets(&state, &sizes, &base_b));
         Ok(Dbm {
             train_x: data.train.x.shallow_clone(),
+            train_y: data.train.y.as_ref().map(Tensor::shallow_clone),
+            classes: data.num_classes,
             pretrain_batch: ctx.cfg.data.batch_size,
             pretrained,
             shape: data.shape.clone(),
@@ -97,6 +109,7 @@ impl Dbm {
             state,
             chains,
             base_b,
+            offsets,
         })
     }
 
@@ -119,6 +132,11 @@ impl Dbm {
     /// them under `tch::no_grad` to set them).
     pub fn params(&self) -> (&[Tensor], &[Tensor]) {
         (&self.weights, &self.biases)
+    }
+
+    /// The centering offsets o_0 … o_L when centering is on (the variables themselves).
+    pub fn offsets(&self) -> Option<&[Tensor]> {
+        self.offsets.as_deref()
     }
 
     /// The persistent chains, one `[C, n_l]` tensor per layer 0 … L.
@@ -314,6 +332,18 @@ fn initial_chains(state: &VarStore, sizes: &[i64], base_b: &Tensor, c: i64) -> V
     })
 }
 
+/// The starting centering offsets: the data mean for v (σ of the base-rate biases), ½ above.
+fn initial_offsets(state: &VarStore, sizes: &[i64], base_b: &Tensor) -> Vec<Tensor> {
+    let root = state.root() / "dbm";
+    tch::no_grad(|| {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(l, &n)| root.add(&format!("center{l}"), chain_marginal(base_b, n, l), false))
+            .collect()
+    })
+}
+
 impl Model for Dbm {
     fn name(&self) -> &str {
         "dbm"
@@ -394,6 +424,11 @@ impl Model for Dbm {
             Some(n) => Schedule::linear(n)?,
         };
         self.evaluation_log_likelihoods(x, cfg.data.eval_batch_size, cfg.eval.ais_chains, &schedule)
+    }
+
+    /// The linear probe's classification error on the mean-field features (labelled data).
+    fn statistics(&self, split: &Split, cfg: &RunConfig) -> Result<Vec<Statistic>> {
+        self.probe_error(split, cfg)
     }
 
     fn resolved_params(&self) -> toml::Table {

@@ -11,7 +11,12 @@
 //! (μ_0 = V, C chains, λ = `weight_decay`) goes to the optimizer. It is the gradient of the
 //! surrogate mean_n E(v_n, μ_n) − mean_c E(x̃_c) + ½ λ Σ_l ‖W_l‖² with μ and X̃ held fixed
 //! ([`Dbm::surrogate`], checked against autograd in the tests).
+//!
+//! With `centering` on (Melchior et al. 2016), the statistics are those of x_l − o_l and
+//! the offsets o_l follow running means of the positive phase; the parameters stay stored
+//! in the plain form, so inference, sampling, AIS and the exact paths are unchanged.
 
+use super::inference::MeanField;
 use super::model::Dbm;
 use gm_core::model::Metrics;
 use gm_core::Result;
@@ -20,14 +25,30 @@ use tch::Tensor;
 impl Dbm {
     /// One update on a batch `[B, …]`; metrics from the positive phase (before the update).
     pub(super) fn step(&mut self, x: &Tensor) -> Result<Metrics> {
+        let (mf, grads) = self.prepare(x)?;
+        let metrics = self.mean_field_metrics(&mf);
+        self.apply(grads)?;
+        Ok(metrics)
+    }
+
+    /// One update on a batch `[B, …]` without metrics (what `step` does, for benchmarks);
+    /// returns the mean-field iterations taken.
+    pub fn train_batch(&mut self, x: &Tensor) -> Result<i64> {
+        let (mf, grads) = self.prepare(x)?;
+        self.apply(grads)?;
+        Ok(mf.iters)
+    }
+
+    /// Everything of an update but the step: pre-training if due, the positive phase, the
+    /// chains advanced, the offsets moved; returns the mean field and the gradients.
+    fn prepare(&mut self, x: &Tensor) -> Result<(MeanField, Vec<Tensor>)> {
         self.pretrain_once()?;
         let v = self.flat(x);
         let mf = self.mean_field(&v);
         let neg = self.advance_chains();
+        self.update_offsets(&mf.means);
         let grads = self.hand_gradients(&mf.means, &neg);
-        let metrics = self.mean_field_metrics(&mf);
-        self.apply(grads)?;
-        Ok(metrics)
+        Ok((mf, grads))
     }
 
     /// Pre-trains on the training set if it is on and has not run yet (the flag is in the
@@ -56,28 +77,65 @@ impl Dbm {
         x
     }
 
+    /// Moves the centering offsets toward the batch means of the positive phase (the
+    /// data for v, the mean-field means above), when centering is on.
+    fn update_offsets(&self, pos: &[Tensor]) {
+        let Some(offsets) = &self.offsets else {
+            return;
+        };
+        tch::no_grad(|| {
+            for (o, m) in offsets.iter().zip(pos) {
+                let mean = m.mean_dim(0, false, self.kind);
+                let _ = o.shallow_clone().lerp_(&mean, self.cfg.centering_rate);
+            }
+        });
+    }
+
     /// The descent direction of Algorithm 20.1 for positive-phase means `pos` (μ_0 = v
     /// first) and negative-phase states `neg` (one tensor per layer), in the order
-    /// W_1 … W_L, b_0 … b_L.
+    /// W_1 … W_L, b_0 … b_L. With centering on, the statistics are taken of x_l − o_l
+    /// (the gradient G′ of the centered energy −Σ (x_l−o_l)·b′_l − Σ (x_{l−1}−o_{l−1})ᵀ
+    /// W_l (x_l−o_l)), and the bias directions become those of the stored biases
+    /// b_l = b′_l − W_lᵀ o_{l−1} − W_{l+1} o_{l+1}: g_{b_l} = G′_{b_l} − G_{W_l}ᵀ o_{l−1}
+    /// − G_{W_{l+1}} o_{l+1}, so a step moves the model as the centered step would.
     pub fn hand_gradients(&self, pos: &[Tensor], neg: &[Tensor]) -> Vec<Tensor> {
         tch::no_grad(|| {
             let (n, c) = (pos[0].size()[0] as f64, neg[0].size()[0] as f64);
-            let mut grads = Vec::new();
+            let (pos, neg) = (self.centred(pos), self.centred(neg));
+            let mut gw = Vec::new();
             for l in 1..=self.depth() {
                 let mut g = neg[l - 1].tr().mm(&neg[l]) * (1.0 / c)
                     - pos[l - 1].tr().mm(&pos[l]) * (1.0 / n);
                 if self.cfg.weight_decay > 0.0 {
                     g += &self.weights[l - 1] * self.cfg.weight_decay;
                 }
-                grads.push(g);
+                gw.push(g);
             }
-            for l in 0..=self.depth() {
-                grads.push(
-                    neg[l].mean_dim(0, false, self.kind) - pos[l].mean_dim(0, false, self.kind),
-                );
+            let mut gb: Vec<Tensor> = (0..=self.depth())
+                .map(|l| {
+                    neg[l].mean_dim(0, false, self.kind) - pos[l].mean_dim(0, false, self.kind)
+                })
+                .collect();
+            if let Some(o) = &self.offsets {
+                for (l, g) in gb.iter_mut().enumerate() {
+                    if l >= 1 {
+                        *g -= gw[l - 1].tr().mv(&o[l - 1]);
+                    }
+                    if l < self.depth() {
+                        *g -= gw[l].mv(&o[l + 1]);
+                    }
+                }
             }
-            grads
+            gw.into_iter().chain(gb).collect()
         })
+    }
+
+    /// x_l − o_l per layer with centering on, else the states themselves.
+    fn centred(&self, x: &[Tensor]) -> Vec<Tensor> {
+        match &self.offsets {
+            Some(o) => x.iter().zip(o).map(|(t, o)| t - o).collect(),
+            None => x.iter().map(Tensor::shallow_clone).collect(),
+        }
     }
 
     /// The surrogate whose gradient (μ and the chains held fixed) is the update:
