@@ -230,6 +230,17 @@ pub const ENTRIES: &[Entry] = &[
         method: None,
     },
     Entry {
+        name: "dbm-centered",
+        family: "dbm",
+        model: "dbm",
+        config: "configs/dbm-centered-mnist.toml",
+        published: Some(84.62),
+        source: "Salakhutdinov & Hinton 2009's pre-trained 784-500-1000 DBM; this one is \
+                 centered and trained jointly from the start",
+        eval_args: &[],
+        method: None,
+    },
+    Entry {
         // Not "gan": an entry named like its family could not be selected alone.
         name: "gan-ns",
         family: "gan",
