@@ -17,7 +17,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use gm_core::config::RunConfig;
 use gm_core::data::{Binarization, Dataset, Split};
 use gm_core::model::Model;
@@ -306,4 +306,82 @@ mod tests {
         assert!(means[0].1 > 0.0 && means[0].1 < 784.0 * 2.0, "{means:?}");
         assert!(peak_rss_mb().is_some_and(|m| m > 1.0));
     }
+}
+
+/// A timed run of training steps: wall time and what was around it.
+#[derive(Clone, Debug)]
+pub struct TimedSteps {
+    /// Timed steps.
+    pub steps: u64,
+    /// Seconds they took.
+    pub seconds: f64,
+    /// [`matmul_gflops`] measured just before them.
+    pub matmul_gflops: f64,
+    /// Load averages before and after.
+    pub load: [Option<[f64; 3]>; 2],
+}
+
+impl TimedSteps {
+    /// Runs [`WARMUP_STEPS`] untimed calls of `step` on `model`, measures the matmul rate,
+    /// warns when the machine is busy, then times `steps` calls and `sync` (which waits for
+    /// queued work).
+    pub fn run<M>(
+        steps: u64,
+        model: &mut M,
+        mut step: impl FnMut(&mut M) -> Result<()>,
+        sync: impl FnOnce(&M) -> Result<()>,
+    ) -> Result<Self> {
+        for _ in 0..WARMUP_STEPS {
+            step(model)?;
+        }
+        let matmul_gflops = matmul_gflops(MATMUL_N);
+        if let Some(w) = busy_machine_warning() {
+            eprintln!("{w}");
+        }
+        let before = load_average();
+        let start = std::time::Instant::now();
+        for _ in 0..steps {
+            step(model)?;
+        }
+        sync(model)?;
+        let seconds = start.elapsed().as_secs_f64();
+        Ok(TimedSteps {
+            steps,
+            seconds,
+            matmul_gflops,
+            load: [before, load_average()],
+        })
+    }
+
+    /// The fields every bench's JSON shares, for batches of `batch` examples and
+    /// `flops_per_step` counted flops: timing, rates, peak RSS, threads and environment.
+    pub fn json(&self, batch: i64, flops_per_step: f64) -> Result<serde_json::Value> {
+        let peak = peak_rss_mb().context("reading VmHWM from /proc/self/status")?;
+        let gflops = flops_per_step * self.steps as f64 / self.seconds / 1e9;
+        Ok(serde_json::json!({
+            "steps": self.steps,
+            "warmup_steps": WARMUP_STEPS,
+            "batch_size": batch,
+            "seconds": self.seconds,
+            "ms_per_step": 1000.0 * self.seconds / self.steps as f64,
+            "examples_per_sec": (self.steps as i64 * batch) as f64 / self.seconds,
+            "gflops": gflops,
+            "matmul_gflops": self.matmul_gflops,
+            "matmul_fraction": gflops / self.matmul_gflops,
+            "peak_rss_mb": peak,
+            "device": "cpu",
+            "torch_threads": tch::get_num_threads(),
+            "loadavg_before": self.load[0],
+            "loadavg_after": self.load[1],
+            "env": threading_env(),
+        }))
+    }
+}
+
+/// Adds the fields of `extra` (a JSON object) to `base` (a JSON object).
+pub fn merged(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    if let (Some(b), serde_json::Value::Object(e)) = (base.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    base
 }

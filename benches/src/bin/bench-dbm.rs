@@ -17,14 +17,10 @@
 //! ```
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use gm_benches::{
-    busy_machine_warning, load_average, matmul_gflops, peak_rss_mb, threading_env, MATMUL_N,
-    WARMUP_STEPS,
-};
+use gm_benches::{merged, TimedSteps};
 use gm_boltzmann::dbm::{Dbm, DbmConfig};
 use gm_core::config::RunConfig;
 use gm_core::data::{self, Batches};
@@ -94,55 +90,33 @@ fn main() -> Result<()> {
         batches = Batches::new(&ds.train.x, None, BATCH, true, false, cfg.seed, epoch);
     };
     let mut iters = 0;
-    for _ in 0..WARMUP_STEPS {
-        iters = iters.max(dbm.train_batch(&next_batch())?);
-    }
-    let matmul = matmul_gflops(MATMUL_N);
-    if let Some(w) = busy_machine_warning() {
-        eprintln!("{w}");
-    }
-    let load_before = load_average();
-    let start = Instant::now();
-    for _ in 0..args.steps {
-        iters = iters.max(dbm.train_batch(&next_batch())?);
-    }
-    let _ = f64::try_from(dbm.params().0[0].sum(Kind::Double))?;
-    let seconds = start.elapsed().as_secs_f64();
-    let load_after = load_average();
+    let timed = TimedSteps::run(
+        args.steps,
+        &mut dbm,
+        |dbm| {
+            iters = iters.max(dbm.train_batch(&next_batch())?);
+            Ok(())
+        },
+        |dbm| Ok(f64::try_from(dbm.params().0[0].sum(Kind::Double)).map(|_| ())?),
+    )?;
     if iters != args.mf_iters {
         bail!(
             "mean field stopped after {iters} iterations, not {}",
             args.mf_iters
         );
     }
-    let gflops =
-        flops_per_step(args.mf_iters, args.gibbs_steps) * args.steps as f64 / seconds / 1e9;
     let test = ds.test.x.narrow(0, 0, 1000).reshape([-1, 784]);
-    let recon_err = recon_error(&dbm, &test)?;
-    let peak = peak_rss_mb().context("reading VmHWM from /proc/self/status")?;
-    let out = json!({
-        "impl": "gm",
-        "sizes": SIZES,
-        "mf_iters": args.mf_iters,
-        "gibbs_steps": args.gibbs_steps,
-        "steps": args.steps,
-        "warmup_steps": WARMUP_STEPS,
-        "batch_size": BATCH,
-        "threads": args.threads,
-        "seconds": seconds,
-        "ms_per_step": 1000.0 * seconds / args.steps as f64,
-        "examples_per_sec": (args.steps as i64 * BATCH) as f64 / seconds,
-        "gflops": gflops,
-        "matmul_gflops": matmul,
-        "matmul_fraction": gflops / matmul,
-        "test_recon_err_1000": recon_err,
-        "peak_rss_mb": peak,
-        "device": "cpu",
-        "torch_threads": tch::get_num_threads(),
-        "loadavg_before": load_before,
-        "loadavg_after": load_after,
-        "env": threading_env(),
-    });
+    let out = merged(
+        timed.json(BATCH, flops_per_step(args.mf_iters, args.gibbs_steps))?,
+        json!({
+            "impl": "gm",
+            "sizes": SIZES,
+            "mf_iters": args.mf_iters,
+            "gibbs_steps": args.gibbs_steps,
+            "threads": args.threads,
+            "test_recon_err_1000": recon_error(&dbm, &test)?,
+        }),
+    );
     std::fs::write(&args.json, serde_json::to_string_pretty(&out)? + "\n")
         .with_context(|| format!("writing {}", args.json.display()))?;
     println!("gm dbm: {out}");

@@ -14,14 +14,10 @@
 //! ```
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use gm_benches::{
-    busy_machine_warning, load_average, matmul_gflops, peak_rss_mb, threading_env, MATMUL_N,
-    WARMUP_STEPS,
-};
+use gm_benches::{merged, TimedSteps};
 use gm_boltzmann::rbm::{Rbm, RbmConfig};
 use gm_core::config::RunConfig;
 use gm_core::data::{self, Batches};
@@ -97,29 +93,19 @@ fn main() -> Result<()> {
         epoch += 1;
         batches = Batches::new(&ds.train.x, None, bs, true, false, cfg.seed, epoch);
     };
-    for _ in 0..WARMUP_STEPS {
-        rbm.train_batch(&next_batch())?;
-    }
-    let matmul = matmul_gflops(MATMUL_N);
-    if let Some(w) = busy_machine_warning() {
-        eprintln!("{w}");
-    }
-    let load_before = load_average();
-    let start = Instant::now();
-    for _ in 0..args.steps {
-        rbm.train_batch(&next_batch())?;
-    }
-    // Reading one value waits for every queued kernel (none on CPU, but keeps GPU honest).
-    let _ = f64::try_from(rbm.params().0.sum(Kind::Double))?;
-    let seconds = start.elapsed().as_secs_f64();
-    let load_after = load_average();
+    let timed = TimedSteps::run(
+        args.steps,
+        &mut rbm,
+        |rbm| Ok(rbm.train_batch(&next_batch())?),
+        // Reading one value waits for every queued kernel (none on CPU, but keeps GPU honest).
+        |rbm| Ok(f64::try_from(rbm.params().0.sum(Kind::Double)).map(|_| ())?),
+    )?;
     let products = if args.rule == "cd" {
         2 * args.k + 3
     } else {
         2 * args.k + 4
     };
     let flops_per_step = products as f64 * 2.0 * (bs * 784 * args.hidden) as f64;
-    let gflops = flops_per_step * args.steps as f64 / seconds / 1e9;
     let test = ds.test.x.narrow(0, 0, 1000).reshape([-1, 784]);
     let recon = rbm.reconstruct(&test);
     let recon_err = f64::try_from(
@@ -128,30 +114,17 @@ fn main() -> Result<()> {
             .sum_dim_intlist(1, false, Kind::Double)
             .mean(Kind::Double),
     )?;
-    let peak = peak_rss_mb().context("reading VmHWM from /proc/self/status")?;
-    let out = json!({
-        "impl": "gm",
-        "rule": args.rule,
-        "k": args.k,
-        "hidden": args.hidden,
-        "steps": args.steps,
-        "warmup_steps": WARMUP_STEPS,
-        "batch_size": bs,
-        "threads": args.threads,
-        "seconds": seconds,
-        "ms_per_step": 1000.0 * seconds / args.steps as f64,
-        "examples_per_sec": (args.steps as i64 * bs) as f64 / seconds,
-        "gflops": gflops,
-        "matmul_gflops": matmul,
-        "matmul_fraction": gflops / matmul,
-        "test_recon_err_1000": recon_err,
-        "peak_rss_mb": peak,
-        "device": "cpu",
-        "torch_threads": tch::get_num_threads(),
-        "loadavg_before": load_before,
-        "loadavg_after": load_after,
-        "env": threading_env(),
-    });
+    let out = merged(
+        timed.json(bs, flops_per_step)?,
+        json!({
+            "impl": "gm",
+            "rule": args.rule,
+            "k": args.k,
+            "hidden": args.hidden,
+            "threads": args.threads,
+            "test_recon_err_1000": recon_err,
+        }),
+    );
     std::fs::write(&args.json, serde_json::to_string_pretty(&out)? + "\n")
         .with_context(|| format!("writing {}", args.json.display()))?;
     println!("gm rbm: {out}");
