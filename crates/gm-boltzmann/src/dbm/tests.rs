@@ -277,12 +277,12 @@ fn centered_update_is_a_step_of_the_centered_parametrisation() {
     let to_centered = |w: &[Tensor], b: &[Tensor], sign: f64| -> Vec<Tensor> {
         (0..=depth)
             .map(|l| {
-                let mut t = b[l].shallow_clone();
+                let mut t = b[l].copy();
                 if l >= 1 {
-                    t = t + w[l - 1].tr().mv(&o[l - 1]) * sign;
+                    t += w[l - 1].tr().mv(&o[l - 1]) * sign;
                 }
                 if l < depth {
-                    t = t + w[l].mv(&o[l + 1]) * sign;
+                    t += w[l].mv(&o[l + 1]) * sign;
                 }
                 t
             })
