@@ -82,3 +82,18 @@ def busy_warning():
 
 def threading_env():
     return {k: os.environ[k] for k in THREADING_ENV if k in os.environ}
+
+
+def timed_steps(update, stream, steps):
+    """WARMUP_STEPS untimed calls of update(next(stream)), the matmul rate, then `steps` timed
+    calls: returns (seconds, matmul GFLOP/s, load averages before, after)."""
+    for _ in range(WARMUP_STEPS):
+        update(next(stream))
+    matmul = matmul_gflops(2048)
+    busy_warning()
+    load_before = list(os.getloadavg())
+    t = time.perf_counter()
+    for _ in range(steps):
+        update(next(stream))
+    secs = time.perf_counter() - t
+    return secs, matmul, load_before, list(os.getloadavg())

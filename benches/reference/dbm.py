@@ -19,12 +19,11 @@ import json
 import os
 import resource
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import WARMUP_STEPS, data_dir, matmul_gflops, read_amat, shuffled_batches  # noqa: E402
+from common import WARMUP_STEPS, data_dir, read_amat, shuffled_batches, timed_steps  # noqa: E402
 
 SIZES = (784, 500, 1000)
 BATCH = 100
@@ -83,15 +82,7 @@ def main():
         b2.grad = x2.mean(0) - mu2.mean(0)
         opt.step()
 
-    for _ in range(WARMUP_STEPS):
-        update(next(stream))
-    matmul = matmul_gflops(2048)
-    load_before = list(os.getloadavg())
-    t = time.perf_counter()
-    for _ in range(a.steps):
-        update(next(stream))
-    secs = time.perf_counter() - t
-    load_after = list(os.getloadavg())
+    secs, matmul, load_before, load_after = timed_steps(update, stream, a.steps)
     ab, bc = n0 * n1, n1 * n2
     # up pass; per iteration v W1, mu2 W2^T, mu1 W2; the last test's v W1 + mu2 W2^T;
     # four products per sweep; two per phase for the statistics

@@ -16,12 +16,11 @@ import json
 import os
 import resource
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import WARMUP_STEPS, data_dir, matmul_gflops, read_amat, shuffled_batches  # noqa: E402
+from common import WARMUP_STEPS, data_dir, read_amat, shuffled_batches, timed_steps  # noqa: E402
 
 DIM = 784
 
@@ -73,15 +72,7 @@ def main():
         c.grad = ph.mean(0) - ph0.mean(0)
         opt.step()
 
-    for _ in range(WARMUP_STEPS):
-        update(next(stream))
-    matmul = matmul_gflops(2048)
-    load_before = list(os.getloadavg())
-    t = time.perf_counter()
-    for _ in range(a.steps):
-        update(next(stream))
-    secs = time.perf_counter() - t
-    load_after = list(os.getloadavg())
+    secs, matmul, load_before, load_after = timed_steps(update, stream, a.steps)
     products = 2 * a.k + 3 if a.rule == "cd" else 2 * a.k + 4
     gflops = products * 2.0 * a.batch_size * DIM * a.hidden * a.steps / secs / 1e9
     test = read_amat(d / "binarized_mnist_test.amat", 10_000)[:1000]

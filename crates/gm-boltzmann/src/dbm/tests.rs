@@ -223,14 +223,21 @@ fn block_gibbs_leaves_the_exact_distribution_invariant() {
     );
 }
 
+/// A positive phase (mean field of 30 random 7-unit rows) and a negative one (20 fresh
+/// chains after 3 sweeps) of `dbm`.
+fn both_phases(dbm: &Dbm) -> (MeanField, Vec<Tensor>) {
+    let v = Tensor::rand([30, 7], F64).lt(0.5).to_kind(Kind::Double);
+    let mut neg = dbm.fresh_chains(20);
+    let mf = dbm.mean_field(&v);
+    dbm.gibbs(&mut neg, 3);
+    (mf, neg)
+}
+
 #[test]
 fn hand_update_is_the_autograd_gradient_of_the_surrogate() {
     let _rng = gm_core::rng_guard::seeded(7);
     let dbm = random_dbm(7, "[5, 4, 3]", 0.7, "weight_decay = 0.01");
-    let v = Tensor::rand([30, 7], F64).lt(0.5).to_kind(Kind::Double);
-    let mf = dbm.mean_field(&v);
-    let mut neg = dbm.fresh_chains(20);
-    dbm.gibbs(&mut neg, 3);
+    let (mf, neg) = both_phases(&dbm);
     let hand = dbm.hand_gradients(&mf.means, &neg);
     let (w, b) = dbm.params();
     let params: Vec<&Tensor> = w.iter().chain(b).collect();
@@ -267,10 +274,7 @@ fn centered_update_is_a_step_of_the_centered_parametrisation() {
                 .copy_(&(Tensor::rand(t.size().as_slice(), F64) * 0.8 + 0.1));
         }
     });
-    let v = Tensor::rand([30, 7], F64).lt(0.5).to_kind(Kind::Double);
-    let mf = dbm.mean_field(&v);
-    let mut neg = dbm.fresh_chains(20);
-    dbm.gibbs(&mut neg, 3);
+    let (mf, neg) = both_phases(&dbm);
     let hand = dbm.hand_gradients(&mf.means, &neg);
     let (w, b) = dbm.params();
     let depth = w.len();
