@@ -1,6 +1,7 @@
 """What the PyTorch references share: gm's data cache, the binarized-MNIST reader, the
 step constants of gm_benches, the in-process matmul rate, peak RSS and the load average."""
 
+import json
 import os
 import resource
 import sys
@@ -86,7 +87,7 @@ def threading_env():
 
 def timed_steps(update, stream, steps):
     """WARMUP_STEPS untimed calls of update(next(stream)), the matmul rate, then `steps` timed
-    calls: returns (seconds, matmul GFLOP/s, load averages before, after)."""
+    calls: a dict of the timing (steps, seconds, matmul GFLOP/s, load averages)."""
     for _ in range(WARMUP_STEPS):
         update(next(stream))
     matmul = matmul_gflops(2048)
@@ -96,4 +97,26 @@ def timed_steps(update, stream, steps):
     for _ in range(steps):
         update(next(stream))
     secs = time.perf_counter() - t
-    return secs, matmul, load_before, list(os.getloadavg())
+    return {"steps": steps, "seconds": secs, "matmul_gflops": matmul,
+            "loadavg_before": load_before, "loadavg_after": list(os.getloadavg())}
+
+
+def timing_fields(timed, batch_size, flops_per_step):
+    """The fields every bench's JSON shares (gm_benches::TimedSteps::json)."""
+    secs, steps = timed["seconds"], timed["steps"]
+    gflops = flops_per_step * steps / secs / 1e9
+    return {
+        "steps": steps, "warmup_steps": WARMUP_STEPS, "batch_size": batch_size,
+        "seconds": secs, "ms_per_step": 1000 * secs / steps,
+        "examples_per_sec": steps * batch_size / secs, "gflops": gflops,
+        "matmul_gflops": timed["matmul_gflops"], "matmul_fraction": gflops / timed["matmul_gflops"],
+        "peak_rss_mb": peak_rss_mb(), "torch_version": torch.__version__,
+        "loadavg_before": timed["loadavg_before"], "loadavg_after": timed["loadavg_after"],
+    }
+
+
+def write_result(path, label, out):
+    """Writes the result JSON to `path` and prints it after `label`."""
+    with open(path, "w") as fh:
+        json.dump(out, fh, indent=2)
+    print(f"{label}: {json.dumps(out)}")

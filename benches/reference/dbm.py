@@ -15,15 +15,13 @@ process. Then the mean-field reconstruction error of 1,000 test images.
 """
 
 import argparse
-import json
 import os
-import resource
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import WARMUP_STEPS, data_dir, read_amat, shuffled_batches, timed_steps  # noqa: E402
+from common import data_dir, read_amat, shuffled_batches, timed_steps, timing_fields, write_result  # noqa: E402
 
 SIZES = (784, 500, 1000)
 BATCH = 100
@@ -82,30 +80,20 @@ def main():
         b2.grad = x2.mean(0) - mu2.mean(0)
         opt.step()
 
-    secs, matmul, load_before, load_after = timed_steps(update, stream, a.steps)
+    timed = timed_steps(update, stream, a.steps)
     ab, bc = n0 * n1, n1 * n2
     # up pass; per iteration v W1, mu2 W2^T, mu1 W2; the last test's v W1 + mu2 W2^T;
     # four products per sweep; two per phase for the statistics
     products = (ab + bc) + a.mf_iters * (ab + 2 * bc) + (ab + bc) + a.gibbs_steps * 2 * (ab + bc) + 2 * (ab + bc)
-    gflops = 2.0 * BATCH * products * a.steps / secs / 1e9
     test = read_amat(d / "binarized_mnist_test.amat", 10_000)[:1000]
     with torch.no_grad():
         mu1, _ = mean_field(test)
         recon = torch.sigmoid(mu1 @ W1.t() + b0)
         err = (recon - test).double().pow(2).sum(1).mean().item()
-    out = {
-        "impl": "pytorch", "sizes": list(SIZES), "mf_iters": a.mf_iters, "gibbs_steps": a.gibbs_steps,
-        "steps": a.steps, "warmup_steps": WARMUP_STEPS, "batch_size": BATCH, "threads": a.threads,
-        "seconds": secs, "ms_per_step": 1000 * secs / a.steps,
-        "examples_per_sec": a.steps * BATCH / secs, "gflops": gflops,
-        "matmul_gflops": matmul, "matmul_fraction": gflops / matmul,
-        "test_recon_err_1000": err,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "torch_version": torch.__version__, "loadavg_before": load_before, "loadavg_after": load_after,
-    }
-    with open(a.json, "w") as fh:
-        json.dump(out, fh, indent=2)
-    print(f"pytorch dbm: {json.dumps(out)}")
+    out = {"impl": "pytorch", "sizes": list(SIZES), "mf_iters": a.mf_iters, "gibbs_steps": a.gibbs_steps,
+           "threads": a.threads, "test_recon_err_1000": err,
+           **timing_fields(timed, BATCH, 2.0 * BATCH * products)}
+    write_result(a.json, "pytorch dbm", out)
 
 
 if __name__ == "__main__":

@@ -12,15 +12,13 @@ timed in the same process. Then the mean squared reconstruction error of 1,000 t
 """
 
 import argparse
-import json
 import os
-import resource
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import WARMUP_STEPS, data_dir, read_amat, shuffled_batches, timed_steps  # noqa: E402
+from common import data_dir, read_amat, shuffled_batches, timed_steps, timing_fields, write_result  # noqa: E402
 
 DIM = 784
 
@@ -72,26 +70,16 @@ def main():
         c.grad = ph.mean(0) - ph0.mean(0)
         opt.step()
 
-    secs, matmul, load_before, load_after = timed_steps(update, stream, a.steps)
+    timed = timed_steps(update, stream, a.steps)
     products = 2 * a.k + 3 if a.rule == "cd" else 2 * a.k + 4
-    gflops = products * 2.0 * a.batch_size * DIM * a.hidden * a.steps / secs / 1e9
+    flops = products * 2.0 * a.batch_size * DIM * a.hidden
     test = read_amat(d / "binarized_mnist_test.amat", 10_000)[:1000]
     with torch.no_grad():
         recon = torch.sigmoid(torch.sigmoid(test @ W + c) @ W.t() + b)
         err = (recon - test).double().pow(2).sum(1).mean().item()
-    out = {
-        "impl": "pytorch", "rule": a.rule, "k": a.k, "hidden": a.hidden, "steps": a.steps,
-        "warmup_steps": WARMUP_STEPS, "batch_size": a.batch_size, "threads": a.threads,
-        "seconds": secs, "ms_per_step": 1000 * secs / a.steps,
-        "examples_per_sec": a.steps * a.batch_size / secs, "gflops": gflops,
-        "matmul_gflops": matmul, "matmul_fraction": gflops / matmul,
-        "test_recon_err_1000": err,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "torch_version": torch.__version__, "loadavg_before": load_before, "loadavg_after": load_after,
-    }
-    with open(a.json, "w") as fh:
-        json.dump(out, fh, indent=2)
-    print(f"pytorch rbm: {json.dumps(out)}")
+    out = {"impl": "pytorch", "rule": a.rule, "k": a.k, "hidden": a.hidden, "threads": a.threads,
+           "test_recon_err_1000": err, **timing_fields(timed, a.batch_size, flops)}
+    write_result(a.json, "pytorch rbm", out)
 
 
 if __name__ == "__main__":

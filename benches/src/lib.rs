@@ -385,3 +385,29 @@ pub fn merged(mut base: serde_json::Value, extra: serde_json::Value) -> serde_js
     }
     base
 }
+
+/// A bench's run config from TOML (parsed and validated), its dataset, and libtorch's
+/// generator seeded with the config's seed.
+pub fn load_run(toml: &str) -> Result<(RunConfig, Dataset)> {
+    let cfg = RunConfig::from_toml_str(toml)?;
+    cfg.validate()?;
+    let name = &cfg.data.dataset;
+    let ds = gm_core::data::load(name, &cfg.data.options)
+        .with_context(|| format!("loading {name} (fetch it with `cargo xtask data {name}`)"))?;
+    tch::manual_seed(cfg.seed as i64);
+    Ok((cfg, ds))
+}
+
+/// Endless training inputs of `batch` rows of `x`: a new seeded shuffle every epoch.
+pub fn endless_batches(x: &Tensor, batch: i64, seed: u64) -> impl FnMut() -> Tensor {
+    let x = x.shallow_clone();
+    let mut epoch = 0usize;
+    let mut batches = gm_core::data::Batches::new(&x, None, batch, true, false, seed, epoch);
+    move || loop {
+        if let Some(b) = batches.next() {
+            return b.x;
+        }
+        epoch += 1;
+        batches = gm_core::data::Batches::new(&x, None, batch, true, false, seed, epoch);
+    }
+}

@@ -20,10 +20,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use gm_benches::{merged, TimedSteps};
+use gm_benches::{endless_batches, load_run, merged, TimedSteps};
 use gm_boltzmann::dbm::{Dbm, DbmConfig};
-use gm_core::config::RunConfig;
-use gm_core::data::{self, Batches};
 use gm_core::model::{parse_params, BuildContext};
 use serde_json::json;
 use tch::{Device, Kind};
@@ -60,17 +58,13 @@ fn main() -> Result<()> {
         bail!("--steps, --threads, --mf-iters and --gibbs-steps must be positive");
     }
     tch::set_num_threads(args.threads as i32);
-    let cfg = RunConfig::from_toml_str(&format!(
+    let (cfg, ds) = load_run(&format!(
         "seed = {}\n[model]\nname = \"dbm\"\nhidden = [{}, {}]\nchains = {BATCH}\n\
          gibbs_steps = {}\nmf_tolerance = 1e-30\nmf_max_iters = {}\nweight_decay = 2e-4\n\
          [data]\ndataset = \"binarized-mnist\"\nbatch_size = {BATCH}\n\
          [optim]\nkind = \"sgd\"\nlr = 0.005\nmomentum = 0.9\n",
         args.seed, SIZES[1], SIZES[2], args.gibbs_steps, args.mf_iters
     ))?;
-    cfg.validate()?;
-    let ds = data::load(&cfg.data.dataset, &cfg.data.options)
-        .context("loading binarized-mnist (fetch it with `cargo xtask data binarized-mnist`)")?;
-    tch::manual_seed(args.seed as i64);
     let params: DbmConfig = parse_params("dbm", &cfg.model.params)?;
     let mut dbm = Dbm::new(
         params,
@@ -80,15 +74,7 @@ fn main() -> Result<()> {
             device: Device::Cpu,
         },
     )?;
-    let mut epoch = 0usize;
-    let mut batches = Batches::new(&ds.train.x, None, BATCH, true, false, cfg.seed, epoch);
-    let mut next_batch = || loop {
-        if let Some(b) = batches.next() {
-            return b.x;
-        }
-        epoch += 1;
-        batches = Batches::new(&ds.train.x, None, BATCH, true, false, cfg.seed, epoch);
-    };
+    let mut next_batch = endless_batches(&ds.train.x, BATCH, cfg.seed);
     let mut iters = 0;
     let timed = TimedSteps::run(
         args.steps,

@@ -17,10 +17,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use gm_benches::{merged, TimedSteps};
+use gm_benches::{endless_batches, load_run, merged, TimedSteps};
 use gm_boltzmann::rbm::{Rbm, RbmConfig};
-use gm_core::config::RunConfig;
-use gm_core::data::{self, Batches};
 use gm_core::model::{parse_params, BuildContext};
 use serde_json::json;
 use tch::{Device, Kind};
@@ -63,16 +61,12 @@ fn main() -> Result<()> {
         bail!("--rule must be cd or pcd, got {:?}", args.rule);
     }
     tch::set_num_threads(args.threads as i32);
-    let cfg = RunConfig::from_toml_str(&format!(
+    let (cfg, ds) = load_run(&format!(
         "seed = {}\n[model]\nname = \"rbm\"\nhidden = {}\nrule = \"{}\"\nk = {}\n\
          weight_decay = 2e-4\n[data]\ndataset = \"binarized-mnist\"\nbatch_size = {}\n\
          [optim]\nkind = \"sgd\"\nlr = 0.05\nmomentum = 0.5\n",
         args.seed, args.hidden, args.rule, args.k, args.batch_size
     ))?;
-    cfg.validate()?;
-    let ds = data::load(&cfg.data.dataset, &cfg.data.options)
-        .context("loading binarized-mnist (fetch it with `cargo xtask data binarized-mnist`)")?;
-    tch::manual_seed(args.seed as i64);
     let params: RbmConfig = parse_params("rbm", &cfg.model.params)?;
     let mut rbm = Rbm::new(
         params,
@@ -84,15 +78,7 @@ fn main() -> Result<()> {
     )?;
 
     let bs = args.batch_size;
-    let mut epoch = 0usize;
-    let mut batches = Batches::new(&ds.train.x, None, bs, true, false, cfg.seed, epoch);
-    let mut next_batch = || loop {
-        if let Some(b) = batches.next() {
-            return b.x;
-        }
-        epoch += 1;
-        batches = Batches::new(&ds.train.x, None, bs, true, false, cfg.seed, epoch);
-    };
+    let mut next_batch = endless_batches(&ds.train.x, bs, cfg.seed);
     let timed = TimedSteps::run(
         args.steps,
         &mut rbm,
