@@ -15,6 +15,7 @@ pub fn registry() -> ModelRegistry {
     gm_boltzmann::register(&mut r);
     gm_gan::register(&mut r);
     gm_flow::register(&mut r);
+    gm_diffusion::register(&mut r);
     r
 }
 

@@ -77,6 +77,10 @@ const TINY: &[(&str, &str)] = &[
     ),
     ("realnvp", "layers = 2\nhidden = [8]\nchannels = [4]"),
     ("maf", "layers = 2\nhidden = [8]"),
+    (
+        "ddpm",
+        "steps = 20\nhidden = [8]\nbound_timesteps = 5\nsample_steps = 5",
+    ),
 ];
 
 /// `(model, field)` whose value -1 is legitimately accepted, with the reason.

@@ -1,0 +1,296 @@
+//! The Gaussian diffusion and its learned reverse process (Sohl-Dickstein et al. 2015; the
+//! ε-prediction form of Ho et al. 2020).
+//!
+//! Forward: q(x_t | x_{t−1}) = N(√(1 − β_t) x_{t−1}, β_t I), so q(x_t | x_0) =
+//! N(√ᾱ_t x_0, (1 − ᾱ_t) I) in closed form. Reverse: p(x_{t−1} | x_t) = N(μ_θ(x_t, t), σ_t² I)
+//! with μ_θ = (x_t − β_t / √(1 − ᾱ_t) · ε_θ(x_t, t)) / √α_t, σ_t² fixed (`Variance`).
+//!
+//! The variational bound on log p(x_0), in nats:
+//! log p(x_0) ≥ −KL(q(x_T | x_0) ‖ N(0, I)) − Σ_{t=2}^T E_q KL(q(x_{t−1} | x_t, x_0) ‖ p(x_{t−1} | x_t))
+//! + E_q log p(x_0 | x_1), every KL between Gaussians in closed form; [`GaussianDiffusion::bound`]
+//! sums the prior and decoder terms exactly and estimates the sum over t ≥ 2 from a random
+//! subset of timesteps without replacement (unbiased; all of them when asked for T − 1).
+
+use crate::schedule::Schedule;
+use tch::{Device, Kind, Tensor};
+
+/// ln 2π.
+const LOG_2PI: f64 = 1.837_877_066_409_345_3;
+
+/// A network predicting the noise ε that made x_t from x_0: `x` `[B, …]`, `t` Int64 `[B]`
+/// in 1 ..= T.
+pub trait Denoiser {
+    /// ε_θ(x_t, t), shaped like `x`.
+    fn eps(&self, x: &Tensor, t: &Tensor, train: bool) -> Tensor;
+}
+
+/// The reverse process' fixed variance σ_t² for t ≥ 2 (the decoder p(x_0 | x_1) always
+/// uses β_1, since β̃_1 = 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Variance {
+    /// σ_t² = β_t (the upper of Ho et al.'s two choices).
+    #[default]
+    Beta,
+    /// σ_t² = β̃_t, the variance of q(x_{t−1} | x_t, x_0) (the lower one).
+    Posterior,
+}
+
+/// How samples are drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Sampler {
+    /// The reverse chain, T steps, x_0 = μ_θ(x_1, 1) without the last noise.
+    Ancestral,
+    /// DDIM with η = 0 (Song et al. 2021) on this many evenly spaced timesteps.
+    Ddim(i64),
+}
+
+/// Per-timestep coefficients, each a `[T + 1]` tensor indexed by t (entry 0 unused).
+#[derive(Debug)]
+struct Tables {
+    sqrt_ab: Tensor,
+    sqrt_1m_ab: Tensor,
+    post_a: Tensor,
+    post_b: Tensor,
+    log_post_var: Tensor,
+    post_var: Tensor,
+    var: Tensor,
+    log_var: Tensor,
+}
+
+/// A schedule with its coefficient tables on a device, in a float kind.
+#[derive(Debug)]
+pub struct GaussianDiffusion {
+    schedule: Schedule,
+    variance: Variance,
+    tables: Tables,
+}
+
+impl GaussianDiffusion {
+    /// The diffusion of `schedule`, its tables in `kind` on `device`.
+    pub fn new(schedule: Schedule, variance: Variance, kind: Kind, device: Device) -> Self {
+        let s = &schedule;
+        let table = |f: &dyn Fn(i64) -> f64| {
+            let v: Vec<f64> = (0..=s.steps())
+                .map(|t| if t == 0 { 0.0 } else { f(t) })
+                .collect();
+            Tensor::from_slice(&v).to_kind(kind).to_device(device)
+        };
+        let var_t = |t: i64| match (variance, t) {
+            (Variance::Posterior, t) if t >= 2 => s.posterior_variance(t),
+            _ => s.beta(t),
+        };
+        // β̃_1 = 0: its log is never used (t = 1 is the decoder), 0 keeps it finite.
+        let log_post = |t: i64| if t >= 2 { s.posterior_variance(t).ln() } else { 0.0 };
+        let tables = Tables {
+            sqrt_ab: table(&|t| s.alpha_bar(t).sqrt()),
+            sqrt_1m_ab: table(&|t| (1.0 - s.alpha_bar(t)).sqrt()),
+            post_a: table(&|t| s.posterior_mean_coefs(t).0),
+            post_b: table(&|t| s.posterior_mean_coefs(t).1),
+            post_var: table(&|t| s.posterior_variance(t)),
+            log_post_var: table(&log_post),
+            var: table(&var_t),
+            log_var: table(&|t| var_t(t).ln()),
+        };
+        GaussianDiffusion {
+            schedule,
+            variance,
+            tables,
+        }
+    }
+
+    /// The schedule.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// The variance choice.
+    pub fn variance(&self) -> Variance {
+        self.variance
+    }
+
+    /// T.
+    pub fn steps(&self) -> i64 {
+        self.schedule.steps()
+    }
+
+    /// Entries of `table` at `t` `[B]`, shaped `[B, 1, …]` to broadcast against `like`.
+    fn at(table: &Tensor, t: &Tensor, like: &Tensor) -> Tensor {
+        let mut shape = vec![like.size()[0]];
+        shape.resize(like.dim(), 1);
+        table.index_select(0, t).view(shape.as_slice())
+    }
+
+    /// x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, a draw of q(x_t | x_0) for noise ε.
+    pub fn q_sample(&self, x0: &Tensor, t: &Tensor, noise: &Tensor) -> Tensor {
+        Self::at(&self.tables.sqrt_ab, t, x0) * x0 + Self::at(&self.tables.sqrt_1m_ab, t, x0) * noise
+    }
+
+    /// The x_0 that noise `eps` and x_t imply: (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t.
+    pub fn predict_x0(&self, xt: &Tensor, t: &Tensor, eps: &Tensor) -> Tensor {
+        (xt - Self::at(&self.tables.sqrt_1m_ab, t, xt) * eps) / Self::at(&self.tables.sqrt_ab, t, xt)
+    }
+
+    /// μ̃_t(x_t, x_0), the mean of q(x_{t−1} | x_t, x_0).
+    pub fn posterior_mean(&self, x0: &Tensor, xt: &Tensor, t: &Tensor) -> Tensor {
+        Self::at(&self.tables.post_a, t, xt) * x0 + Self::at(&self.tables.post_b, t, xt) * xt
+    }
+
+    /// μ_θ(x_t, t) from the predicted noise: the posterior mean at the implied x_0, which
+    /// is clamped to `clip` first when given (sampling images; the bound never clips).
+    pub fn model_mean(&self, xt: &Tensor, t: &Tensor, eps: &Tensor, clip: Option<(f64, f64)>) -> Tensor {
+        let mut x0 = self.predict_x0(xt, t, eps);
+        if let Some((lo, hi)) = clip {
+            x0 = x0.clamp(lo, hi);
+        }
+        self.posterior_mean(&x0, xt, t)
+    }
+
+    /// σ_t² of the reverse process at `t` `[B]`, shaped for `like`.
+    pub fn model_variance(&self, t: &Tensor, like: &Tensor) -> Tensor {
+        Self::at(&self.tables.var, t, like)
+    }
+
+    /// KL(q(x_T | x_0) ‖ N(0, I)) per example `[B]`.
+    pub fn prior_kl(&self, x0: &Tensor) -> Tensor {
+        let ab = self.schedule.alpha_bar(self.steps());
+        let per = x0.square() * ab + ((1.0 - ab) - 1.0 - (1.0 - ab).ln());
+        per.flatten(1, -1).sum_dim_intlist(-1, false, x0.kind()) * 0.5
+    }
+
+    /// The bound's term at each example's t `[B]`, in nats `[B]`: −log p(x_0 | x_1) where
+    /// t = 1, else KL(q(x_{t−1} | x_t, x_0) ‖ p(x_{t−1} | x_t)), at x_t = q_sample(x_0, t, noise).
+    pub fn term(&self, net: &dyn Denoiser, x0: &Tensor, t: &Tensor, noise: &Tensor, train: bool) -> Tensor {
+        let xt = self.q_sample(x0, t, noise);
+        let mean = self.model_mean(&xt, t, &net.eps(&xt, t, train), None);
+        let var = Self::at(&self.tables.var, t, x0);
+        let log_var = Self::at(&self.tables.log_var, t, x0);
+        let post_var = Self::at(&self.tables.post_var, t, x0);
+        let log_post_var = Self::at(&self.tables.log_post_var, t, x0);
+        let sq = (self.posterior_mean(x0, &xt, t) - &mean).square();
+        let kl = (&log_var - log_post_var + post_var / &var - 1.0 + &sq / &var) * 0.5;
+        let nll = ((x0 - &mean).square() / &var + &log_var + LOG_2PI) * 0.5;
+        let sum = |v: Tensor| v.flatten(1, -1).sum_dim_intlist(-1, false, x0.kind());
+        sum(kl).where_self(&t.gt(1), &sum(nll))
+    }
+
+    /// An estimate of the bound on log p(x_0) per example `[B]` and its per-example
+    /// variance from the timestep subset `[B]`: prior and decoder terms exact, the sum over
+    /// t = 2 … T from `k` distinct timesteps per example (all of them when k ≥ T − 1).
+    pub fn bound(&self, net: &dyn Denoiser, x0: &Tensor, k: i64) -> (Tensor, Tensor) {
+        let (b, steps) = (x0.size()[0], self.steps());
+        let dev = x0.device();
+        let mut total = -self.prior_kl(x0) - self.term(net, x0, &Tensor::ones([b], (Kind::Int64, dev)), &x0.randn_like(), false);
+        let inner = steps - 1;
+        if inner == 0 {
+            return (total.shallow_clone(), total.zeros_like());
+        }
+        let k = k.clamp(1, inner);
+        let picks = Tensor::rand([b, inner], (Kind::Float, dev)).argsort(-1, false).narrow(1, 0, k) + 2;
+        let terms: Vec<Tensor> = (0..k)
+            .map(|j| {
+                let t = picks.select(1, j).contiguous();
+                self.term(net, x0, &t, &x0.randn_like(), false)
+            })
+            .collect();
+        let terms = Tensor::stack(&terms, 1);
+        let scale = inner as f64 / k as f64;
+        total -= terms.sum_dim_intlist(1, false, x0.kind()) * scale;
+        // Variance of the subset's sum: scale² k s² (1 − k / N), s² the terms' sample variance.
+        let var = if k < inner && k > 1 {
+            terms.var_dim(1, true, false) * (scale * scale * k as f64 * (1.0 - k as f64 / inner as f64))
+        } else {
+            total.zeros_like()
+        };
+        (total, var)
+    }
+
+    /// Ho et al.'s L_simple at uniform timesteps: mean over examples of ‖ε − ε_θ(x_t, t)‖²
+    /// per dimension.
+    pub fn simple_loss(&self, net: &dyn Denoiser, x0: &Tensor) -> Tensor {
+        let b = x0.size()[0];
+        let t = Tensor::randint_low(1, self.steps() + 1, [b], (Kind::Int64, x0.device()));
+        let noise = x0.randn_like();
+        let xt = self.q_sample(x0, &t, &noise);
+        (net.eps(&xt, &t, true) - noise).square().mean(x0.kind())
+    }
+
+    /// A stochastic estimate of the negative bound for training: T − 1 times one random
+    /// t ≥ 2 term per example, plus the prior and decoder terms, mean over examples.
+    pub fn bound_loss(&self, net: &dyn Denoiser, x0: &Tensor) -> Tensor {
+        let (b, steps) = (x0.size()[0], self.steps());
+        let dev = x0.device();
+        let one = Tensor::ones([b], (Kind::Int64, dev));
+        let mut loss = self.prior_kl(x0) + self.term(net, x0, &one, &x0.randn_like(), true);
+        if steps > 1 {
+            let t = Tensor::randint_low(2, steps + 1, [b], (Kind::Int64, dev));
+            loss += self.term(net, x0, &t, &x0.randn_like(), true) * (steps - 1) as f64;
+        }
+        loss.mean(x0.kind())
+    }
+
+    /// The timesteps a sampler visits, from T down.
+    pub fn timesteps(&self, sampler: Sampler) -> Vec<i64> {
+        let steps = self.steps();
+        match sampler {
+            Sampler::Ancestral => (1..=steps).rev().collect(),
+            Sampler::Ddim(n) => {
+                let n = n.clamp(1, steps);
+                let mut ts: Vec<i64> = (0..n)
+                    .map(|i| 1 + ((steps - 1) as f64 * i as f64 / (n - 1).max(1) as f64).round() as i64)
+                    .collect();
+                ts.dedup();
+                ts.reverse();
+                ts
+            }
+        }
+    }
+
+    /// Samples from x_T = `start` (noise) down to x_0. After each step, `hook(t_next, x)`
+    /// may replace x (completion) or look at it (the reverse-process strip); t_next is the
+    /// timestep x now stands at (0 at the end).
+    pub fn sample_from(
+        &self,
+        net: &dyn Denoiser,
+        start: Tensor,
+        sampler: Sampler,
+        clip: Option<(f64, f64)>,
+        hook: &mut dyn FnMut(i64, Tensor) -> Tensor,
+    ) -> Tensor {
+        let ts = self.timesteps(sampler);
+        let b = start.size()[0];
+        let dev = start.device();
+        let mut x = start;
+        for (i, &t) in ts.iter().enumerate() {
+            let tt = Tensor::full([b], t, (Kind::Int64, dev));
+            let eps = net.eps(&x, &tt, false);
+            let next = ts.get(i + 1).copied().unwrap_or(0);
+            x = match sampler {
+                Sampler::Ancestral => {
+                    let mean = self.model_mean(&x, &tt, &eps, clip);
+                    if t > 1 {
+                        mean + self.model_variance(&tt, &x).sqrt() * x.randn_like()
+                    } else {
+                        mean
+                    }
+                }
+                Sampler::Ddim(_) => self.ddim_step(&x, &tt, &eps, next, clip),
+            };
+            x = hook(next, x);
+        }
+        x
+    }
+
+    /// One DDIM (η = 0) step from x_t to x_next: x_next = √ᾱ_next x̂_0 + √(1 − ᾱ_next) ε̂,
+    /// ε̂ recomputed from the clamped x̂_0.
+    fn ddim_step(&self, xt: &Tensor, t: &Tensor, eps: &Tensor, next: i64, clip: Option<(f64, f64)>) -> Tensor {
+        let mut x0 = self.predict_x0(xt, t, eps);
+        let mut eps = eps.shallow_clone();
+        if let Some((lo, hi)) = clip {
+            x0 = x0.clamp(lo, hi);
+            eps = (xt - Self::at(&self.tables.sqrt_ab, t, xt) * &x0) / Self::at(&self.tables.sqrt_1m_ab, t, xt);
+        }
+        let ab = self.schedule.alpha_bar(next);
+        x0 * ab.sqrt() + eps * (1.0 - ab).sqrt()
+    }
+}
