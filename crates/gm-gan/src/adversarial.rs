@@ -164,7 +164,9 @@ pub fn gradient_penalty(
     shape[0] = b;
     let eps = Tensor::rand(shape.as_slice(), (real.kind(), real.device()));
     let one_minus: Tensor = 1.0 - &eps;
-    let x_hat = (real.detach() * &eps + fake.detach() * one_minus)
+    // An MLP generator's images come flat: interpolate in the data's shape.
+    let fake = fake.detach().reshape(real.size());
+    let x_hat = (real.detach() * &eps + fake * one_minus)
         .detach()
         .set_requires_grad(true);
     let scores = d.forward(&x_hat, y, train);
