@@ -409,7 +409,7 @@ pub const ENTRIES: &[Entry] = &[
         config: "configs/ddpm-mnist.toml",
         published: None,
         source: "no published DDPM bound on MNIST (the flows' column: RealNVP 1.06, Glow 1.05, FFJORD 0.99 bits/dim); a variational bound",
-        eval_args: &["--limit", "1000", "--samples", "2000"],
+        eval_args: &["--limit", "200", "--samples", "500"],
         method: None,
     },
 ];
