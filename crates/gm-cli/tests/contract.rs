@@ -81,6 +81,10 @@ const TINY: &[(&str, &str)] = &[
         "ddpm",
         "steps = 20\nhidden = [8]\nbound_timesteps = 5\nsample_steps = 5",
     ),
+    (
+        "binary-diffusion",
+        "steps = 10\nnet = \"mlp\"\nhidden = [8]\nbound_timesteps = 3",
+    ),
 ];
 
 /// `(model, field)` whose value -1 is legitimately accepted, with the reason.

@@ -17,11 +17,11 @@ use tch::{Device, Kind, Tensor};
 /// ln 2π.
 const LOG_2PI: f64 = 1.837_877_066_409_345_3;
 
-/// A network predicting the noise ε that made x_t from x_0: `x` `[B, …]`, `t` Int64 `[B]`
-/// in 1 ..= T.
+/// A network told the timestep: `x` `[B, …]`, `t` Int64 `[B]` in 1 ..= T, an output shaped
+/// like `x` (the noise ε_θ(x_t, t) for the Gaussian diffusion, logits of x_0 for the binary one).
 pub trait Denoiser {
-    /// ε_θ(x_t, t), shaped like `x`.
-    fn eps(&self, x: &Tensor, t: &Tensor, train: bool) -> Tensor;
+    /// The prediction at (x_t, t), shaped like `x`.
+    fn predict(&self, x: &Tensor, t: &Tensor, train: bool) -> Tensor;
 }
 
 /// The reverse process' fixed variance σ_t² for t ≥ 2 (the decoder p(x_0 | x_1) always
@@ -81,7 +81,13 @@ impl GaussianDiffusion {
             _ => s.beta(t),
         };
         // β̃_1 = 0: its log is never used (t = 1 is the decoder), 0 keeps it finite.
-        let log_post = |t: i64| if t >= 2 { s.posterior_variance(t).ln() } else { 0.0 };
+        let log_post = |t: i64| {
+            if t >= 2 {
+                s.posterior_variance(t).ln()
+            } else {
+                0.0
+            }
+        };
         let tables = Tables {
             sqrt_ab: table(&|t| s.alpha_bar(t).sqrt()),
             sqrt_1m_ab: table(&|t| (1.0 - s.alpha_bar(t)).sqrt()),
@@ -123,12 +129,14 @@ impl GaussianDiffusion {
 
     /// x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, a draw of q(x_t | x_0) for noise ε.
     pub fn q_sample(&self, x0: &Tensor, t: &Tensor, noise: &Tensor) -> Tensor {
-        Self::at(&self.tables.sqrt_ab, t, x0) * x0 + Self::at(&self.tables.sqrt_1m_ab, t, x0) * noise
+        Self::at(&self.tables.sqrt_ab, t, x0) * x0
+            + Self::at(&self.tables.sqrt_1m_ab, t, x0) * noise
     }
 
     /// The x_0 that noise `eps` and x_t imply: (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t.
     pub fn predict_x0(&self, xt: &Tensor, t: &Tensor, eps: &Tensor) -> Tensor {
-        (xt - Self::at(&self.tables.sqrt_1m_ab, t, xt) * eps) / Self::at(&self.tables.sqrt_ab, t, xt)
+        (xt - Self::at(&self.tables.sqrt_1m_ab, t, xt) * eps)
+            / Self::at(&self.tables.sqrt_ab, t, xt)
     }
 
     /// μ̃_t(x_t, x_0), the mean of q(x_{t−1} | x_t, x_0).
@@ -138,7 +146,13 @@ impl GaussianDiffusion {
 
     /// μ_θ(x_t, t) from the predicted noise: the posterior mean at the implied x_0, which
     /// is clamped to `clip` first when given (sampling images; the bound never clips).
-    pub fn model_mean(&self, xt: &Tensor, t: &Tensor, eps: &Tensor, clip: Option<(f64, f64)>) -> Tensor {
+    pub fn model_mean(
+        &self,
+        xt: &Tensor,
+        t: &Tensor,
+        eps: &Tensor,
+        clip: Option<(f64, f64)>,
+    ) -> Tensor {
         let mut x0 = self.predict_x0(xt, t, eps);
         if let Some((lo, hi)) = clip {
             x0 = x0.clamp(lo, hi);
@@ -160,9 +174,16 @@ impl GaussianDiffusion {
 
     /// The bound's term at each example's t `[B]`, in nats `[B]`: −log p(x_0 | x_1) where
     /// t = 1, else KL(q(x_{t−1} | x_t, x_0) ‖ p(x_{t−1} | x_t)), at x_t = q_sample(x_0, t, noise).
-    pub fn term(&self, net: &dyn Denoiser, x0: &Tensor, t: &Tensor, noise: &Tensor, train: bool) -> Tensor {
+    pub fn term(
+        &self,
+        net: &dyn Denoiser,
+        x0: &Tensor,
+        t: &Tensor,
+        noise: &Tensor,
+        train: bool,
+    ) -> Tensor {
         let xt = self.q_sample(x0, t, noise);
-        let mean = self.model_mean(&xt, t, &net.eps(&xt, t, train), None);
+        let mean = self.model_mean(&xt, t, &net.predict(&xt, t, train), None);
         let var = Self::at(&self.tables.var, t, x0);
         let log_var = Self::at(&self.tables.log_var, t, x0);
         let post_var = Self::at(&self.tables.post_var, t, x0);
@@ -180,28 +201,11 @@ impl GaussianDiffusion {
     pub fn bound(&self, net: &dyn Denoiser, x0: &Tensor, k: i64) -> (Tensor, Tensor) {
         let (b, steps) = (x0.size()[0], self.steps());
         let dev = x0.device();
-        let mut total = -self.prior_kl(x0) - self.term(net, x0, &Tensor::ones([b], (Kind::Int64, dev)), &x0.randn_like(), false);
-        let inner = steps - 1;
-        if inner == 0 {
-            return (total.shallow_clone(), total.zeros_like());
-        }
-        let k = k.clamp(1, inner);
-        let picks = Tensor::rand([b, inner], (Kind::Float, dev)).argsort(-1, false).narrow(1, 0, k) + 2;
-        let terms: Vec<Tensor> = (0..k)
-            .map(|j| {
-                let t = picks.select(1, j).contiguous();
-                self.term(net, x0, &t, &x0.randn_like(), false)
-            })
-            .collect();
-        let terms = Tensor::stack(&terms, 1);
-        let scale = inner as f64 / k as f64;
-        total -= terms.sum_dim_intlist(1, false, x0.kind()) * scale;
-        // Variance of the subset's sum: scale² k s² (1 − k / N), s² the terms' sample variance.
-        let var = if k < inner && k > 1 {
-            terms.var_dim(1, true, false) * (scale * scale * k as f64 * (1.0 - k as f64 / inner as f64))
-        } else {
-            total.zeros_like()
-        };
+        let one = Tensor::ones([b], (Kind::Int64, dev));
+        let mut total = -self.prior_kl(x0) - self.term(net, x0, &one, &x0.randn_like(), false);
+        let term = |t: &Tensor| self.term(net, x0, t, &x0.randn_like(), false);
+        let (sum, var) = crate::bound::sum_over_timesteps(b, steps, k, dev, &term);
+        total -= sum;
         (total, var)
     }
 
@@ -212,7 +216,9 @@ impl GaussianDiffusion {
         let t = Tensor::randint_low(1, self.steps() + 1, [b], (Kind::Int64, x0.device()));
         let noise = x0.randn_like();
         let xt = self.q_sample(x0, &t, &noise);
-        (net.eps(&xt, &t, true) - noise).square().mean(x0.kind())
+        (net.predict(&xt, &t, true) - noise)
+            .square()
+            .mean(x0.kind())
     }
 
     /// A stochastic estimate of the negative bound for training: T − 1 times one random
@@ -237,7 +243,9 @@ impl GaussianDiffusion {
             Sampler::Ddim(n) => {
                 let n = n.clamp(1, steps);
                 let mut ts: Vec<i64> = (0..n)
-                    .map(|i| 1 + ((steps - 1) as f64 * i as f64 / (n - 1).max(1) as f64).round() as i64)
+                    .map(|i| {
+                        1 + ((steps - 1) as f64 * i as f64 / (n - 1).max(1) as f64).round() as i64
+                    })
                     .collect();
                 ts.dedup();
                 ts.reverse();
@@ -263,7 +271,7 @@ impl GaussianDiffusion {
         let mut x = start;
         for (i, &t) in ts.iter().enumerate() {
             let tt = Tensor::full([b], t, (Kind::Int64, dev));
-            let eps = net.eps(&x, &tt, false);
+            let eps = net.predict(&x, &tt, false);
             let next = ts.get(i + 1).copied().unwrap_or(0);
             x = match sampler {
                 Sampler::Ancestral => {
@@ -283,12 +291,20 @@ impl GaussianDiffusion {
 
     /// One DDIM (η = 0) step from x_t to x_next: x_next = √ᾱ_next x̂_0 + √(1 − ᾱ_next) ε̂,
     /// ε̂ recomputed from the clamped x̂_0.
-    fn ddim_step(&self, xt: &Tensor, t: &Tensor, eps: &Tensor, next: i64, clip: Option<(f64, f64)>) -> Tensor {
+    fn ddim_step(
+        &self,
+        xt: &Tensor,
+        t: &Tensor,
+        eps: &Tensor,
+        next: i64,
+        clip: Option<(f64, f64)>,
+    ) -> Tensor {
         let mut x0 = self.predict_x0(xt, t, eps);
         let mut eps = eps.shallow_clone();
         if let Some((lo, hi)) = clip {
             x0 = x0.clamp(lo, hi);
-            eps = (xt - Self::at(&self.tables.sqrt_ab, t, xt) * &x0) / Self::at(&self.tables.sqrt_1m_ab, t, xt);
+            eps = (xt - Self::at(&self.tables.sqrt_ab, t, xt) * &x0)
+                / Self::at(&self.tables.sqrt_1m_ab, t, xt);
         }
         let ab = self.schedule.alpha_bar(next);
         x0 * ab.sqrt() + eps * (1.0 - ab).sqrt()

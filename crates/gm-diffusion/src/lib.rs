@@ -4,11 +4,18 @@
 //!
 //! [`schedule`] holds the β schedules; [`gaussian`] the Gaussian diffusion (closed-form
 //! q(x_t | x_0), the reverse mean, every term of the bound, ancestral and DDIM sampling);
-//! [`nets`] the noise predictors (an MLP, a U-Net); [`ddpm`] the model of Ho et al. (2020).
+//! [`binary`] the binomial diffusion of binary data; [`bound`] the timestep-subset estimate
+//! of a bound's sum; [`nets`] the networks told t (an MLP, a U-Net); [`figures`] the
+//! reverse-process strip. Models: [`ddpm`] (Ho et al. 2020) and [`bindiff`], the binary
+//! diffusion whose bound is in nats per binary image.
 //!
 //! The `gm` command builds models by name from [`register`]ed entries.
 
+pub mod binary;
+pub mod bindiff;
+pub mod bound;
 pub mod ddpm;
+pub mod figures;
 pub mod gaussian;
 pub mod nets;
 pub mod schedule;
@@ -24,6 +31,14 @@ pub fn register(registry: &mut ModelRegistry) {
         default_dataset: "two-moons",
         needs_labels: false,
         build: ddpm::build,
+    });
+    registry.add(ModelEntry {
+        name: "binary-diffusion",
+        family: "gm-diffusion",
+        description: "binomial diffusion (Sohl-Dickstein et al. 2015) for binary data, reverse steps through an x_0 prediction (MLP / U-Net); variational lower bound in nats",
+        default_dataset: "binarized-mnist",
+        needs_labels: false,
+        build: bindiff::build,
     });
 }
 

@@ -20,7 +20,8 @@ pub const GROUPS: i64 = 8;
 /// The sinusoidal embedding of timesteps `t` `[B]` in `dim` (even) features.
 pub fn sinusoidal(t: &Tensor, dim: i64) -> Tensor {
     let half = dim / 2;
-    let freqs = (Tensor::arange(half, (Kind::Float, t.device())) * (-(10_000f64.ln()) / half as f64)).exp();
+    let freqs =
+        (Tensor::arange(half, (Kind::Float, t.device())) * (-(10_000f64.ln()) / half as f64)).exp();
     let args = t.to_kind(Kind::Float).unsqueeze(1) * freqs.unsqueeze(0);
     Tensor::cat(&[args.sin(), args.cos()], 1)
 }
@@ -85,14 +86,68 @@ impl EpsMlp {
     }
 }
 
+/// Flattens examples of any shape; the output has the input's shape.
 impl Denoiser for EpsMlp {
-    fn eps(&self, x: &Tensor, t: &Tensor, _train: bool) -> Tensor {
+    fn predict(&self, x: &Tensor, t: &Tensor, _train: bool) -> Tensor {
         let e = self.time.forward(t, x.kind());
-        let mut h = x.shallow_clone();
+        let mut h = x.flatten(1, -1);
         for (l, v) in &self.layers {
             h = (l.forward(&h) + v.forward(&e)).silu();
         }
-        self.out.forward(&h)
+        self.out.forward(&h).view(x.size().as_slice())
+    }
+}
+
+/// Which network a diffusion model uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NetKind {
+    /// A U-Net on images, an MLP on vectors.
+    #[default]
+    Auto,
+    /// The MLP (images flattened).
+    Mlp,
+    /// The U-Net (images only).
+    Unet,
+}
+
+/// The sizes a diffusion model's network is built from.
+#[derive(Clone, Copy, Debug)]
+pub struct NetSpec<'a> {
+    /// MLP or U-Net.
+    pub kind: NetKind,
+    /// MLP hidden widths.
+    pub hidden: &'a [i64],
+    /// U-Net channels per level.
+    pub channels: &'a [i64],
+    /// U-Net self-attention at the lowest resolution.
+    pub attention: bool,
+    /// U-Net dropout.
+    pub dropout: f64,
+}
+
+/// The network of `spec` for examples of `shape`, under `p`; a U-Net asked for on vectors
+/// is a config error naming `model.net`.
+pub fn build_net(p: &nn::Path, spec: NetSpec<'_>, shape: &[i64]) -> Result<Box<dyn Denoiser>> {
+    let image = shape.len() == 3;
+    match (spec.kind, image) {
+        (NetKind::Mlp, _) | (NetKind::Auto, false) => Ok(Box::new(EpsMlp::new(
+            p,
+            shape.iter().product(),
+            spec.hidden,
+        ))),
+        (_, true) => Ok(Box::new(UNet::new(
+            p,
+            shape,
+            spec.channels,
+            spec.attention,
+            spec.dropout,
+        )?)),
+        (NetKind::Unet, false) => Err(Error::config(
+            "model.net",
+            "unet",
+            format!("\"mlp\" or \"auto\": the data are vectors {shape:?}, not images"),
+        )),
     }
 }
 
@@ -165,7 +220,10 @@ impl Attention {
 
     fn forward(&self, x: &Tensor) -> Tensor {
         let (b, c, h, w) = x.size4().expect("a feature map");
-        let qkv = self.qkv.forward(&self.norm.forward(x)).view([b, 3, c, h * w]);
+        let qkv = self
+            .qkv
+            .forward(&self.norm.forward(x))
+            .view([b, 3, c, h * w]);
         let (q, k, v) = (qkv.select(1, 0), qkv.select(1, 1), qkv.select(1, 2));
         let att = (q.transpose(1, 2).matmul(&k) / (c as f64).sqrt()).softmax(-1, x.kind());
         let o = v.matmul(&att.transpose(1, 2)).view([b, c, h, w]);
@@ -190,14 +248,26 @@ pub struct UNet {
 impl UNet {
     /// `channels` per level (multiples of [`GROUPS`]) for images of `shape` `[C, H, W]`
     /// whose sides are multiples of 2^(levels − 1).
-    pub fn new(p: &nn::Path, shape: &[i64], channels: &[i64], attention: bool, dropout: f64) -> Result<Self> {
+    pub fn new(
+        p: &nn::Path,
+        shape: &[i64],
+        channels: &[i64],
+        attention: bool,
+        dropout: f64,
+    ) -> Result<Self> {
         check_unet(shape, channels)?;
         let (c_in, levels) = (shape[0], channels.len());
         let temb = 4 * channels[0];
         let mut down = Vec::new();
         let mut prev = channels[0];
         for (l, &c) in channels.iter().enumerate() {
-            down.push(ResBlock::new(&(p / format!("down{l}")), prev, c, temb, dropout));
+            down.push(ResBlock::new(
+                &(p / format!("down{l}")),
+                prev,
+                c,
+                temb,
+                dropout,
+            ));
             prev = c;
         }
         let downsample = (0..levels - 1)
@@ -211,8 +281,18 @@ impl UNet {
         );
         let up = (0..levels)
             .map(|l| {
-                let from = if l + 1 == levels { top } else { channels[l + 1] };
-                ResBlock::new(&(p / format!("up{l}")), from + channels[l], channels[l], temb, dropout)
+                let from = if l + 1 == levels {
+                    top
+                } else {
+                    channels[l + 1]
+                };
+                ResBlock::new(
+                    &(p / format!("up{l}")),
+                    from + channels[l],
+                    channels[l],
+                    temb,
+                    dropout,
+                )
             })
             .collect();
         let upsample = (1..levels)
@@ -265,7 +345,7 @@ pub fn check_channels(channels: &[i64]) -> Result<()> {
 }
 
 impl Denoiser for UNet {
-    fn eps(&self, x: &Tensor, t: &Tensor, train: bool) -> Tensor {
+    fn predict(&self, x: &Tensor, t: &Tensor, train: bool) -> Tensor {
         let e = self.time.forward(t, x.kind());
         let levels = self.down.len();
         let mut h = self.conv_in.forward(x);

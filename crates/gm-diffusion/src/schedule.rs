@@ -13,6 +13,38 @@
 //! ```
 
 use gm_core::{checks, Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// The noise schedule's shape.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    /// β evenly spaced from `beta_start` to `beta_end`.
+    #[default]
+    Linear,
+    /// The cosine schedule of Nichol & Dhariwal (2021).
+    Cosine,
+}
+
+impl ScheduleKind {
+    /// The schedule of this kind with `steps` steps (`start`, `end`: β_1 and β_T of the
+    /// linear one), or a config error naming the field.
+    pub fn build(self, steps: i64, start: f64, end: f64) -> Result<Schedule> {
+        match self {
+            ScheduleKind::Linear => {
+                if start >= 1.0 || end >= 1.0 {
+                    return Err(Error::config(
+                        "model.beta_end",
+                        start.max(end),
+                        "β_1 and β_T in (0, 1)",
+                    ));
+                }
+                Schedule::linear(steps, start, end)
+            }
+            ScheduleKind::Cosine => Schedule::cosine(steps),
+        }
+    }
+}
 
 /// β_t for t = 1 … T and the products ᾱ_t.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,11 +60,7 @@ impl Schedule {
             return Err(Error::config("model.steps", 0, "at least one step"));
         }
         if let Some(b) = betas.iter().find(|b| !(**b > 0.0 && **b < 1.0)) {
-            return Err(Error::config(
-                "model.schedule",
-                b,
-                "every β_t in (0, 1)",
-            ));
+            return Err(Error::config("model.schedule", b, "every β_t in (0, 1)"));
         }
         let mut alpha_bar = Vec::with_capacity(betas.len() + 1);
         alpha_bar.push(1.0);
@@ -62,7 +90,11 @@ impl Schedule {
     pub fn cosine(steps: i64) -> Result<Self> {
         checks::at_least("model.steps", steps, 1, "at least one step")?;
         let s = 0.008;
-        let f = |t: f64| ((t / steps as f64 + s) / (1.0 + s) * std::f64::consts::FRAC_PI_2).cos().powi(2);
+        let f = |t: f64| {
+            ((t / steps as f64 + s) / (1.0 + s) * std::f64::consts::FRAC_PI_2)
+                .cos()
+                .powi(2)
+        };
         let betas = (1..=steps)
             .map(|t| (1.0 - f(t as f64) / f((t - 1) as f64)).min(0.999))
             .collect();

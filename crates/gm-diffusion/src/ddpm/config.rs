@@ -1,18 +1,8 @@
 use crate::gaussian::{Sampler, Variance};
-use crate::schedule::Schedule;
+use crate::nets::{NetKind, NetSpec};
+use crate::schedule::{Schedule, ScheduleKind};
 use gm_core::{checks, Error, Result};
 use serde::{Deserialize, Serialize};
-
-/// The noise schedule's shape.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum ScheduleKind {
-    /// β evenly spaced from `beta_start` to `beta_end`.
-    #[default]
-    Linear,
-    /// The cosine schedule of Nichol & Dhariwal (2021).
-    Cosine,
-}
 
 /// The training objective.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -52,7 +42,9 @@ pub struct DdpmConfig {
     pub variance: Variance,
     /// The training objective.
     pub loss: Loss,
-    /// Vectors: hidden widths of the MLP ε_θ.
+    /// The network: `"auto"` (a U-Net on images, an MLP on vectors), `"mlp"`, `"unet"`.
+    pub net: NetKind,
+    /// Hidden widths of the MLP ε_θ.
     pub hidden: Vec<i64>,
     /// Images: U-Net channels per resolution level (multiples of 8).
     pub channels: Vec<i64>,
@@ -79,6 +71,7 @@ impl Default for DdpmConfig {
             beta_end: 0.02,
             variance: Variance::Beta,
             loss: Loss::Simple,
+            net: NetKind::Auto,
             hidden: vec![128, 128, 128],
             channels: vec![32, 64, 64],
             attention: true,
@@ -103,32 +96,47 @@ impl DdpmConfig {
             ));
         }
         crate::nets::check_channels(&self.channels)?;
-        checks::in_range("model.dropout", self.dropout, 0.0..=0.99, "a probability in [0, 1)")?;
-        checks::at_least("model.sample_steps", self.sample_steps, 1, "at least one DDIM step")?;
+        checks::in_range(
+            "model.dropout",
+            self.dropout,
+            0.0..=0.99,
+            "a probability in [0, 1)",
+        )?;
+        checks::at_least(
+            "model.sample_steps",
+            self.sample_steps,
+            1,
+            "at least one DDIM step",
+        )?;
         checks::at_least(
             "model.bound_timesteps",
             self.bound_timesteps,
             1,
             "at least one timestep per example",
         )?;
-        checks::at_least("model.levels", self.levels, 2, "at least 2 values per pixel")?;
+        checks::at_least(
+            "model.levels",
+            self.levels,
+            2,
+            "at least 2 values per pixel",
+        )?;
         Ok(())
     }
 
     /// The β schedule.
     pub fn schedule(&self) -> Result<Schedule> {
-        match self.schedule {
-            ScheduleKind::Linear => {
-                if self.beta_end >= 1.0 || self.beta_start >= 1.0 {
-                    return Err(Error::config(
-                        "model.beta_end",
-                        self.beta_end.max(self.beta_start),
-                        "β_1 and β_T in (0, 1)",
-                    ));
-                }
-                Schedule::linear(self.steps, self.beta_start, self.beta_end)
-            }
-            ScheduleKind::Cosine => Schedule::cosine(self.steps),
+        self.schedule
+            .build(self.steps, self.beta_start, self.beta_end)
+    }
+
+    /// The network's sizes.
+    pub fn net(&self) -> NetSpec<'_> {
+        NetSpec {
+            kind: self.net,
+            hidden: &self.hidden,
+            channels: &self.channels,
+            attention: self.attention,
+            dropout: self.dropout,
         }
     }
 

@@ -33,7 +33,7 @@
 mod config;
 mod model;
 
-pub use config::{DdpmConfig, Loss, SamplerKind, ScheduleKind};
+pub use config::{DdpmConfig, Loss, SamplerKind};
 pub use model::{build, Ddpm, Space};
 
 #[cfg(test)]

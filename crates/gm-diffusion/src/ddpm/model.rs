@@ -1,6 +1,7 @@
 use super::config::{DdpmConfig, Loss};
+use crate::figures::{Strip, COLUMNS, ROWS};
 use crate::gaussian::{Denoiser, GaussianDiffusion, Sampler};
-use crate::nets::{EpsMlp, UNet};
+use crate::nets::build_net;
 use gm_core::config::RunConfig;
 use gm_core::data::{Batch, Dataset};
 use gm_core::model::{
@@ -9,15 +10,8 @@ use gm_core::model::{
 };
 use gm_core::optim::Optimizer;
 use gm_core::{Error, Result};
-use gm_eval::importance::mean_and_std_err;
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
-
-/// Columns of the reverse-process figure (timesteps shown per sample).
-const STRIP_COLUMNS: usize = 10;
-
-/// Rows of the reverse-process figure.
-const STRIP_ROWS: i64 = 8;
 
 /// Where the diffusion runs: real vectors as they are, or quantized images dequantized to
 /// y = (k + u) / L and mapped to s = 2y − 1 in [−1, 1).
@@ -112,11 +106,9 @@ impl Ddpm {
         let root = vs.root() / "ddpm";
         let shape = ctx.data.shape.clone();
         let dim = shape.iter().product();
-        let net: Box<dyn Denoiser> = match space {
-            Space::Real => Box::new(EpsMlp::new(&root, dim, &cfg.hidden)),
-            Space::Image { .. } => Box::new(UNet::new(&root, &shape, &cfg.channels, cfg.attention, cfg.dropout)?),
-        };
-        let diffusion = GaussianDiffusion::new(cfg.schedule()?, cfg.variance, Kind::Float, ctx.device);
+        let net = build_net(&root, cfg.net(), &shape)?;
+        let diffusion =
+            GaussianDiffusion::new(cfg.schedule()?, cfg.variance, Kind::Float, ctx.device);
         let opt = Optimizer::new(&vs, &ctx.cfg.optim)?;
         Ok(Ddpm {
             cfg,
@@ -150,7 +142,12 @@ impl Ddpm {
 
     /// Draws from noise with `sampler`, calling `hook` after every step (see
     /// [`GaussianDiffusion::sample_from`]); returns model-space values.
-    fn draw(&self, n: i64, sampler: Sampler, hook: &mut dyn FnMut(i64, Tensor) -> Tensor) -> Tensor {
+    fn draw(
+        &self,
+        n: i64,
+        sampler: Sampler,
+        hook: &mut dyn FnMut(i64, Tensor) -> Tensor,
+    ) -> Tensor {
         let mut shape = vec![n];
         shape.extend_from_slice(&self.shape);
         let start = Tensor::randn(shape.as_slice(), (Kind::Float, self.device()));
@@ -160,31 +157,30 @@ impl Ddpm {
         })
     }
 
-    /// [`STRIP_ROWS`] samples, each shown at [`STRIP_COLUMNS`] points of its reverse chain
-    /// from x_T to x_0: `[rows · columns, C, H, W]`.
-    fn reverse_strip(&self) -> Tensor {
+    /// [`ROWS`] chains of the configured sampler, [`COLUMNS`] points of each.
+    fn reverse_strip(&self) -> Figure {
         let sampler = self.cfg.sampler();
-        let ts = self.diffusion.timesteps(sampler);
-        let visited = ts.len();
-        let wanted: Vec<usize> = (0..STRIP_COLUMNS)
-            .map(|j| j * visited / (STRIP_COLUMNS - 1))
-            .collect();
-        let start_shape: Vec<i64> = [STRIP_ROWS].iter().chain(&self.shape).copied().collect();
-        let start = Tensor::randn(start_shape.as_slice(), (Kind::Float, self.device()));
-        let mut frames = vec![self.space.to_data(&start)];
-        let mut step = 0usize;
+        let shape: Vec<i64> = [ROWS].iter().chain(&self.shape).copied().collect();
+        let start = Tensor::randn(shape.as_slice(), (Kind::Float, self.device()));
+        let visited = self.diffusion.timesteps(sampler).len();
+        let mut strip = Strip::new(visited, self.space.to_data(&start));
         let mut hook = |_t: i64, x: Tensor| {
-            step += 1;
-            if wanted[1..].contains(&step) {
-                frames.push(self.space.to_data(&x));
-            }
+            strip.record(&self.space.to_data(&x));
             x
         };
         let _ = tch::no_grad(|| {
-            self.diffusion
-                .sample_from(self.net.as_ref(), start, sampler, self.space.clip(), &mut hook)
+            self.diffusion.sample_from(
+                self.net.as_ref(),
+                start,
+                sampler,
+                self.space.clip(),
+                &mut hook,
+            )
         });
-        Tensor::stack(&frames, 1).flatten(0, 1)
+        strip.figure(format!(
+            "{ROWS} samples, each at {COLUMNS} evenly spaced steps of its reverse chain ({:?}), x_T left, x_0 right",
+            self.cfg.sampler
+        ))
     }
 
     fn metrics(&self, x: &Tensor) -> Metrics {
@@ -193,7 +189,10 @@ impl Ddpm {
         let nll = -self.bound(x, 1).mean(Kind::Float);
         let mut m = vec![("loss", loss), ("nll_bound", nll.shallow_clone())];
         if let Space::Image { .. } = self.space {
-            m.push(("bits_per_dim", nll / (self.dim as f64 * std::f64::consts::LN_2)));
+            m.push((
+                "bits_per_dim",
+                nll / (self.dim as f64 * std::f64::consts::LN_2),
+            ));
         }
         m
     }
@@ -238,41 +237,23 @@ impl Model for Ddpm {
         if self.space == Space::Real {
             return Ok(Vec::new());
         }
-        Ok(vec![Figure {
-            name: "reverse-process".into(),
-            caption: format!(
-                "{STRIP_ROWS} samples, each at {STRIP_COLUMNS} evenly spaced steps of its reverse chain ({:?}), x_T left, x_0 right",
-                self.cfg.sampler
-            ),
-            images: self.reverse_strip(),
-            per_row: STRIP_COLUMNS as i64,
-        }])
+        Ok(vec![self.reverse_strip()])
     }
 
     fn log_likelihoods(&self, x: &Tensor, cfg: &RunConfig) -> Result<Vec<LogLikelihood>> {
-        let n = x.size()[0];
-        let chunk = cfg.data.eval_batch_size.max(1);
-        let k = self.cfg.bound_timesteps.min(self.diffusion.steps() - 1).max(1);
-        let mut parts = Vec::new();
-        for start in (0..n).step_by(chunk as usize) {
-            let xc = x.narrow(0, start, chunk.min(n - start));
-            parts.push(self.bound(&xc, k).to_kind(Kind::Double));
-        }
-        let (mean, std_err) = mean_and_std_err(&Tensor::cat(&parts, 0))?;
-        let exact_sum = k >= self.diffusion.steps() - 1;
-        let mut settings = serde_json::json!({
-            "steps": self.diffusion.steps(),
-            "timesteps_per_example": k,
-            "terms": if exact_sum {
-                "prior KL, decoder and every t >= 2 term, one draw of x_t each"
-            } else {
-                "prior KL and decoder exact; the sum over t >= 2 estimated from k distinct uniform timesteps per example (unbiased; its variance is in std_err)"
-            },
-            "variance": self.diffusion.variance(),
-        });
+        let k = self
+            .cfg
+            .bound_timesteps
+            .min(self.diffusion.steps() - 1)
+            .max(1);
+        let (mean, std_err) =
+            crate::bound::mean_over(x, cfg.data.eval_batch_size, &|xc| self.bound(xc, k))?;
+        let mut settings = crate::bound::settings(self.diffusion.steps(), k);
+        settings["variance"] = serde_json::json!(self.diffusion.variance());
         if let Space::Image { levels } = self.space {
             settings["levels"] = levels.into();
-            settings["dequantization"] = "uniform, one draw of u per example; s = 2 (k + u) / L - 1".into();
+            settings["dequantization"] =
+                "uniform, one draw of u per example; s = 2 (k + u) / L - 1".into();
             settings["bits_per_dim"] = (-mean / (self.dim as f64 * std::f64::consts::LN_2)).into();
         }
         Ok(vec![LogLikelihood {
@@ -281,7 +262,7 @@ impl Model for Ddpm {
             settings,
             mean,
             std_err,
-            n,
+            n: x.size()[0],
         }])
     }
 

@@ -20,13 +20,15 @@ struct GaussianOracle {
 
 impl GaussianOracle {
     fn new(schedule: &Schedule, m: f64, s: f64) -> Self {
-        let alpha_bar = (0..=schedule.steps()).map(|t| schedule.alpha_bar(t)).collect();
+        let alpha_bar = (0..=schedule.steps())
+            .map(|t| schedule.alpha_bar(t))
+            .collect();
         GaussianOracle { m, s, alpha_bar }
     }
 }
 
 impl Denoiser for GaussianOracle {
-    fn eps(&self, x: &Tensor, t: &Tensor, _train: bool) -> Tensor {
+    fn predict(&self, x: &Tensor, t: &Tensor, _train: bool) -> Tensor {
         let ab = Tensor::from_slice(&self.alpha_bar)
             .to_kind(x.kind())
             .index_select(0, t)
@@ -41,14 +43,18 @@ impl Denoiser for GaussianOracle {
 struct Arbitrary(f64);
 
 impl Denoiser for Arbitrary {
-    fn eps(&self, x: &Tensor, t: &Tensor, _train: bool) -> Tensor {
+    fn predict(&self, x: &Tensor, t: &Tensor, _train: bool) -> Tensor {
         let tf = t.to_kind(x.kind()).view([-1, 1]) / self.0;
         (x * 0.7 + tf * 0.3 - 0.2).tanh()
     }
 }
 
 fn log_normal(x: &Tensor, mean: &Tensor, var: f64) -> Tensor {
-    ((x - mean).square() / var + var.ln() + (2.0 * std::f64::consts::PI).ln()).sum_dim_intlist(-1, false, Kind::Double) * -0.5
+    ((x - mean).square() / var + var.ln() + (2.0 * std::f64::consts::PI).ln()).sum_dim_intlist(
+        -1,
+        false,
+        Kind::Double,
+    ) * -0.5
 }
 
 /// q(x_t | x_0) in closed form equals the composition of the T one-step kernels: exactly
@@ -57,9 +63,14 @@ fn log_normal(x: &Tensor, mean: &Tensor, var: f64) -> Tensor {
 fn closed_form_marginal_matches_iterated_steps() {
     let _rng = crate::test_rng_lock();
     tch::manual_seed(0);
-    for schedule in [Schedule::linear(50, 1e-3, 0.2).unwrap(), Schedule::cosine(50).unwrap()] {
+    for schedule in [
+        Schedule::linear(50, 1e-3, 0.2).unwrap(),
+        Schedule::cosine(50).unwrap(),
+    ] {
         let (mut coef, mut var) = (1.0f64, 0.0f64);
-        let x0 = Tensor::from_slice(&[1.5f64, -0.5, 0.0]).view([1, 3]).expand([40_000, 3], false);
+        let x0 = Tensor::from_slice(&[1.5f64, -0.5, 0.0])
+            .view([1, 3])
+            .expand([40_000, 3], false);
         let mut x = x0.copy();
         for t in 1..=50 {
             let b = schedule.beta(t);
@@ -72,12 +83,18 @@ fn closed_form_marginal_matches_iterated_steps() {
         let d = diffusion(schedule.clone(), Variance::Beta);
         let t = Tensor::full([40_000], 50, (Kind::Int64, Device::Cpu));
         let direct = d.q_sample(&x0, &t, &x0.randn_like());
-        for (a, b) in [(x.mean_dim(0, false, Kind::Double), direct.mean_dim(0, false, Kind::Double))] {
+        for (a, b) in [(
+            x.mean_dim(0, false, Kind::Double),
+            direct.mean_dim(0, false, Kind::Double),
+        )] {
             let se = (2.0 * var / 40_000.0).sqrt();
             assert!((a - b).abs().max().double_value(&[]) < 5.0 * se);
         }
         let (va, vb) = (x.var_dim(0, true, false), direct.var_dim(0, true, false));
-        assert!((va - vb).abs().max().double_value(&[]) < 0.05 * var, "variances differ");
+        assert!(
+            (va - vb).abs().max().double_value(&[]) < 0.05 * var,
+            "variances differ"
+        );
     }
 }
 
@@ -92,7 +109,10 @@ fn posterior_is_bayes_rule() {
         let mean = (ab_prev.sqrt() * x0 / (1.0 - ab_prev) + (1.0 - b).sqrt() * xt / b) / precision;
         let (ca, cb) = s.posterior_mean_coefs(t);
         assert!((ca * x0 + cb * xt - mean).abs() < 1e-12, "t = {t}");
-        assert!((s.posterior_variance(t) - 1.0 / precision).abs() < 1e-12, "t = {t}");
+        assert!(
+            (s.posterior_variance(t) - 1.0 / precision).abs() < 1e-12,
+            "t = {t}"
+        );
     }
 }
 
@@ -108,7 +128,10 @@ fn bound_terms_equal_monte_carlo() {
         let d = diffusion(schedule.clone(), variance);
         let net = Arbitrary(steps as f64);
         let n = 200_000;
-        let x0 = Tensor::from_slice(&[0.6f64, -0.3]).view([1, 2]).expand([n, 2], false).contiguous();
+        let x0 = Tensor::from_slice(&[0.6f64, -0.3])
+            .view([1, 2])
+            .expand([n, 2], false)
+            .contiguous();
         let (closed, _) = d.bound(&net, &x0, steps - 1);
         // Forward chain x_1 … x_T, then the log-ratio of the joint densities.
         let mut xs = vec![x0.shallow_clone()];
@@ -124,7 +147,7 @@ fn bound_terms_equal_monte_carlo() {
         for t in 1..=steps {
             let tt = Tensor::full([n], t, (Kind::Int64, Device::Cpu));
             let xt = &xs[t as usize];
-            let mean = d.model_mean(xt, &tt, &net.eps(xt, &tt, false), None);
+            let mean = d.model_mean(xt, &tt, &net.predict(xt, &tt, false), None);
             let var = match (variance, t) {
                 (Variance::Posterior, t) if t >= 2 => schedule.posterior_variance(t),
                 _ => schedule.beta(t),
@@ -132,10 +155,18 @@ fn bound_terms_equal_monte_carlo() {
             log_p += log_normal(&xs[(t - 1) as usize], &mean, var);
         }
         let naive = log_p - log_q;
-        let (a, b) = (closed.mean(Kind::Double).double_value(&[]), naive.mean(Kind::Double).double_value(&[]));
-        let se = ((closed.var(true) + naive.var(true)) / n as f64).sqrt().double_value(&[]);
+        let (a, b) = (
+            closed.mean(Kind::Double).double_value(&[]),
+            naive.mean(Kind::Double).double_value(&[]),
+        );
+        let se = ((closed.var(true) + naive.var(true)) / n as f64)
+            .sqrt()
+            .double_value(&[]);
         println!("{variance:?}: closed-form terms {a:.4}, Monte Carlo {b:.4} (se {se:.4})");
-        assert!((a - b).abs() < 4.0 * se, "{variance:?}: {a} vs {b} (se {se})");
+        assert!(
+            (a - b).abs() < 4.0 * se,
+            "{variance:?}: {a} vs {b} (se {se})"
+        );
     }
 }
 
@@ -161,7 +192,9 @@ fn bound_is_below_exact_log_likelihood_of_gaussian_data() {
         let x0 = (Tensor::randn([n, 1], F64) * s + m).contiguous();
         let exact = log_normal(&x0, &x0.full_like(m), s * s);
         let bound = |k: i64| {
-            let parts: Vec<Tensor> = (0..5).map(|i| d.bound(&oracle, &x0.narrow(0, i * n / 5, n / 5), k).0).collect();
+            let parts: Vec<Tensor> = (0..5)
+                .map(|i| d.bound(&oracle, &x0.narrow(0, i * n / 5, n / 5), k).0)
+                .collect();
             Tensor::cat(&parts, 0)
         };
         let (full, sub) = (bound(199), bound(20));
@@ -171,10 +204,20 @@ fn bound_is_below_exact_log_likelihood_of_gaussian_data() {
             "{variance:?}: exact {:.4}, log p − bound {gap:.4} ± {gap_se:.4}, full − 20-timestep estimate {diff:.4} ± {diff_se:.4}",
             stats(&exact).0
         );
-        assert!(gap > 3.0 * gap_se, "{variance:?}: bound not below log p: gap {gap} ± {gap_se}");
-        let most = if variance == Variance::Beta { 0.05 } else { 4.0 };
+        assert!(
+            gap > 3.0 * gap_se,
+            "{variance:?}: bound not below log p: gap {gap} ± {gap_se}"
+        );
+        let most = if variance == Variance::Beta {
+            0.05
+        } else {
+            4.0
+        };
         assert!(gap < most, "{variance:?}: bound {gap} nats below log p");
-        assert!(diff.abs() < 4.0 * diff_se, "{variance:?}: subset estimate off by {diff} ± {diff_se}");
+        assert!(
+            diff.abs() < 4.0 * diff_se,
+            "{variance:?}: subset estimate off by {diff} ± {diff_se}"
+        );
     }
 }
 
@@ -190,7 +233,10 @@ fn oracle_samplers_reproduce_gaussian_data() {
     for sampler in [Sampler::Ancestral, Sampler::Ddim(100)] {
         let start = Tensor::randn([20_000, 1], F64);
         let x = d.sample_from(&oracle, start, sampler, None, &mut |_, x| x);
-        let (mean, sd) = (x.mean(Kind::Double).double_value(&[]), x.std(true).double_value(&[]));
+        let (mean, sd) = (
+            x.mean(Kind::Double).double_value(&[]),
+            x.std(true).double_value(&[]),
+        );
         println!("{sampler:?}: mean {mean:.4} (data {m}), sd {sd:.4} (data {s})");
         assert!((mean - m).abs() < 0.03, "{sampler:?} mean {mean}");
         assert!((sd - s).abs() < 0.03, "{sampler:?} sd {sd}");
@@ -211,21 +257,46 @@ fn ddpm_learns_a_one_dimensional_mixture() {
     };
     let vs = nn::VarStore::new(Device::Cpu);
     let net = EpsMlp::new(&vs.root(), 1, &[64, 64]);
-    let d = GaussianDiffusion::new(Schedule::cosine(100).unwrap(), Variance::Beta, Kind::Float, Device::Cpu);
+    let d = GaussianDiffusion::new(
+        Schedule::cosine(100).unwrap(),
+        Variance::Beta,
+        Kind::Float,
+        Device::Cpu,
+    );
     let mut opt = nn::Adam::default().build(&vs, 2e-3).unwrap();
     for _ in 0..3000 {
         let loss = d.simple_loss(&net, &draw(256));
         opt.backward_step(&loss);
     }
-    let x = tch::no_grad(|| d.sample_from(&net, Tensor::randn([8000, 1], (Kind::Float, Device::Cpu)), Sampler::Ancestral, None, &mut |_, x| x));
+    let x = tch::no_grad(|| {
+        d.sample_from(
+            &net,
+            Tensor::randn([8000, 1], (Kind::Float, Device::Cpu)),
+            Sampler::Ancestral,
+            None,
+            &mut |_, x| x,
+        )
+    });
     let data = draw(8000);
-    let frac = |v: &Tensor| v.lt(-0.25).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+    let frac = |v: &Tensor| {
+        v.lt(-0.25)
+            .to_kind(Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[])
+    };
     let hist = |v: &Tensor| {
-        let bin = ((v.flatten(0, -1) + 3.0) / 0.25).floor().clamp(0.0, 23.0).to_kind(Kind::Int64);
+        let bin = ((v.flatten(0, -1) + 3.0) / 0.25)
+            .floor()
+            .clamp(0.0, 23.0)
+            .to_kind(Kind::Int64);
         bin.bincount::<Tensor>(None, 24).to_kind(Kind::Float) / 8000.0
     };
     let tv = ((hist(&x) - hist(&data)).abs().sum(Kind::Float) * 0.5).double_value(&[]);
-    let left_mean = |v: &Tensor| v.masked_select(&v.lt(-0.25)).mean(Kind::Float).double_value(&[]);
+    let left_mean = |v: &Tensor| {
+        v.masked_select(&v.lt(-0.25))
+            .mean(Kind::Float)
+            .double_value(&[])
+    };
     println!(
         "left weight {:.3} (data {:.3}), left mean {:.3} (data {:.3}), TV {tv:.3}",
         frac(&x),
@@ -247,23 +318,36 @@ fn unet_keeps_shape_and_starts_at_zero() {
     let net = UNet::new(&vs.root(), &[1, 8, 8], &[8, 16, 16], true, 0.0).unwrap();
     let x = Tensor::randn([3, 1, 8, 8], (Kind::Float, Device::Cpu));
     let t = Tensor::from_slice(&[1i64, 5, 9]);
-    let e = net.eps(&x, &t, false);
+    let e = net.predict(&x, &t, false);
     assert_eq!(e.size(), [3, 1, 8, 8]);
     assert_eq!(e.abs().max().double_value(&[]), 0.0);
     let err = |shape: &[i64], ch: &[i64]| {
         let vs = nn::VarStore::new(Device::Cpu);
-        UNet::new(&vs.root(), shape, ch, false, 0.0).err().map(|e| e.to_string())
+        UNet::new(&vs.root(), shape, ch, false, 0.0)
+            .err()
+            .map(|e| e.to_string())
     };
-    assert!(err(&[1, 8, 8], &[8, 12]).unwrap().contains("model.channels"));
-    assert!(err(&[1, 6, 6], &[8, 8, 8]).unwrap().contains("divisible by 4"));
+    assert!(err(&[1, 8, 8], &[8, 12])
+        .unwrap()
+        .contains("model.channels"));
+    assert!(err(&[1, 6, 6], &[8, 8, 8])
+        .unwrap()
+        .contains("divisible by 4"));
 }
 
 /// Binary data is refused, naming `data.binarize`.
 #[test]
 fn binary_data_is_a_config_error() {
-    let cfg = RunConfig::from_toml_str("[model]\nname = \"ddpm\"\n[data]\ndataset = \"bars-and-stripes\"").unwrap();
+    let cfg = RunConfig::from_toml_str(
+        "[model]\nname = \"ddpm\"\n[data]\ndataset = \"bars-and-stripes\"",
+    )
+    .unwrap();
     let data = data::load(&cfg.data.dataset, &cfg.data.options).unwrap();
-    let ctx = BuildContext { cfg: &cfg, data: &data, device: Device::Cpu };
+    let ctx = BuildContext {
+        cfg: &cfg,
+        data: &data,
+        device: Device::Cpu,
+    };
     let err = super::build(&ctx).err().expect("an error").to_string();
     assert!(err.contains("data.binarize"), "{err}");
 }

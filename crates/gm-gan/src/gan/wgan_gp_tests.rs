@@ -50,7 +50,14 @@ fn gradient_penalty_of_a_linear_critic_is_the_closed_form() {
     println!("penalty {got:.12} (closed form {want:.12}), ‖w‖ = {norm:.6}");
     approx::assert_abs_diff_eq!(got, want, epsilon = 1e-9);
     // Images against an MLP generator's flat output: interpolated in the data's shape.
-    let image = gradient_penalty(&critic, &real.view([64, 1, 1, 3]), &fake, None, lambda, true);
+    let image = gradient_penalty(
+        &critic,
+        &real.view([64, 1, 1, 3]),
+        &fake,
+        None,
+        lambda,
+        true,
+    );
     approx::assert_abs_diff_eq!(image.double_value(&[]), want, epsilon = 1e-9);
     // b does not enter ∇ₓD, so the penalty has no gradient in it.
     let grads = Tensor::run_backward(&[&gp], &[&critic.w], false, false);
