@@ -15,6 +15,10 @@ pub struct M2Config {
     pub latent: i64,
     /// Weight of the labelled examples' cross-entropy −log q(y | x), per example.
     pub alpha: f64,
+    /// Labelled examples drawn (with replacement) from the observed ones for the
+    /// cross-entropy term of every training step, so that a few labels among many
+    /// unlabelled examples weigh in every step; 0: only the batch's own labelled examples.
+    pub labelled_batch: i64,
     /// Hidden non-linearity (softplus in Kingma et al. 2014).
     pub activation: Activation,
 }
@@ -26,6 +30,7 @@ impl Default for M2Config {
             classifier_hidden: vec![500],
             latent: 50,
             alpha: 0.1,
+            labelled_batch: 100,
             activation: Activation::Softplus,
         }
     }
@@ -48,6 +53,12 @@ impl M2Config {
         checks::at_least("model.latent", self.latent, 1, "a positive integer")?;
         checks::finite("model.alpha", self.alpha)?;
         checks::at_least("model.alpha", self.alpha, 0.0, "a weight ≥ 0")?;
+        checks::at_least(
+            "model.labelled_batch",
+            self.labelled_batch,
+            0,
+            "a number of labelled examples ≥ 0",
+        )?;
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 use super::config::M2Config;
 use crate::vae::{chunked, kl_to_standard_normal, LOG_2PI};
 use gm_core::config::RunConfig;
-use gm_core::data::{Batch, Split};
+use gm_core::data::{Batch, Binarization, Split};
 use gm_core::model::{
     params_table, parse_params, BuildContext, Conditional, LikelihoodKind, LogLikelihood, Metrics,
     Model, Statistic, StatisticKind,
@@ -27,6 +27,9 @@ pub struct M2 {
     cls: Mlp,
     cls_head: nn::Linear,
     opt: Optimizer,
+    /// The observed training examples and labels under `[data] labelled = N`, and whether
+    /// their pixels are intensities to binarize at every draw (dynamic binarization).
+    pool: Option<(Tensor, Tensor, bool)>,
 }
 
 /// Builds M2 from a run config (the `m2` registry entry).
@@ -95,6 +98,19 @@ impl M2 {
         let cls = Mlp::new(&(&root / "classifier"), "fc", dim, &cfg.classifier_hidden);
         let cls_head = lin(&root / "classifier" / "head", cls.out_dim(), classes);
         let opt = Optimizer::new(&vs, &ctx.cfg.optim)?;
+        let pool = match data.observed_labels(ctx.cfg.data.options.labelled, ctx.cfg.seed)? {
+            Some(mask) => {
+                let idx = mask.nonzero().squeeze_dim(1).to_device(data.train.x.device());
+                let y = data.train.y.as_ref().expect("labels checked above");
+                let dynamic = matches!(data.binarization, Binarization::Dynamic { .. });
+                Some((
+                    data.train.x.index_select(0, &idx).to_device(ctx.device),
+                    y.index_select(0, &idx).to_kind(Kind::Int64).to_device(ctx.device),
+                    dynamic,
+                ))
+            }
+            None => None,
+        };
         Ok(M2 {
             cfg,
             classes,
@@ -108,6 +124,7 @@ impl M2 {
             cls,
             cls_head,
             opt,
+            pool,
         })
     }
 
@@ -183,10 +200,24 @@ impl M2 {
         Ok((y, observed))
     }
 
+    /// `labelled_batch` observed examples drawn with replacement from the pool (binarized
+    /// afresh under dynamic binarization), when the run hides some labels.
+    pub(crate) fn labelled_draw(&self) -> Option<(Tensor, Tensor)> {
+        let (x, y, dynamic) = self.pool.as_ref()?;
+        if self.cfg.labelled_batch == 0 {
+            return None;
+        }
+        let idx = Tensor::randint(x.size()[0], [self.cfg.labelled_batch], (Kind::Int64, x.device()));
+        let xs = x.index_select(0, &idx);
+        let xs = if *dynamic { xs.bernoulli() } else { xs };
+        Some((xs, y.index_select(0, &idx)))
+    }
+
     /// The loss and metrics of a batch: −(mean of L on labelled and U on unlabelled
-    /// examples) + α · the labelled examples' mean cross-entropy; the classification
-    /// error of q(y | x) on the labelled ones.
-    fn batch_metrics(&self, batch: &Batch) -> Result<Metrics> {
+    /// examples) + α · a mean cross-entropy of q(y | x): on `extra` labelled examples when
+    /// given (training with hidden labels), else on the batch's labelled ones; the
+    /// classification error of q(y | x) on the batch's labelled ones.
+    fn batch_metrics(&self, batch: &Batch, extra: Option<(Tensor, Tensor)>) -> Result<Metrics> {
         let (y, observed) = self.labels(batch)?;
         let b = self.bounds(&batch.x);
         let bound = b.labelled(&y).where_self(&observed, &b.unlabelled());
@@ -196,7 +227,13 @@ impl M2 {
             .log_q_y
             .gather(1, &y.clamp_min(0).unsqueeze(1), false)
             .squeeze_dim(1);
-        let ce = -(&log_q * &obs).sum(Kind::Float) / &n_obs;
+        let ce = match extra {
+            Some((xl, yl)) => -self
+                .log_q_y(&xl)
+                .gather(1, &yl.unsqueeze(1), false)
+                .mean(Kind::Float),
+            None => -(&log_q * &obs).sum(Kind::Float) / &n_obs,
+        };
         let wrong = b
             .log_q_y
             .argmax(1, false)
@@ -275,13 +312,14 @@ impl Model for M2 {
     gm_core::single_network!(vs, opt, "adam");
 
     fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
-        let m = self.batch_metrics(batch)?;
+        let extra = self.labelled_draw();
+        let m = self.batch_metrics(batch, extra)?;
         self.opt.backward_step(&m[0].1)?;
         Ok(m.into_iter().map(|(k, t)| (k, t.detach())).collect())
     }
 
     fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
-        tch::no_grad(|| self.batch_metrics(batch))
+        tch::no_grad(|| self.batch_metrics(batch, None))
     }
 
     /// Decoder means with y drawn uniformly.
