@@ -13,7 +13,8 @@ pub struct M2Config {
     pub classifier_hidden: Vec<i64>,
     /// Dimension of z.
     pub latent: i64,
-    /// Weight of the labelled examples' cross-entropy −log q(y | x), per example.
+    /// Weight of the labelled examples' mean cross-entropy −log q(y | x) against the mean
+    /// bound per example (Kingma et al.'s 0.1 · N / N_l for N_l labels of N examples).
     pub alpha: f64,
     /// Labelled examples drawn (with replacement) from the observed ones for the
     /// cross-entropy term of every training step, so that a few labels among many

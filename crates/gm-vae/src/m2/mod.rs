@@ -6,9 +6,13 @@
 //! bound is L(x, y) = E_q(z|x,y)[log p(x | y, z)] + log p(y) − KL(q(z | x, y) ‖ p(z)) ≤
 //! log p(x, y); for an unlabelled one y is summed out by enumeration over the C classes,
 //! U(x) = Σ_y q(y | x) L(x, y) + H(q(y | x)) ≤ log p(x). Training maximises the mean of L on
-//! labelled and U on unlabelled examples of a batch, minus α times the mean cross-entropy
-//! −log q(y | x) of the batch's labelled examples (Kingma et al.'s α·E[−log q(y|x)] term; they
-//! use α = 0.1·N on sums over the N examples, which is α = 0.1 per example here).
+//! labelled and U on unlabelled examples of a batch, minus α times a mean cross-entropy
+//! −log q(y | x) (Kingma et al.'s α·E[−log q(y|x)] term). When `[data] labelled = N_l` hides
+//! labels, that mean is over `labelled_batch` draws of the N_l observed examples in every
+//! step (a batch of 100 from 50,000 examples holds one of 100 labels only every fifth step);
+//! otherwise over the batch's labelled examples. α is the weight against the mean bound per
+//! example: Kingma et al.'s 0.1 scaled by N / N_l as in common ports (50 for 100 labels
+//! of 50,000).
 //!
 //! Which labels are observed comes with the batch (`[data] labelled = N`); the model needs a
 //! labelled dataset (registry entry `m2`). `eval_metrics` reports the classification error
