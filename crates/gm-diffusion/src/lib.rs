@@ -19,6 +19,7 @@ pub mod figures;
 pub mod gaussian;
 pub mod nets;
 pub mod schedule;
+pub mod shaping;
 
 use gm_core::model::{ModelEntry, ModelRegistry};
 

@@ -100,12 +100,17 @@ impl M2 {
         let opt = Optimizer::new(&vs, &ctx.cfg.optim)?;
         let pool = match data.observed_labels(ctx.cfg.data.options.labelled, ctx.cfg.seed)? {
             Some(mask) => {
-                let idx = mask.nonzero().squeeze_dim(1).to_device(data.train.x.device());
+                let idx = mask
+                    .nonzero()
+                    .squeeze_dim(1)
+                    .to_device(data.train.x.device());
                 let y = data.train.y.as_ref().expect("labels checked above");
                 let dynamic = matches!(data.binarization, Binarization::Dynamic { .. });
                 Some((
                     data.train.x.index_select(0, &idx).to_device(ctx.device),
-                    y.index_select(0, &idx).to_kind(Kind::Int64).to_device(ctx.device),
+                    y.index_select(0, &idx)
+                        .to_kind(Kind::Int64)
+                        .to_device(ctx.device),
                     dynamic,
                 ))
             }
@@ -207,7 +212,11 @@ impl M2 {
         if self.cfg.labelled_batch == 0 {
             return None;
         }
-        let idx = Tensor::randint(x.size()[0], [self.cfg.labelled_batch], (Kind::Int64, x.device()));
+        let idx = Tensor::randint(
+            x.size()[0],
+            [self.cfg.labelled_batch],
+            (Kind::Int64, x.device()),
+        );
         let xs = x.index_select(0, &idx);
         let xs = if *dynamic { xs.bernoulli() } else { xs };
         Some((xs, y.index_select(0, &idx)))

@@ -224,11 +224,16 @@ fn training_steps_draw_from_the_observed_labels() {
     let m = m2(&c, &d).unwrap();
     let observed = d.observed_labels(Some(4), 3).unwrap().unwrap();
     let keep = observed.nonzero().squeeze_dim(1);
-    let (px, py) = (d.train.x.index_select(0, &keep).flatten(1, -1), d.train.y.as_ref().unwrap().index_select(0, &keep));
+    let (px, py) = (
+        d.train.x.index_select(0, &keep).flatten(1, -1),
+        d.train.y.as_ref().unwrap().index_select(0, &keep),
+    );
     let (x, y) = m.labelled_draw().expect("a draw");
     assert_eq!(x.size()[0], 50);
     // Each drawn image is one of the pool's, and carries that example's label.
-    let dist = (x.flatten(1, -1).unsqueeze(1) - px.unsqueeze(0)).abs().sum_dim_intlist(-1, false, Kind::Float);
+    let dist = (x.flatten(1, -1).unsqueeze(1) - px.unsqueeze(0))
+        .abs()
+        .sum_dim_intlist(-1, false, Kind::Float);
     let (best, which) = dist.min_dim(1, false);
     assert_eq!(best.max().double_value(&[]), 0.0);
     assert!(y.equal(&py.index_select(0, &which).to_kind(Kind::Int64)));
