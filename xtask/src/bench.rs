@@ -215,6 +215,23 @@ pub const BENCHES: &[Bench] = &[
             ("d_fake_last_window", "D(G(z))", 3),
         ],
     },
+    Bench {
+        name: "ddpm",
+        about: "DDPM training steps on 28x28 MNIST (batch 128, L_simple, U-Net 32-64-64 with \
+                attention at 7x7, Adam with gradients clipped at 1)",
+        package: "gm-benches",
+        bin: "bench-ddpm",
+        script: "benches/reference/ddpm.py",
+        args: &[],
+        references: PLAIN,
+        default_steps: 30,
+        quick_steps: 3,
+        datasets: &["mnist"],
+        columns: &[
+            ("batch_size", "batch", 0),
+            ("loss_last_window", "loss", 4),
+        ],
+    },
 ];
 
 /// Keys every bench program must write, and whether each is numeric.

@@ -9,7 +9,7 @@
 //! cargo xtask data mnist | --all         # fetch + verify datasets into the cache
 //! cargo xtask test [-- <cargo test args>]
 //! cargo xtask demo                       # train, evaluate, report a small VAE on Fashion-MNIST
-//! cargo xtask bench vae|ais|rbm-cd1|rbm-pcd|dbm|nade-train|nade-sample|dcgan [--steps N] [--threads T]
+//! cargo xtask bench vae|ais|rbm-cd1|rbm-pcd|dbm|nade-train|nade-sample|dcgan|ddpm [--steps N] [--threads T]
 //! cargo xtask bench --all [--quick]
 //! cargo xtask zoo rbm|autoregressive|<entry>... [--minutes M]   # reproduce the tables
 //! ```

@@ -1,0 +1,217 @@
+//! `bench-ddpm`: times DDPM training steps (L_simple, one U-Net forward and backward, Adam,
+//! gradients clipped at norm 1) on 28×28 MNIST, for `cargo xtask bench ddpm` (which runs
+//! `benches/reference/ddpm.py`, the same U-Net written as a PyTorch user would, with the
+//! same arguments and records both).
+//!
+//! The model is `configs/ddpm-mnist.toml`'s (T = 1000 linear β, U-Net 32-64-64 channels
+//! with self-attention at 7×7, dropout 0.1), built through `gm_diffusion::ddpm::build`.
+//! After [`gm_benches::WARMUP_STEPS`] untimed steps, `--steps` steps over seeded, shuffled
+//! batches of 128 are timed, each doing the trainer's per-step work ([`gm_benches::StepLoop`]).
+//!
+//! ```text
+//! cargo run --release -p gm-benches --bin bench-ddpm -- --steps 30 --threads 2 --json out.json
+//! ```
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use gm_benches::{
+    busy_machine_warning, load_average, matmul_gflops, peak_rss_mb, threading_env, StepLoop,
+    MATMUL_N, WARMUP_STEPS,
+};
+use gm_core::config::RunConfig;
+use gm_core::data::{self, Batches};
+use gm_core::model::BuildContext;
+use serde_json::json;
+use tch::Device;
+
+/// Times DDPM training steps; writes one JSON object.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Timed training steps (after the warm-up).
+    #[arg(long)]
+    steps: u64,
+    /// libtorch intra-op threads.
+    #[arg(long)]
+    threads: usize,
+    /// Where to write the JSON result.
+    #[arg(long)]
+    json: PathBuf,
+    /// Training batch size.
+    #[arg(long, default_value_t = 128)]
+    batch_size: i64,
+    /// Seed of the initialisation, the shuffles and the noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// U-Net channels per level, as the config.
+const CHANNELS: [i64; 3] = [32, 64, 64];
+
+/// `[model]`, `[data]` and `[optim]` of `configs/ddpm-mnist.toml` (the test below checks
+/// that the file says the same).
+fn run_config(batch_size: i64, seed: u64) -> Result<RunConfig> {
+    let cfg = RunConfig::from_toml_str(&format!(
+        "seed = {seed}\n[model]\nname = \"ddpm\"\nsteps = 1000\nschedule = \"linear\"\n\
+         beta_start = 1e-4\nbeta_end = 0.02\nchannels = [32, 64, 64]\nattention = true\n\
+         dropout = 0.1\nsampler = \"ddim\"\nsample_steps = 50\nbound_timesteps = 50\n\
+         [data]\ndataset = \"mnist\"\nbatch_size = {batch_size}\n[optim]\nkind = \"adam\"\nlr = 2e-4\n"
+    ))?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Forward multiply-adds of one 28×28 example through the U-Net of `CHANNELS`: every
+/// convolution (output positions × c_in × c_out × k²), the attention's products, the
+/// linear layers; as the reference's `macs_per_example`.
+fn macs_per_example() -> f64 {
+    let c = CHANNELS;
+    let temb = 4 * c[0];
+    let px = [784i64, 196, 49];
+    let conv = |p: i64, i: i64, o: i64, k: i64| p * i * o * k * k;
+    let res = |p: i64, i: i64, o: i64| {
+        conv(p, i, o, 3) + conv(p, o, o, 3) + temb * o + if i != o { conv(p, i, o, 1) } else { 0 }
+    };
+    let mut m = conv(784, 1, c[0], 3) + 2 * temb * temb;
+    let mut prev = c[0];
+    for l in 0..3 {
+        m += res(px[l], prev, c[l]);
+        prev = c[l];
+        if l < 2 {
+            m += conv(px[l + 1], c[l], c[l], 3);
+        }
+    }
+    let top = c[2];
+    m += 2 * res(49, top, top)
+        + conv(49, top, 3 * top, 1)
+        + 2 * 49 * 49 * top
+        + conv(49, top, top, 1);
+    for l in (0..3).rev() {
+        let from = if l == 2 { top } else { c[l + 1] };
+        m += res(px[l], from + c[l], c[l]);
+        if l > 0 {
+            m += conv(px[l - 1], c[l], c[l], 3);
+        }
+    }
+    (m + conv(784, c[0], 1, 3)) as f64
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.steps == 0 || args.threads == 0 || args.batch_size <= 0 {
+        bail!("--steps, --threads and --batch-size must be positive");
+    }
+    tch::set_num_threads(args.threads as i32);
+    let matmul = matmul_gflops(MATMUL_N);
+    let cfg = run_config(args.batch_size, args.seed)?;
+    let t_load = Instant::now();
+    let ds = data::load(&cfg.data.dataset, &cfg.data.options)
+        .context("loading mnist (fetch it with `cargo xtask data mnist`)")?;
+    let load_seconds = t_load.elapsed().as_secs_f64();
+    tch::manual_seed(args.seed as i64);
+    let mut model = gm_diffusion::ddpm::build(&BuildContext {
+        cfg: &cfg,
+        data: &ds,
+        device: Device::Cpu,
+    })?;
+    for (_, opt) in model.optimizers() {
+        opt.set_clip_grad_norm(Some(1.0));
+    }
+
+    let bs = cfg.data.batch_size;
+    let mut epoch = 0usize;
+    let batches = |e| Batches::new(&ds.train.x, None, bs, true, true, cfg.seed, e);
+    let mut current = batches(epoch);
+    let mut next_batch = || loop {
+        if let Some(b) = current.next() {
+            return b.x;
+        }
+        epoch += 1;
+        current = batches(epoch);
+    };
+    let mut lp = StepLoop::new(cfg.optim.lr);
+    for _ in 0..WARMUP_STEPS {
+        lp.step(model.as_mut(), &next_batch())?;
+    }
+    lp.flush()?;
+
+    if let Some(w) = busy_machine_warning() {
+        eprintln!("{w}");
+    }
+    let load_before = load_average();
+    let start = Instant::now();
+    let mut examples = 0i64;
+    for _ in 0..args.steps {
+        let x = next_batch();
+        examples += x.size()[0];
+        lp.step(model.as_mut(), &x)?;
+    }
+    lp.flush()?;
+    let seconds = start.elapsed().as_secs_f64();
+    let load_after = load_average();
+    let last = lp.last_means();
+    let loss = last.iter().find(|(n, _)| *n == "loss").map(|(_, v)| *v);
+
+    let macs = macs_per_example();
+    let flops_per_example = 2.0 * 3.0 * macs;
+    let peak = peak_rss_mb().context("reading VmHWM from /proc/self/status")?;
+    let examples_per_sec = examples as f64 / seconds;
+    let result = json!({
+        "impl": "gm",
+        "steps": args.steps,
+        "warmup_steps": WARMUP_STEPS,
+        "batch_size": bs,
+        "threads": args.threads,
+        "seconds": seconds,
+        "ms_per_step": 1000.0 * seconds / args.steps as f64,
+        "examples_per_sec": examples_per_sec,
+        "gflops": examples_per_sec * flops_per_example / 1e9,
+        "matmul_gflops": matmul,
+        "forward_macs_per_example": macs,
+        "loss_last_window": loss,
+        "epochs_touched": epoch + 1,
+        "load_seconds": load_seconds,
+        "peak_rss_mb": peak,
+        "dataset": ds.name,
+        "model": "ddpm 28x28: T 1000 linear, U-Net 32-64-64, GroupNorm(8) residual blocks, attention at 7x7, dropout 0.1, L_simple",
+        "optimizer": {"kind": "adam", "lr": cfg.optim.lr, "beta1": cfg.optim.beta1,
+                      "beta2": cfg.optim.beta2, "eps": cfg.optim.eps, "clip_grad_norm": 1.0,
+                      "implementation": "gm_core::optim::Optimizer (flat buffer)"},
+        "device": "cpu",
+        "torch_threads": tch::get_num_threads(),
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
+        "env": threading_env(),
+    });
+    std::fs::write(&args.json, serde_json::to_string_pretty(&result)? + "\n")
+        .with_context(|| format!("writing {}", args.json.display()))?;
+    println!(
+        "gm ddpm: {} steps x {bs} in {seconds:.2}s ({examples_per_sec:.1} examples/s, {:.1} ms/step), \
+         loss {loss:?}, peak RSS {peak:.0} MB, {} threads",
+        args.steps,
+        1000.0 * seconds / args.steps as f64,
+        args.threads
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn config_agrees_with_the_repository_config() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/ddpm-mnist.toml");
+        let file = gm_core::config::RunConfig::from_file(std::path::Path::new(path)).unwrap();
+        let ours = super::run_config(128, 0).unwrap();
+        assert_eq!(ours.model, file.model);
+        assert_eq!(ours.data.dataset, file.data.dataset);
+        assert_eq!(ours.data.batch_size, file.data.batch_size);
+        let (a, b) = (&ours.optim, &file.optim);
+        assert_eq!(
+            (a.kind, a.lr, a.beta1, a.beta2, a.eps, a.weight_decay),
+            (b.kind, b.lr, b.beta1, b.beta2, b.eps, b.weight_decay)
+        );
+        assert_eq!(file.train.clip_grad_norm, Some(1.0));
+    }
+}
