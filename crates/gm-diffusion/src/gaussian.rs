@@ -34,6 +34,10 @@ pub enum Variance {
     Beta,
     /// σ_t² = β̃_t, the variance of q(x_{t−1} | x_t, x_0) (the lower one).
     Posterior,
+    /// Learned per entry (Sohl-Dickstein et al. 2015 learn the reverse covariance; here in
+    /// the form of Nichol & Dhariwal 2021): the network also outputs v, and
+    /// log σ_t² = f log β_t + (1 − f) log β̃_t with f = (v + 1) / 2 (β̃_1 read as β̃_2).
+    Learned,
 }
 
 /// How samples are drawn.
@@ -43,6 +47,18 @@ pub enum Sampler {
     Ancestral,
     /// DDIM with η = 0 (Song et al. 2021) on this many evenly spaced timesteps.
     Ddim(i64),
+}
+
+/// A reverse step p(x_{t−1} | x_t) = N(mean, var): its mean, variance and log-variance,
+/// each shaped like x_t (fixed variances broadcast from `[B, 1, …]`).
+#[derive(Debug)]
+pub struct ReverseStep {
+    /// μ_θ(x_t, t).
+    pub mean: Tensor,
+    /// σ_t².
+    pub var: Tensor,
+    /// log σ_t².
+    pub log_var: Tensor,
 }
 
 /// Per-timestep coefficients, each a `[T + 1]` tensor indexed by t (entry 0 unused).
@@ -56,6 +72,8 @@ struct Tables {
     post_var: Tensor,
     var: Tensor,
     log_var: Tensor,
+    log_beta: Tensor,
+    log_post_clipped: Tensor,
 }
 
 /// A schedule with its coefficient tables on a device, in a float kind.
@@ -80,7 +98,13 @@ impl GaussianDiffusion {
             (Variance::Posterior, t) if t >= 2 => s.posterior_variance(t),
             _ => s.beta(t),
         };
-        // β̃_1 = 0: its log is never used (t = 1 is the decoder), 0 keeps it finite.
+        // β̃_1 = 0: its log is never used with fixed variances (t = 1 is the decoder), 0
+        // keeps it finite; the learned variance reads β̃_2 there (β_1 when T = 1).
+        let clipped = |t: i64| match (t, s.steps()) {
+            (1, 1) => s.beta(1).ln(),
+            (1, _) => s.posterior_variance(2).ln(),
+            _ => s.posterior_variance(t).ln(),
+        };
         let log_post = |t: i64| {
             if t >= 2 {
                 s.posterior_variance(t).ln()
@@ -97,6 +121,8 @@ impl GaussianDiffusion {
             log_post_var: table(&log_post),
             var: table(&var_t),
             log_var: table(&|t| var_t(t).ln()),
+            log_beta: table(&|t| s.beta(t).ln()),
+            log_post_clipped: table(&clipped),
         };
         GaussianDiffusion {
             schedule,
@@ -160,9 +186,56 @@ impl GaussianDiffusion {
         self.posterior_mean(&x0, xt, t)
     }
 
-    /// σ_t² of the reverse process at `t` `[B]`, shaped for `like`.
-    pub fn model_variance(&self, t: &Tensor, like: &Tensor) -> Tensor {
-        Self::at(&self.tables.var, t, like)
+    /// The network's output split into ε and, with a learned variance, v.
+    pub fn split(&self, out: &Tensor) -> (Tensor, Option<Tensor>) {
+        match self.variance {
+            Variance::Learned => {
+                let parts = out.chunk(2, 1);
+                (parts[0].shallow_clone(), Some(parts[1].shallow_clone()))
+            }
+            _ => (out.shallow_clone(), None),
+        }
+    }
+
+    /// The reverse step at (x_t, t) from the network's output `out`; the mean from a
+    /// detached ε when `detach_mean` (the hybrid loss trains the variance alone on the bound).
+    pub fn reverse_step(
+        &self,
+        out: &Tensor,
+        xt: &Tensor,
+        t: &Tensor,
+        clip: Option<(f64, f64)>,
+        detach_mean: bool,
+    ) -> ReverseStep {
+        let (eps, v) = self.split(out);
+        let eps = if detach_mean { eps.detach() } else { eps };
+        let mean = self.model_mean(xt, t, &eps, clip);
+        let (var, log_var) = match v {
+            None => (
+                Self::at(&self.tables.var, t, xt),
+                Self::at(&self.tables.log_var, t, xt),
+            ),
+            Some(v) => {
+                let f = (v + 1.0) * 0.5;
+                let one_minus: Tensor = -&f + 1.0;
+                let log_var = &f * Self::at(&self.tables.log_beta, t, xt)
+                    + one_minus * Self::at(&self.tables.log_post_clipped, t, xt);
+                (log_var.exp(), log_var)
+            }
+        };
+        ReverseStep { mean, var, log_var }
+    }
+
+    /// The bound's term at each example's t `[B]` for a reverse step at x_t.
+    fn term_of(&self, x0: &Tensor, xt: &Tensor, t: &Tensor, step: &ReverseStep) -> Tensor {
+        let post_var = Self::at(&self.tables.post_var, t, x0);
+        let log_post_var = Self::at(&self.tables.log_post_var, t, x0);
+        let sq = (self.posterior_mean(x0, xt, t) - &step.mean).square();
+        let kl =
+            (&step.log_var - log_post_var + post_var / &step.var - 1.0 + &sq / &step.var) * 0.5;
+        let nll = ((x0 - &step.mean).square() / &step.var + &step.log_var + LOG_2PI) * 0.5;
+        let sum = |v: Tensor| v.flatten(1, -1).sum_dim_intlist(-1, false, x0.kind());
+        sum(kl).where_self(&t.gt(1), &sum(nll))
     }
 
     /// KL(q(x_T | x_0) ‖ N(0, I)) per example `[B]`.
@@ -183,16 +256,8 @@ impl GaussianDiffusion {
         train: bool,
     ) -> Tensor {
         let xt = self.q_sample(x0, t, noise);
-        let mean = self.model_mean(&xt, t, &net.predict(&xt, t, train), None);
-        let var = Self::at(&self.tables.var, t, x0);
-        let log_var = Self::at(&self.tables.log_var, t, x0);
-        let post_var = Self::at(&self.tables.post_var, t, x0);
-        let log_post_var = Self::at(&self.tables.log_post_var, t, x0);
-        let sq = (self.posterior_mean(x0, &xt, t) - &mean).square();
-        let kl = (&log_var - log_post_var + post_var / &var - 1.0 + &sq / &var) * 0.5;
-        let nll = ((x0 - &mean).square() / &var + &log_var + LOG_2PI) * 0.5;
-        let sum = |v: Tensor| v.flatten(1, -1).sum_dim_intlist(-1, false, x0.kind());
-        sum(kl).where_self(&t.gt(1), &sum(nll))
+        let step = self.reverse_step(&net.predict(&xt, t, train), &xt, t, None, false);
+        self.term_of(x0, &xt, t, &step)
     }
 
     /// An estimate of the bound on log p(x_0) per example `[B]` and its per-example
@@ -271,18 +336,18 @@ impl GaussianDiffusion {
         let mut x = start;
         for (i, &t) in ts.iter().enumerate() {
             let tt = Tensor::full([b], t, (Kind::Int64, dev));
-            let eps = net.predict(&x, &tt, false);
+            let out = net.predict(&x, &tt, false);
             let next = ts.get(i + 1).copied().unwrap_or(0);
             x = match sampler {
                 Sampler::Ancestral => {
-                    let mean = self.model_mean(&x, &tt, &eps, clip);
+                    let step = self.reverse_step(&out, &x, &tt, clip, false);
                     if t > 1 {
-                        mean + self.model_variance(&tt, &x).sqrt() * x.randn_like()
+                        step.mean + (step.log_var * 0.5).exp() * x.randn_like()
                     } else {
-                        mean
+                        step.mean
                     }
                 }
-                Sampler::Ddim(_) => self.ddim_step(&x, &tt, &eps, next, clip),
+                Sampler::Ddim(_) => self.ddim_step(&x, &tt, &self.split(&out).0, next, clip),
             };
             x = hook(next, x);
         }

@@ -61,14 +61,16 @@ fn zero_linear(p: nn::Path, i: i64, o: i64) -> nn::Linear {
 /// ε_θ for vectors: h_0 = x, h_l = SiLU(W_l h_{l−1} + V_l e(t)), ε = W_out h_L.
 #[derive(Debug)]
 pub struct EpsMlp {
+    factor: i64,
     time: TimeEmbedding,
     layers: Vec<(nn::Linear, nn::Linear)>,
     out: nn::Linear,
 }
 
 impl EpsMlp {
-    /// Hidden widths `hidden` (non-empty) on `dim`-dimensional data.
-    pub fn new(p: &nn::Path, dim: i64, hidden: &[i64]) -> Self {
+    /// Hidden widths `hidden` (non-empty) on `dim`-dimensional data, `factor` outputs per
+    /// input (2: noise and variance).
+    pub fn new(p: &nn::Path, dim: i64, hidden: &[i64], factor: i64) -> Self {
         let temb = 2 * ((hidden[0] + 1) / 2);
         let mut layers = Vec::new();
         let mut prev = dim;
@@ -79,14 +81,16 @@ impl EpsMlp {
             prev = h;
         }
         EpsMlp {
+            factor,
             time: TimeEmbedding::new(&(p / "time"), temb),
             layers,
-            out: zero_linear(p / "out", prev, dim),
+            out: zero_linear(p / "out", prev, factor * dim),
         }
     }
 }
 
-/// Flattens examples of any shape; the output has the input's shape.
+/// Flattens examples of any shape; the output has the input's shape, its dimension 1
+/// `factor` times as large.
 impl Denoiser for EpsMlp {
     fn predict(&self, x: &Tensor, t: &Tensor, _train: bool) -> Tensor {
         let e = self.time.forward(t, x.kind());
@@ -94,7 +98,9 @@ impl Denoiser for EpsMlp {
         for (l, v) in &self.layers {
             h = (l.forward(&h) + v.forward(&e)).silu();
         }
-        self.out.forward(&h).view(x.size().as_slice())
+        let mut shape = x.size();
+        shape[1] *= self.factor;
+        self.out.forward(&h).view(shape.as_slice())
     }
 }
 
@@ -124,6 +130,8 @@ pub struct NetSpec<'a> {
     pub attention: bool,
     /// U-Net dropout.
     pub dropout: f64,
+    /// Outputs per input entry (1; 2 with a learned variance).
+    pub factor: i64,
 }
 
 /// The network of `spec` for examples of `shape`, under `p`; a U-Net asked for on vectors
@@ -135,6 +143,7 @@ pub fn build_net(p: &nn::Path, spec: NetSpec<'_>, shape: &[i64]) -> Result<Box<d
             p,
             shape.iter().product(),
             spec.hidden,
+            spec.factor,
         ))),
         (_, true) => Ok(Box::new(UNet::new(
             p,
@@ -142,6 +151,7 @@ pub fn build_net(p: &nn::Path, spec: NetSpec<'_>, shape: &[i64]) -> Result<Box<d
             spec.channels,
             spec.attention,
             spec.dropout,
+            spec.factor,
         )?)),
         (NetKind::Unet, false) => Err(Error::config(
             "model.net",
@@ -247,13 +257,14 @@ pub struct UNet {
 
 impl UNet {
     /// `channels` per level (multiples of [`GROUPS`]) for images of `shape` `[C, H, W]`
-    /// whose sides are multiples of 2^(levels − 1).
+    /// whose sides are multiples of 2^(levels − 1); `factor` · C output channels.
     pub fn new(
         p: &nn::Path,
         shape: &[i64],
         channels: &[i64],
         attention: bool,
         dropout: f64,
+        factor: i64,
     ) -> Result<Self> {
         check_unet(shape, channels)?;
         let (c_in, levels) = (shape[0], channels.len());
@@ -313,7 +324,7 @@ impl UNet {
             up,
             upsample,
             norm_out: norm(p / "norm_out", channels[0]),
-            conv_out: nn::conv2d(p / "conv_out", channels[0], c_in, 3, zero),
+            conv_out: nn::conv2d(p / "conv_out", channels[0], factor * c_in, 3, zero),
         })
     }
 }

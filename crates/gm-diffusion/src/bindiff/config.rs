@@ -90,6 +90,7 @@ impl BinaryDiffusionConfig {
             channels: &self.channels,
             attention: self.attention,
             dropout: self.dropout,
+            factor: 1,
         }
     }
 }

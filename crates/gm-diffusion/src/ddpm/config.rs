@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Loss {
-    /// Ho et al.'s L_simple: ‖ε − ε_θ(x_t, t)‖² at a uniform t.
+    /// Ho et al.'s L_simple: ‖ε − ε_θ(x_t, t)‖² at a uniform t (with a learned variance,
+    /// Nichol & Dhariwal's hybrid: plus 0.001 × the bound for the variance).
     #[default]
     Simple,
     /// A one-timestep estimate of the variational bound (nats), as Sohl-Dickstein et al.
@@ -38,7 +39,7 @@ pub struct DdpmConfig {
     pub beta_start: f64,
     /// β_T of the linear schedule.
     pub beta_end: f64,
-    /// σ_t² of the reverse process: β_t or β̃_t.
+    /// σ_t² of the reverse process: β_t, β̃_t, or learned (the network's second output).
     pub variance: Variance,
     /// The training objective.
     pub loss: Loss,
@@ -137,6 +138,11 @@ impl DdpmConfig {
             channels: &self.channels,
             attention: self.attention,
             dropout: self.dropout,
+            factor: if self.variance == Variance::Learned {
+                2
+            } else {
+                1
+            },
         }
     }
 

@@ -5,7 +5,9 @@
 //!   one-timestep estimate of the variational bound in nats).
 //! - ε_θ: an MLP (`hidden`) on vectors, a U-Net (`channels` per resolution, `attention`
 //!   at the lowest, `dropout`) on images; `schedule = "linear" | "cosine"`, `steps` T,
-//!   `variance = "beta" | "posterior"` for σ_t².
+//!   `variance = "beta" | "posterior" | "learned"` for σ_t² (learned: the network's second
+//!   output interpolates log β_t and log β̃_t, as Sohl-Dickstein et al. learn the reverse
+//!   covariance; trained on the bound, or on L_simple plus 0.001 × the bound for it).
 //! - Images are dequantized, y = (k + u) / L, and diffused as s = 2y − 1; `gm eval` reports
 //!   the variational bound on the discrete likelihood, E_u[bound on log p(s)] + D ln 2 − D ln L,
 //!   in nats and bits/dim, labelled a lower bound (its sum over t ≥ 2 estimated from
