@@ -419,7 +419,7 @@ pub const ENTRIES: &[Entry] = &[
         config: "configs/binary-diffusion-binarized-mnist.toml",
         published: None,
         source: "no published diffusion bound on the static binarized MNIST; the column's neighbours: NADE 88.86, VAE (IWAE k = 1) 88.71 (lower is better)",
-        eval_args: &["--limit", "1000", "--samples", "500"],
+        eval_args: &["--samples", "2000"],
         method: None,
     },
 ];
