@@ -13,16 +13,10 @@
 //! ```
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use gm_benches::{
-    busy_machine_warning, load_average, matmul_gflops, peak_rss_mb, threading_env, StepLoop,
-    MATMUL_N, WARMUP_STEPS,
-};
-use gm_core::config::RunConfig;
-use gm_core::data::{self, Batches};
+use gm_benches::{endless_batches, load_run, merged, StepLoop, TimedSteps};
 use gm_core::model::BuildContext;
 use serde_json::json;
 use tch::Device;
@@ -52,15 +46,13 @@ const CHANNELS: [i64; 3] = [32, 64, 64];
 
 /// `[model]`, `[data]` and `[optim]` of `configs/ddpm-mnist.toml` (the test below checks
 /// that the file says the same).
-fn run_config(batch_size: i64, seed: u64) -> Result<RunConfig> {
-    let cfg = RunConfig::from_toml_str(&format!(
+fn config_toml(batch_size: i64, seed: u64) -> String {
+    format!(
         "seed = {seed}\n[model]\nname = \"ddpm\"\nsteps = 1000\nschedule = \"linear\"\n\
          beta_start = 1e-4\nbeta_end = 0.02\nchannels = [32, 64, 64]\nattention = true\n\
          dropout = 0.1\nsampler = \"ddim\"\nsample_steps = 50\nbound_timesteps = 50\n\
          [data]\ndataset = \"mnist\"\nbatch_size = {batch_size}\n[optim]\nkind = \"adam\"\nlr = 2e-4\n"
-    ))?;
-    cfg.validate()?;
-    Ok(cfg)
+    )
 }
 
 /// Forward multiply-adds of one 28×28 example through the U-Net of `CHANNELS`: every
@@ -104,13 +96,7 @@ fn main() -> Result<()> {
         bail!("--steps, --threads and --batch-size must be positive");
     }
     tch::set_num_threads(args.threads as i32);
-    let matmul = matmul_gflops(MATMUL_N);
-    let cfg = run_config(args.batch_size, args.seed)?;
-    let t_load = Instant::now();
-    let ds = data::load(&cfg.data.dataset, &cfg.data.options)
-        .context("loading mnist (fetch it with `cargo xtask data mnist`)")?;
-    let load_seconds = t_load.elapsed().as_secs_f64();
-    tch::manual_seed(args.seed as i64);
+    let (cfg, ds) = load_run(&config_toml(args.batch_size, args.seed))?;
     let mut model = gm_diffusion::ddpm::build(&BuildContext {
         cfg: &cfg,
         data: &ds,
@@ -119,81 +105,38 @@ fn main() -> Result<()> {
     for (_, opt) in model.optimizers() {
         opt.set_clip_grad_norm(Some(1.0));
     }
-
     let bs = cfg.data.batch_size;
-    let mut epoch = 0usize;
-    let batches = |e| Batches::new(&ds.train.x, None, bs, true, true, cfg.seed, e);
-    let mut current = batches(epoch);
-    let mut next_batch = || loop {
-        if let Some(b) = current.next() {
-            return b.x;
-        }
-        epoch += 1;
-        current = batches(epoch);
-    };
+    let mut next_batch = endless_batches(&ds.train.x, bs, cfg.seed);
     let mut lp = StepLoop::new(cfg.optim.lr);
-    for _ in 0..WARMUP_STEPS {
-        lp.step(model.as_mut(), &next_batch())?;
-    }
-    lp.flush()?;
-
-    if let Some(w) = busy_machine_warning() {
-        eprintln!("{w}");
-    }
-    let load_before = load_average();
-    let start = Instant::now();
-    let mut examples = 0i64;
-    for _ in 0..args.steps {
-        let x = next_batch();
-        examples += x.size()[0];
-        lp.step(model.as_mut(), &x)?;
-    }
-    lp.flush()?;
-    let seconds = start.elapsed().as_secs_f64();
-    let load_after = load_average();
-    let last = lp.last_means();
-    let loss = last.iter().find(|(n, _)| *n == "loss").map(|(_, v)| *v);
-
-    let macs = macs_per_example();
-    let flops_per_example = 2.0 * 3.0 * macs;
-    let peak = peak_rss_mb().context("reading VmHWM from /proc/self/status")?;
-    let examples_per_sec = examples as f64 / seconds;
-    let result = json!({
-        "impl": "gm",
-        "steps": args.steps,
-        "warmup_steps": WARMUP_STEPS,
-        "batch_size": bs,
-        "threads": args.threads,
-        "seconds": seconds,
-        "ms_per_step": 1000.0 * seconds / args.steps as f64,
-        "examples_per_sec": examples_per_sec,
-        "gflops": examples_per_sec * flops_per_example / 1e9,
-        "matmul_gflops": matmul,
-        "forward_macs_per_example": macs,
-        "loss_last_window": loss,
-        "epochs_touched": epoch + 1,
-        "load_seconds": load_seconds,
-        "peak_rss_mb": peak,
-        "dataset": ds.name,
-        "model": "ddpm 28x28: T 1000 linear, U-Net 32-64-64, GroupNorm(8) residual blocks, attention at 7x7, dropout 0.1, L_simple",
-        "optimizer": {"kind": "adam", "lr": cfg.optim.lr, "beta1": cfg.optim.beta1,
-                      "beta2": cfg.optim.beta2, "eps": cfg.optim.eps, "clip_grad_norm": 1.0,
-                      "implementation": "gm_core::optim::Optimizer (flat buffer)"},
-        "device": "cpu",
-        "torch_threads": tch::get_num_threads(),
-        "loadavg_before": load_before,
-        "loadavg_after": load_after,
-        "env": threading_env(),
-    });
-    std::fs::write(&args.json, serde_json::to_string_pretty(&result)? + "\n")
-        .with_context(|| format!("writing {}", args.json.display()))?;
-    println!(
-        "gm ddpm: {} steps x {bs} in {seconds:.2}s ({examples_per_sec:.1} examples/s, {:.1} ms/step), \
-         loss {loss:?}, peak RSS {peak:.0} MB, {} threads",
+    let timed = TimedSteps::run(
         args.steps,
-        1000.0 * seconds / args.steps as f64,
-        args.threads
+        &mut model,
+        |m| lp.step(m.as_mut(), &next_batch()),
+        |_| Ok(()),
+    )?;
+    lp.flush()?;
+    let loss = lp
+        .last_means()
+        .iter()
+        .find(|(n, _)| *n == "loss")
+        .map(|(_, v)| *v);
+    let macs = macs_per_example();
+    let out = merged(
+        timed.json(bs, 2.0 * 3.0 * macs * bs as f64)?,
+        json!({
+            "impl": "gm",
+            "threads": args.threads,
+            "forward_macs_per_example": macs,
+            "loss_last_window": loss,
+            "dataset": ds.name,
+            "model": "ddpm 28x28: T 1000 linear, U-Net 32-64-64, GroupNorm(8) residual blocks, attention at 7x7, dropout 0.1, L_simple",
+            "optimizer": {"kind": "adam", "lr": cfg.optim.lr, "clip_grad_norm": 1.0,
+                          "implementation": "gm_core::optim::Optimizer (flat buffer)"},
+        }),
     );
+    std::fs::write(&args.json, serde_json::to_string_pretty(&out)? + "\n")
+        .with_context(|| format!("writing {}", args.json.display()))?;
+    println!("gm ddpm: {out}");
     Ok(())
 }
 
@@ -203,7 +146,7 @@ mod tests {
     fn config_agrees_with_the_repository_config() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/ddpm-mnist.toml");
         let file = gm_core::config::RunConfig::from_file(std::path::Path::new(path)).unwrap();
-        let ours = super::run_config(128, 0).unwrap();
+        let ours = gm_core::config::RunConfig::from_toml_str(&super::config_toml(128, 0)).unwrap();
         assert_eq!(ours.model, file.model);
         assert_eq!(ours.data.dataset, file.data.dataset);
         assert_eq!(ours.data.batch_size, file.data.batch_size);

@@ -15,7 +15,7 @@
 
 use crate::bound::sum_over_timesteps;
 use crate::gaussian::Denoiser;
-use crate::schedule::Schedule;
+use crate::schedule::{at, Schedule};
 use tch::{Device, Kind, Tensor};
 
 /// Probabilities are kept in [EPS, 1 − EPS] before logs.
@@ -69,15 +69,9 @@ impl BinaryDiffusion {
         self.schedule.steps()
     }
 
-    fn at(table: &Tensor, t: &Tensor, like: &Tensor) -> Tensor {
-        let mut shape = vec![like.size()[0]];
-        shape.resize(like.dim(), 1);
-        table.index_select(0, t).view(shape.as_slice())
-    }
-
     /// q(x_t = 1 | x_0) for t `[B]` (t = 0 gives x_0).
     pub fn marginal(&self, x0: &Tensor, t: &Tensor) -> Tensor {
-        let ab = Self::at(&self.alpha_bar, t, x0);
+        let ab = at(&self.alpha_bar, t, x0);
         &ab * x0 + (1.0 - ab) * 0.5
     }
 
@@ -90,7 +84,7 @@ impl BinaryDiffusion {
     /// posterior at that value, linear in it only through the sum of the two cases).
     pub fn posterior(&self, x0: &Tensor, xt: &Tensor, t: &Tensor) -> Tensor {
         let m = self.marginal(x0, &(t - 1));
-        let half_beta = Self::at(&self.beta, t, xt) * 0.5;
+        let half_beta = at(&self.beta, t, xt) * 0.5;
         // P(x_t | x_{t−1} = 1) and P(x_t | x_{t−1} = 0).
         let keep: Tensor = 1.0 - &half_beta;
         let a1 = xt * &keep + (1.0 - xt) * &half_beta;

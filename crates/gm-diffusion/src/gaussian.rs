@@ -11,7 +11,7 @@
 //! sums the prior and decoder terms exactly and estimates the sum over t ≥ 2 from a random
 //! subset of timesteps without replacement (unbiased; all of them when asked for T − 1).
 
-use crate::schedule::Schedule;
+use crate::schedule::{at, Schedule};
 use tch::{Device, Kind, Tensor};
 
 /// ln 2π.
@@ -146,28 +146,19 @@ impl GaussianDiffusion {
         self.schedule.steps()
     }
 
-    /// Entries of `table` at `t` `[B]`, shaped `[B, 1, …]` to broadcast against `like`.
-    fn at(table: &Tensor, t: &Tensor, like: &Tensor) -> Tensor {
-        let mut shape = vec![like.size()[0]];
-        shape.resize(like.dim(), 1);
-        table.index_select(0, t).view(shape.as_slice())
-    }
-
     /// x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, a draw of q(x_t | x_0) for noise ε.
     pub fn q_sample(&self, x0: &Tensor, t: &Tensor, noise: &Tensor) -> Tensor {
-        Self::at(&self.tables.sqrt_ab, t, x0) * x0
-            + Self::at(&self.tables.sqrt_1m_ab, t, x0) * noise
+        at(&self.tables.sqrt_ab, t, x0) * x0 + at(&self.tables.sqrt_1m_ab, t, x0) * noise
     }
 
     /// The x_0 that noise `eps` and x_t imply: (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t.
     pub fn predict_x0(&self, xt: &Tensor, t: &Tensor, eps: &Tensor) -> Tensor {
-        (xt - Self::at(&self.tables.sqrt_1m_ab, t, xt) * eps)
-            / Self::at(&self.tables.sqrt_ab, t, xt)
+        (xt - at(&self.tables.sqrt_1m_ab, t, xt) * eps) / at(&self.tables.sqrt_ab, t, xt)
     }
 
     /// μ̃_t(x_t, x_0), the mean of q(x_{t−1} | x_t, x_0).
     pub fn posterior_mean(&self, x0: &Tensor, xt: &Tensor, t: &Tensor) -> Tensor {
-        Self::at(&self.tables.post_a, t, xt) * x0 + Self::at(&self.tables.post_b, t, xt) * xt
+        at(&self.tables.post_a, t, xt) * x0 + at(&self.tables.post_b, t, xt) * xt
     }
 
     /// μ_θ(x_t, t) from the predicted noise: the posterior mean at the implied x_0, which
@@ -211,15 +202,12 @@ impl GaussianDiffusion {
         let eps = if detach_mean { eps.detach() } else { eps };
         let mean = self.model_mean(xt, t, &eps, clip);
         let (var, log_var) = match v {
-            None => (
-                Self::at(&self.tables.var, t, xt),
-                Self::at(&self.tables.log_var, t, xt),
-            ),
+            None => (at(&self.tables.var, t, xt), at(&self.tables.log_var, t, xt)),
             Some(v) => {
                 let f = (v + 1.0) * 0.5;
                 let one_minus: Tensor = -&f + 1.0;
-                let log_var = &f * Self::at(&self.tables.log_beta, t, xt)
-                    + one_minus * Self::at(&self.tables.log_post_clipped, t, xt);
+                let log_var = &f * at(&self.tables.log_beta, t, xt)
+                    + one_minus * at(&self.tables.log_post_clipped, t, xt);
                 (log_var.exp(), log_var)
             }
         };
@@ -228,8 +216,8 @@ impl GaussianDiffusion {
 
     /// The bound's term at each example's t `[B]` for a reverse step at x_t.
     fn term_of(&self, x0: &Tensor, xt: &Tensor, t: &Tensor, step: &ReverseStep) -> Tensor {
-        let post_var = Self::at(&self.tables.post_var, t, x0);
-        let log_post_var = Self::at(&self.tables.log_post_var, t, x0);
+        let post_var = at(&self.tables.post_var, t, x0);
+        let log_post_var = at(&self.tables.log_post_var, t, x0);
         let sq = (self.posterior_mean(x0, xt, t) - &step.mean).square();
         let kl =
             (&step.log_var - log_post_var + post_var / &step.var - 1.0 + &sq / &step.var) * 0.5;
@@ -368,8 +356,7 @@ impl GaussianDiffusion {
         let mut eps = eps.shallow_clone();
         if let Some((lo, hi)) = clip {
             x0 = x0.clamp(lo, hi);
-            eps = (xt - Self::at(&self.tables.sqrt_ab, t, xt) * &x0)
-                / Self::at(&self.tables.sqrt_1m_ab, t, xt);
+            eps = (xt - at(&self.tables.sqrt_ab, t, xt) * &x0) / at(&self.tables.sqrt_1m_ab, t, xt);
         }
         let ab = self.schedule.alpha_bar(next);
         x0 * ab.sqrt() + eps * (1.0 - ab).sqrt()

@@ -14,6 +14,7 @@
 
 use gm_core::{checks, Error, Result};
 use serde::{Deserialize, Serialize};
+use tch::Tensor;
 
 /// The noise schedule's shape.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -129,4 +130,12 @@ impl Schedule {
             (1.0 - beta).sqrt() * (1.0 - ab_prev) / (1.0 - ab),
         )
     }
+}
+
+/// Entries of a per-timestep `table` (`[T + 1]`, indexed by t) at each example's `t` `[B]`,
+/// shaped `[B, 1, …]` to broadcast against `like`.
+pub fn at(table: &Tensor, t: &Tensor, like: &Tensor) -> Tensor {
+    let mut shape = vec![like.size()[0]];
+    shape.resize(like.dim(), 1);
+    table.index_select(0, t).view(shape.as_slice())
 }
