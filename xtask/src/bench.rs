@@ -227,10 +227,7 @@ pub const BENCHES: &[Bench] = &[
         default_steps: 30,
         quick_steps: 3,
         datasets: &["mnist"],
-        columns: &[
-            ("batch_size", "batch", 0),
-            ("loss_last_window", "loss", 4),
-        ],
+        columns: &[("batch_size", "batch", 0), ("loss_last_window", "loss", 4)],
     },
 ];
 

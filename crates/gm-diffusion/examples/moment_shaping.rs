@@ -14,7 +14,7 @@ use gm_core::checkpoint::atomic_write;
 use gm_core::data;
 use gm_core::image::{png_bytes, scatter};
 use gm_diffusion::shaping::{keep, tilt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
 const F64: (Kind, Device) = (Kind::Double, Device::Cpu);
@@ -45,7 +45,7 @@ fn mode_weights(v: &Tensor) -> Vec<f64> {
     Vec::<f64>::try_from(&counts / v.size()[0] as f64).unwrap()
 }
 
-fn save(points: &Tensor, path: &PathBuf) -> gm_core::Result<()> {
+fn save(points: &Tensor, path: &Path) -> gm_core::Result<()> {
     let img = (scatter(points, 256, (-3.0, 3.0))? * 255.0).to_kind(Kind::Uint8);
     atomic_write(path, &png_bytes(&img)?)
 }

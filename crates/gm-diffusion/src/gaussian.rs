@@ -3,13 +3,13 @@
 //!
 //! Forward: q(x_t | x_{t−1}) = N(√(1 − β_t) x_{t−1}, β_t I), so q(x_t | x_0) =
 //! N(√ᾱ_t x_0, (1 − ᾱ_t) I) in closed form. Reverse: p(x_{t−1} | x_t) = N(μ_θ(x_t, t), σ_t² I)
-//! with μ_θ = (x_t − β_t / √(1 − ᾱ_t) · ε_θ(x_t, t)) / √α_t, σ_t² fixed (`Variance`).
+//! with μ_θ = (x_t − β_t / √(1 − ᾱ_t) · ε_θ(x_t, t)) / √α_t, σ_t² fixed or learned (`Variance`).
 //!
-//! The variational bound on log p(x_0), in nats:
-//! log p(x_0) ≥ −KL(q(x_T | x_0) ‖ N(0, I)) − Σ_{t=2}^T E_q KL(q(x_{t−1} | x_t, x_0) ‖ p(x_{t−1} | x_t))
-//! + E_q log p(x_0 | x_1), every KL between Gaussians in closed form; [`GaussianDiffusion::bound`]
-//! sums the prior and decoder terms exactly and estimates the sum over t ≥ 2 from a random
-//! subset of timesteps without replacement (unbiased; all of them when asked for T − 1).
+//! The variational bound on log p(x_0), in nats: log p(x_0) ≥ −KL(q(x_T | x_0) ‖ N(0, I))
+//! − Σ_{t=2}^T E_q KL(q(x_{t−1} | x_t, x_0) ‖ p(x_{t−1} | x_t)) plus E_q log p(x_0 | x_1),
+//! every KL between Gaussians in closed form; [`GaussianDiffusion::bound`] sums the prior
+//! and decoder terms exactly and estimates the sum over t ≥ 2 from a random subset of
+//! timesteps without replacement (unbiased; all of them when asked for T − 1).
 
 use crate::schedule::{at, Schedule};
 use tch::{Device, Kind, Tensor};
