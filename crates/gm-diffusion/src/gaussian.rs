@@ -263,15 +263,24 @@ impl GaussianDiffusion {
     }
 
     /// Ho et al.'s L_simple at uniform timesteps: mean over examples of ‖ε − ε_θ(x_t, t)‖²
-    /// per dimension.
-    pub fn simple_loss(&self, net: &dyn Denoiser, x0: &Tensor) -> Tensor {
+    /// per dimension (the network in training mode when `train`). With a learned variance,
+    /// Nichol & Dhariwal's hybrid: plus 0.001 × T × the bound's term at the same (x_t, t) in
+    /// bits per dimension, its mean from a detached ε (so the bound trains the variance alone).
+    pub fn simple_loss(&self, net: &dyn Denoiser, x0: &Tensor, train: bool) -> Tensor {
         let b = x0.size()[0];
         let t = Tensor::randint_low(1, self.steps() + 1, [b], (Kind::Int64, x0.device()));
         let noise = x0.randn_like();
         let xt = self.q_sample(x0, &t, &noise);
-        (net.predict(&xt, &t, true) - noise)
-            .square()
-            .mean(x0.kind())
+        let out = net.predict(&xt, &t, train);
+        let (eps, v) = self.split(&out);
+        let mse = (eps - noise).square().mean(x0.kind());
+        if v.is_none() {
+            return mse;
+        }
+        let step = self.reverse_step(&out, &xt, &t, None, true);
+        let dim = x0.numel() as f64 / b as f64;
+        let vlb = self.term_of(x0, &xt, &t, &step).mean(x0.kind()) / (dim * std::f64::consts::LN_2);
+        mse + vlb * (1e-3 * self.steps() as f64)
     }
 
     /// A stochastic estimate of the negative bound for training: T − 1 times one random

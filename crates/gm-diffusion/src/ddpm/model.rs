@@ -185,7 +185,7 @@ impl Ddpm {
 
     fn metrics(&self, x: &Tensor) -> Metrics {
         let s = self.space.to_model(x);
-        let loss = tch::no_grad(|| self.diffusion.simple_loss(self.net.as_ref(), &s));
+        let loss = tch::no_grad(|| self.diffusion.simple_loss(self.net.as_ref(), &s, false));
         let nll = -self.bound(x, 1).mean(Kind::Float);
         let mut m = vec![("loss", loss), ("nll_bound", nll.shallow_clone())];
         if let Space::Image { .. } = self.space {
@@ -208,7 +208,7 @@ impl Model for Ddpm {
     fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
         let s = self.space.to_model(&batch.x);
         let loss = match self.cfg.loss {
-            Loss::Simple => self.diffusion.simple_loss(self.net.as_ref(), &s),
+            Loss::Simple => self.diffusion.simple_loss(self.net.as_ref(), &s, true),
             Loss::Bound => self.diffusion.bound_loss(self.net.as_ref(), &s),
         };
         self.opt.backward_step(&loss)?;

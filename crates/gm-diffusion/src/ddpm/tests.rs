@@ -292,7 +292,7 @@ fn learn_mixture(variance: Variance, factor: i64, draw: &dyn Fn(i64) -> Tensor) 
     let mut opt = nn::Adam::default().build(&vs, 2e-3).unwrap();
     for i in 0..3000 {
         opt.set_lr(2e-3 * (1.0 - i as f64 / 3000.0) + 1e-5);
-        let loss = d.simple_loss(&net, &draw(1024));
+        let loss = d.simple_loss(&net, &draw(1024), true);
         opt.backward_step(&loss);
     }
     let x = tch::no_grad(|| {
