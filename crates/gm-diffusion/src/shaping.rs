@@ -197,6 +197,8 @@ mod tests {
     /// A target outside the samples' range, or a statistic repeated, is an error.
     #[test]
     fn unreachable_targets_are_errors() {
+        let _rng = crate::test_rng_lock();
+        tch::manual_seed(2);
         let x = Tensor::rand([1000, 1], F64);
         let err = tilt(&x, &[2.0]).unwrap_err().to_string();
         assert!(err.contains("cannot be matched"), "{err}");
