@@ -14,6 +14,7 @@
 pub mod binary;
 pub mod bindiff;
 pub mod bound;
+pub mod completion;
 pub mod ddpm;
 pub mod figures;
 pub mod gaussian;

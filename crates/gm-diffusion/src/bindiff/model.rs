@@ -1,5 +1,6 @@
 use super::config::BinaryDiffusionConfig;
 use crate::binary::BinaryDiffusion;
+use crate::completion::{replacing, METHOD};
 use crate::figures::{Strip, COLUMNS, ROWS};
 use crate::gaussian::Denoiser;
 use crate::nets::build_net;
@@ -157,28 +158,16 @@ impl Model for BinaryDiffusionModel {
     }
 }
 
-/// Approximate: the reverse chain with the observed pixels replaced after every step by a
-/// draw of q(x_t | x_0) (exactly x_0 at the end).
+/// Approximate: see [`crate::completion`].
 impl Complete for BinaryDiffusionModel {
     fn complete(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let m = mask.to_kind(Kind::Float);
-        let keep = 1.0 - &m;
-        let (b, dev) = (x.size()[0], x.device());
-        let mut hook = |t: i64, xt: Tensor| {
-            let tt = Tensor::full([b], t, (Kind::Int64, dev));
-            let obs = if t == 0 {
-                x.shallow_clone()
-            } else {
-                self.diffusion.q_sample(x, &tt)
-            };
-            &m * obs + &keep * xt
-        };
-        Ok(self.draw(b, &mut hook))
+        let mut hook = replacing(x, mask, |t| self.diffusion.q_sample(x, t));
+        Ok(self.draw(x.size()[0], &mut hook))
     }
 
     fn completion_kind(&self) -> CompletionKind {
         CompletionKind::Approximate {
-            method: "the reverse chain with the observed pixels replaced after every step by a draw of q(x_t | x_0) (replacement)".into(),
+            method: METHOD.into(),
         }
     }
 }

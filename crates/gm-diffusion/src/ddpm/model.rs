@@ -1,4 +1,5 @@
 use super::config::{DdpmConfig, Loss};
+use crate::completion::{replacing, METHOD};
 use crate::figures::{Strip, COLUMNS, ROWS};
 use crate::gaussian::{Denoiser, GaussianDiffusion, Sampler};
 use crate::nets::build_net;
@@ -279,34 +280,23 @@ impl Model for Ddpm {
     }
 }
 
-/// Approximate: the reverse chain with the observed entries replaced after every step by a
-/// draw of q(x_t | x_0) at the chain's current t (exactly x_0 at the end).
+/// Approximate: see [`crate::completion`].
 impl Complete for Ddpm {
     fn complete(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let known = match self.space {
             Space::Real => x.shallow_clone(),
             Space::Image { .. } => x * 2.0 - 1.0,
         };
-        let m = mask.to_kind(Kind::Float);
-        let keep = 1.0 - &m;
-        let b = x.size()[0];
-        let dev = x.device();
-        let mut hook = |t: i64, xt: Tensor| {
-            let obs = if t == 0 {
-                known.shallow_clone()
-            } else {
-                let tt = Tensor::full([b], t, (Kind::Int64, dev));
-                self.diffusion.q_sample(&known, &tt, &known.randn_like())
-            };
-            &m * obs + &keep * xt
-        };
-        let s = self.draw(b, self.cfg.sampler(), &mut hook);
+        let mut hook = replacing(&known, mask, |t| {
+            self.diffusion.q_sample(&known, t, &known.randn_like())
+        });
+        let s = self.draw(x.size()[0], self.cfg.sampler(), &mut hook);
         Ok(self.space.to_data(&s))
     }
 
     fn completion_kind(&self) -> CompletionKind {
         CompletionKind::Approximate {
-            method: "the reverse chain with the observed entries replaced after every step by a draw of q(x_t | x_0) (replacement)".into(),
+            method: METHOD.into(),
         }
     }
 }
