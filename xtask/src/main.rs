@@ -87,7 +87,8 @@ enum Cmd {
         mirror: Option<String>,
     },
 
-    /// Run setup, then `cargo test --workspace` with libtorch in the environment.
+    /// Run setup, then `cargo test --workspace --features gm-cli/dist` with libtorch in the
+    /// environment.
     ///
     /// Arguments after `--` go to `cargo test` (e.g. `cargo xtask test -- --release`, or
     /// `-- -- --nocapture`); `-- -p gm-core` tests that package instead of the workspace.
@@ -194,7 +195,9 @@ fn run(cli: Cli) -> Result<()> {
             let mut cmd = util::cargo(&lt);
             cmd.arg("test");
             if !selects_packages(&args) {
-                cmd.arg("--workspace");
+                // The whole workspace, with data-parallel training built in (its tests
+                // run `gm train` on 2 processes).
+                cmd.args(["--workspace", "--features", "gm-cli/dist"]);
             }
             cmd.args(&args);
             util::run(&mut cmd, "cargo test")?;

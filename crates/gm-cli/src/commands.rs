@@ -6,6 +6,7 @@ use clap::Args;
 use gm_core::checkpoint::{self, atomic_write};
 use gm_core::config::RunConfig;
 use gm_core::device::{derive_seed, device_name, seed_all, DeviceSpec};
+use gm_core::dist;
 use gm_core::image::{save_grid, GridOptions};
 use gm_core::masks::{completion_grid, MaskSpec};
 use gm_core::model::Model;
@@ -175,6 +176,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
         None => {
             let cfg = new_config(&a)?;
             let dir = run::new_run_dir(&a.out, a.name.as_deref(), &cfg);
+            // On several processes every rank works in the folder rank 0 chose.
+            let dir = PathBuf::from(dist::broadcast_text(&dir.to_string_lossy())?);
             (cfg, dir, false)
         }
     };
@@ -197,12 +200,17 @@ pub fn train(a: TrainArgs) -> Result<()> {
         );
         Some(p)
     } else {
-        create_run_dir(&run_dir, &resolved, device, a.force)?;
+        if dist::is_main() {
+            create_run_dir(&run_dir, &resolved, device, a.force)?;
+        }
         None
     };
     log_start(&cfg, &data, device, &run_dir);
     install_ctrlc();
     let summary = train::fit(model.as_mut(), &data, &resolved, &run_dir, progress)?;
+    if !dist::is_main() {
+        return Ok(());
+    }
     let n = cfg.train.n_samples;
     write_pictures(model.as_ref(), &data, &run_dir, cfg.seed, n)?;
     print_summary(&cfg, &summary, &run_dir);

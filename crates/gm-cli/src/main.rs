@@ -71,7 +71,7 @@ fn main() -> ExitCode {
         tch::set_num_threads(t);
     }
     let result = match cli.command {
-        Command::Train(a) => commands::train(a),
+        Command::Train(a) => join_process_group().and_then(|()| commands::train(a)),
         Command::Sample(a) => commands::sample(a),
         Command::Eval(a) => commands::eval(a),
         Command::Report(a) => commands::report(a),
@@ -89,4 +89,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Under a launcher (`WORLD_SIZE` > 1, as torchrun sets it), joins the other processes
+/// (gm-dist's Gloo group); the `dist` feature builds that in.
+fn join_process_group() -> anyhow::Result<()> {
+    #[cfg(feature = "dist")]
+    if gm_dist::init_from_env()? {
+        let (rank, world) = (gm_core::dist::rank(), gm_core::dist::world());
+        tracing::info!("rank {rank} of {world} processes (c10d Gloo)");
+        return Ok(());
+    }
+    let world = std::env::var("WORLD_SIZE").unwrap_or_default();
+    if cfg!(not(feature = "dist")) && world.trim().parse::<i64>().is_ok_and(|w| w > 1) {
+        anyhow::bail!(
+            "WORLD_SIZE is {world}: this gm was built without data-parallel training; build it \
+             with `cargo build --release -p gm-cli --features dist`"
+        );
+    }
+    Ok(())
 }

@@ -132,6 +132,15 @@ pub fn save(run_dir: &Path, model: &dyn Model, progress: &Progress) -> Result<Pa
     save_with(run_dir, model, progress, &[])
 }
 
+fn step_name(step: u64) -> String {
+    format!("step-{step:09}")
+}
+
+/// The folder the checkpoint of step `step` of the run in `run_dir` has (or will have).
+pub fn path_for(run_dir: &Path, step: u64) -> PathBuf {
+    checkpoints_dir(run_dir).join(step_name(step))
+}
+
 /// Like [`save`], with extra files (e.g. the run config) written into the checkpoint.
 pub fn save_with(
     run_dir: &Path,
@@ -141,7 +150,7 @@ pub fn save_with(
 ) -> Result<PathBuf> {
     let root = checkpoints_dir(run_dir);
     std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
-    let name = format!("step-{:09}", progress.step);
+    let name = step_name(progress.step);
     let final_dir = root.join(&name);
     let tmp = root.join(format!(".{name}.{}.tmp", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);

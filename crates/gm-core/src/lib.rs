@@ -6,6 +6,8 @@
 //! - [`config`]: the TOML run config (model + data + optimizer + trainer + seed), validated once;
 //! - [`checks`]: one-line config value checks (positive, finite, in range) naming the field;
 //! - [`optim`]: optimizers whose state can be saved, so that resumed runs continue exactly;
+//! - [`dist`]: data-parallel training across processes (the collective a backend provides,
+//!   the shard of each batch a rank works on);
 //! - [`checkpoint`]: atomic writes of weights (`.safetensors`), optimizer state and progress;
 //! - [`train`]: the trainer (epochs, schedules, clipping, metrics, samples, checkpoints, Ctrl-C);
 //! - [`image`]: tensors to PNG grids;
@@ -34,6 +36,7 @@ pub mod checks;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod dist;
 pub mod error;
 pub mod export;
 pub mod host;

@@ -6,7 +6,8 @@
 //! parameter of a [`VarStore`] into one flat buffer (the parameters become views of it), so
 //! the state is three flat tensors; the update itself runs parameter by parameter on views of
 //! them with a persistent scratch buffer (seven in-place passes, no allocation), which keeps
-//! each parameter's working set in cache.
+//! each parameter's working set in cache. In data-parallel training every update first
+//! averages the gradients over the processes ([`crate::dist::average_gradients`]).
 //!
 //! ```no_run
 //! use gm_core::{config::OptimConfig, optim::Optimizer};
@@ -170,7 +171,8 @@ impl Optimizer {
     }
 
     fn update(&mut self, grads: &[Tensor]) -> Result<()> {
-        let mut grads: Vec<Tensor> = grads.iter().map(|g| g.shallow_clone()).collect();
+        // On several processes: the global batch's gradient, before clipping sees it.
+        let mut grads = crate::dist::average_gradients(grads)?;
         if let Some(max_norm) = self.clip {
             let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
             let norm = Tensor::f_stack(&norms, 0)?.norm();

@@ -14,6 +14,14 @@
 //! never stopped. A NaN or infinite metric stops the run with [`Error::NonFinite`]; no
 //! checkpoint is written after it, so the last good one stays current.
 //!
+//! On several processes ([`crate::dist`]) every rank runs this loop on its shard of each
+//! global batch (the config's batch size stays the global one, so results do not depend on
+//! the process count): parameters are copied from rank 0 at the start, gradients averaged
+//! in every update, the metrics summed over the ranks, stopping (Ctrl-C, budget) agreed on,
+//! and rank 0 alone validates and writes metrics, samples and checkpoints (which therefore
+//! do not depend on the number of processes). After each epoch the ranks check that their
+//! parameters are still identical.
+//!
 //! ```no_run
 //! # fn demo(model: &mut dyn gm_core::model::Model, data: &gm_core::data::Dataset,
 //! #         cfg: &gm_core::config::RunConfig) -> gm_core::Result<()> {
@@ -26,6 +34,7 @@ use crate::checkpoint::{self, Progress};
 use crate::config::RunConfig;
 use crate::data::{Batch, Batches, Dataset, Split};
 use crate::device::{derive_seed, seed_all};
+use crate::dist::{self, Shard};
 use crate::image::{save_grid, scatter, GridOptions};
 use crate::model::{Metrics, Model};
 use crate::{Error, Result};
@@ -351,20 +360,23 @@ impl<'a> Session<'a> {
         run_dir: &'a Path,
         resume: Option<Progress>,
     ) -> Result<Session<'a>> {
-        std::fs::create_dir_all(run_dir.join("samples")).map_err(|e| Error::io(run_dir, e))?;
         let metrics_path = run_dir.join("metrics.jsonl");
         let progress = resume.unwrap_or(Progress {
             seed: cfg.seed,
             ..Default::default()
         });
-        truncate_metrics(&metrics_path, progress.epoch)?;
+        if dist::is_main() {
+            std::fs::create_dir_all(run_dir.join("samples")).map_err(|e| Error::io(run_dir, e))?;
+            truncate_metrics(&metrics_path, progress.epoch)?;
+        }
         let plan = plan_steps(cfg, data.train.len())?;
+        start_ranks(model, cfg, data.train.len())?;
         for (_, opt) in model.optimizers() {
             opt.set_clip_grad_norm(cfg.train.clip_grad_norm);
         }
         let valid = data.valid.evenly_spaced(cfg.train.valid_limit);
         let observed = data.observed_labels(cfg.data.options.labelled, cfg.seed)?;
-        let bar = progress_bar(plan.total_steps, progress.step);
+        let bar = progress_bar(plan.total_steps, progress.step).filter(|_| dist::is_main());
         Ok(Session {
             data,
             cfg,
@@ -399,6 +411,10 @@ impl<'a> Session<'a> {
     }
 
     fn checkpoint(&mut self, model: &dyn Model) -> Result<()> {
+        if !dist::is_main() {
+            self.last_ckpt = Some(checkpoint::path_for(self.run_dir, self.progress.step));
+            return Ok(());
+        }
         self.last_ckpt = Some(checkpoint::save_with(
             self.run_dir,
             model,
@@ -438,11 +454,13 @@ impl<'a> Session<'a> {
             if self.progress.step >= self.plan.total_steps {
                 break;
             }
-            let m = self.train_batch(model, &batch)?;
+            let shard = Shard::of(batch.len(), dist::rank(), dist::world());
+            let local = batch.narrow(shard.offset, shard.len);
+            let m = dist::with_shard(shard, || self.train_batch(model, &local))?;
             if names.is_empty() {
                 names = m.iter().map(|(k, _)| *k).collect();
             }
-            window.add(weighted(&m, batch.len()), batch.len());
+            window.add(dist::sum(&weighted(&m, shard.len))?, batch.len());
             self.end_of_step(model, &names, &mut epoch_sums, &mut window)?;
         }
         epoch_sums.absorb(&mut window)?;
@@ -484,7 +502,7 @@ impl<'a> Session<'a> {
     ) -> Result<()> {
         let t = &self.cfg.train;
         let step = self.progress.step;
-        let interrupted = INTERRUPT.load(Ordering::SeqCst);
+        let interrupted = dist::any(INTERRUPT.load(Ordering::SeqCst))?;
         let step_ckpt = matches!(t.checkpoint_every_steps, Some(k) if step.is_multiple_of(k));
         if !(step.is_multiple_of(t.log_every) || interrupted || step_ckpt) {
             return Ok(());
@@ -510,7 +528,7 @@ impl<'a> Session<'a> {
 
     /// Validation after epoch `epoch` (when asked and there is a validation split).
     fn validate(&mut self, model: &dyn Model, epoch: usize) -> Result<()> {
-        if !self.cfg.train.validate || self.valid.is_empty() {
+        if !self.cfg.train.validate || self.valid.is_empty() || !dist::is_main() {
             return Ok(());
         }
         seed_all(derive_seed(self.cfg.seed, &[stream::VALID, epoch as u64]));
@@ -529,6 +547,9 @@ impl<'a> Session<'a> {
 
     /// The model's checks of its samples after epoch `epoch`, reseeded from `(seed, epoch)`.
     fn epoch_checks(&mut self, model: &mut dyn Model, epoch: usize) -> Result<()> {
+        if !dist::is_main() {
+            return Ok(());
+        }
         seed_all(derive_seed(self.cfg.seed, &[stream::CHECKS, epoch as u64]));
         let checks = tch::no_grad(|| model.epoch_checks())?;
         self.checks = checks
@@ -542,6 +563,9 @@ impl<'a> Session<'a> {
     fn write_epoch_record(&mut self, stats: &EpochStats) -> Result<()> {
         let secs = stats.start.elapsed().as_secs_f64();
         self.progress.elapsed_secs = self.elapsed_before + self.started.elapsed().as_secs_f64();
+        if !dist::is_main() {
+            return Ok(());
+        }
         let bs = self.cfg.data.batch_size;
         let record = EpochRecord {
             epoch: self.progress.epoch,
@@ -588,7 +612,8 @@ impl<'a> Session<'a> {
     fn end_of_epoch_files(&mut self, model: &dyn Model, last: bool) -> Result<()> {
         let t = &self.cfg.train;
         let epoch = self.progress.epoch;
-        if (t.sample_every > 0 && epoch.is_multiple_of(t.sample_every)) || last {
+        let due = (t.sample_every > 0 && epoch.is_multiple_of(t.sample_every)) || last;
+        if due && dist::is_main() {
             seed_all(derive_seed(self.cfg.seed, &[stream::SAMPLE, epoch as u64]));
             let path = self
                 .run_dir
@@ -640,12 +665,14 @@ pub fn fit(
         s.epoch_checks(model, epoch)?;
         s.write_epoch_record(&stats)?;
         // The budget counts this session only: a resumed run gets a fresh one.
-        let over_budget = cfg
-            .train
-            .max_minutes
-            .is_some_and(|m| s.started.elapsed().as_secs_f64() >= m * 60.0);
+        let over_budget = dist::any(
+            cfg.train
+                .max_minutes
+                .is_some_and(|m| s.started.elapsed().as_secs_f64() >= m * 60.0),
+        )?;
+        dist::check_in_step("the trainable parameters", &variables(model, true))?;
         s.end_of_epoch_files(model, !s.more_to_do() || over_budget)?;
-        if INTERRUPT.load(Ordering::SeqCst) {
+        if dist::any(INTERRUPT.load(Ordering::SeqCst))? {
             return Err(s.interrupted(s.progress.epoch));
         }
         if over_budget && s.more_to_do() {
@@ -659,6 +686,41 @@ pub fn fit(
         }
     }
     s.finish(model, stopped_on_budget)
+}
+
+/// The model's variables (only the trainable ones if asked), in a fixed order.
+fn variables(model: &dyn Model, trainable_only: bool) -> Vec<Tensor> {
+    let mut named: Vec<(String, Tensor)> = Vec::new();
+    for (store, vs) in model.var_stores() {
+        for (name, t) in vs.variables() {
+            if t.requires_grad() || !trainable_only {
+                named.push((format!("{store}.{name}"), t));
+            }
+        }
+    }
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named.into_iter().map(|(_, t)| t).collect()
+}
+
+/// On several processes: a global batch each rank can take a share of, and every rank
+/// starting from rank 0's parameters.
+fn start_ranks(model: &dyn Model, cfg: &RunConfig, n_train: i64) -> Result<()> {
+    let world = dist::world() as i64;
+    if world == 1 {
+        return Ok(());
+    }
+    let bs = cfg.data.batch_size;
+    let last = if cfg.data.drop_last { bs } else { n_train % bs };
+    if bs.min(if last == 0 { bs } else { last }) < world {
+        return Err(Error::config(
+            "data.batch_size",
+            bs,
+            format!(
+                "batches (the last of an epoch too, {n_train} examples without drop_last) of                  at least the {world} processes, each taking a share of every batch"
+            ),
+        ));
+    }
+    dist::broadcast_from_main(&variables(model, false))
 }
 
 fn last_planned(p: &Progress, epochs: usize, total_steps: u64) -> bool {

@@ -22,12 +22,24 @@
 
 use tch::{Device, Kind, Tensor};
 
-/// 0/1 draws of `p`'s kind and shape with P(1) = p elementwise.
+/// 0/1 draws of `p`'s kind and shape with P(1) = p elementwise. In a sharded step of
+/// data-parallel training ([`crate::dist`]) with one row of `p` per example, the draws are
+/// this rank's rows of those a single process makes for the whole batch.
 pub fn sample(p: &Tensor) -> Tensor {
-    if p.device() == Device::Cpu && matches!(p.kind(), Kind::Float | Kind::Double) {
-        cpu(p)
-    } else {
-        p.rand_like().lt_tensor(p).to_kind(p.kind())
+    let shard = crate::dist::shard_for(&p.size());
+    let cpu_kind = matches!(p.kind(), Kind::Float | Kind::Double);
+    match shard {
+        _ if p.device() == Device::Cpu && cpu_kind => {
+            let row = p.numel() as i64 / p.size()[0].max(1);
+            cpu(p, shard.map_or(0, |s| (s.offset * row) as usize))
+        }
+        Some(s) => {
+            let mut global = p.size();
+            global[0] = s.global;
+            let u = Tensor::rand(global.as_slice(), (p.kind(), p.device()));
+            u.narrow(0, s.offset, s.len).lt_tensor(p).to_kind(p.kind())
+        }
+        None => p.rand_like().lt_tensor(p).to_kind(p.kind()),
     }
 }
 
@@ -112,18 +124,41 @@ fn seed_words() -> (u64, u64) {
 
 /// One pass over `p`'s memory into a new tensor's memory ([`crate::host::pass`]): host
 /// copies in and out cost more than the draws at the sizes of an AIS step.
-fn cpu(p: &Tensor) -> Tensor {
+/// The draws are elements `skip..` of those for a longer `p` (a shard's rows of a batch).
+fn cpu(p: &Tensor, skip: usize) -> Tensor {
     let (a, b) = seed_words();
     let mut rng = Lanes::new(a, b);
-    let shape = p.size();
+    let per_step = if p.kind() == Kind::Float {
+        BLOCK
+    } else {
+        LANES
+    };
+    for _ in 0..skip / per_step {
+        rng.next();
+    }
+    // A misaligned start: draw for `pad` leading zeros too, then drop them.
+    let pad = (skip % per_step) as i64;
+    let padded = match pad {
+        0 => p.shallow_clone(),
+        _ => Tensor::cat(
+            &[p.new_zeros([pad], (p.kind(), Device::Cpu)), p.reshape([-1])],
+            0,
+        ),
+    };
+    let shape = padded.size();
     let drawn = match p.kind() {
-        Kind::Float => {
-            crate::host::pass::<f32, 1, 1, _>([p], [&shape], |[p], [x]| fill_f32(p, x, &mut rng))
-        }
-        _ => crate::host::pass::<f64, 1, 1, _>([p], [&shape], |[p], [x]| fill_f64(p, x, &mut rng)),
+        Kind::Float => crate::host::pass::<f32, 1, 1, _>([&padded], [&shape], |[p], [x]| {
+            fill_f32(p, x, &mut rng)
+        }),
+        _ => crate::host::pass::<f64, 1, 1, _>([&padded], [&shape], |[p], [x]| {
+            fill_f64(p, x, &mut rng)
+        }),
     };
     let ([x], ()) = drawn.expect("a CPU tensor of the pass's kind");
-    x
+    match pad {
+        0 => x,
+        _ => x.narrow(0, pad, p.numel() as i64).view(p.size().as_slice()),
+    }
 }
 
 const F32_UNIT: f32 = 1.0 / (1u32 << 24) as f32;
@@ -291,6 +326,26 @@ fn fill_f64(p: &[f64], x: &mut [f64], rng: &mut Lanes) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shard_draws_its_rows_of_the_whole_batch() {
+        let _rng = crate::rng_guard::seeded(4);
+        for kind in [Kind::Float, Kind::Double] {
+            // 3 columns: shard offsets 15 and 30 elements, neither a multiple of 8 or 16.
+            let p = Tensor::rand([20, 3], (kind, Device::Cpu));
+            tch::manual_seed(9);
+            let whole = sample(&p);
+            for (rank, world) in [(0, 2), (1, 2), (1, 4), (3, 4)] {
+                let s = crate::dist::Shard::of(20, rank, world);
+                tch::manual_seed(9);
+                let part = crate::dist::with_shard(s, || sample(&p.narrow(0, s.offset, s.len)));
+                assert!(
+                    part.equal(&whole.narrow(0, s.offset, s.len)),
+                    "{kind:?} rank {rank} of {world}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn draws_have_the_right_means_and_no_correlation() {

@@ -413,7 +413,7 @@ impl Vae {
     fn terms_from(&self, seen: &Tensor, x: &Tensor, y: Option<&Tensor>) -> (Tensor, Tensor) {
         let (mu, log_var) = self.encode_with(seen, y);
         let std = (&log_var * 0.5).exp();
-        let z = &mu + &std * std.randn_like();
+        let z = &mu + &std * gm_core::dist::randn_rows_like(&std);
         let out = self.decode_raw_with(&z, y);
         let log_px = self.log_px_given_z(&out, x);
         (log_px, kl_to_standard_normal(&mu, &log_var))

@@ -1,0 +1,213 @@
+//! Data-parallel `gm train` on 2 processes (c10d Gloo, torchrun's environment variables set
+//! by hand): the same weights as 1 process with the same global batch and seed, for the VAE
+//! (autograd, Adam) and the RBM (CD-1, hand-written statistics, SGD with momentum); rank 0
+//! alone writes; a killed rank makes the other stop with an error, and the run resumes on 1.
+#![cfg(feature = "dist")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use tch::Tensor;
+
+fn gm() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gm"));
+    c.env("RUST_LOG", "warn")
+        .env_remove("WORLD_SIZE")
+        .env_remove("RANK");
+    c
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+const VAE: &str = r#"
+seed = 3
+[model]
+name = "vae"
+hidden = [32]
+latent = 4
+[data]
+dataset = "bars-and-stripes"
+batch_size = 10
+[train]
+epochs = 8
+"#;
+
+const RBM: &str = r#"
+seed = 4
+[model]
+name = "rbm"
+hidden = 16
+rule = "cd"
+k = 1
+[data]
+dataset = "bars-and-stripes"
+batch_size = 10
+[optim]
+kind = "sgd"
+lr = 0.05
+momentum = 0.5
+[train]
+epochs = 2
+"#;
+
+/// `gm train <model> --config <cfg> --out <out> --name <name>` as rank `rank` of `world`
+/// (no rank: a plain single process).
+fn train(cfg: &Path, out: &Path, name: &str, rank: Option<(usize, u16)>) -> Command {
+    let model = if name.starts_with("rbm") {
+        "rbm"
+    } else {
+        "vae"
+    };
+    let mut c = gm();
+    c.args(["--threads", "1", "train", model, "--config"])
+        .arg(cfg)
+        .arg("--out")
+        .arg(out)
+        .args(["--name", name]);
+    if let Some((r, port)) = rank {
+        c.env("WORLD_SIZE", "2")
+            .env("RANK", r.to_string())
+            .env("MASTER_ADDR", "127.0.0.1")
+            .env("MASTER_PORT", port.to_string())
+            .env("GM_DIST_TIMEOUT", "20");
+    }
+    c
+}
+
+fn two_ranks(cfg: &Path, out: &Path, name: &str) -> [Child; 2] {
+    let port = free_port();
+    [0, 1].map(|r| {
+        train(cfg, out, name, Some((r, port)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    })
+}
+
+fn weights(run_dir: &Path) -> Vec<(String, Tensor)> {
+    let latest = std::fs::read_to_string(run_dir.join("checkpoints/latest")).unwrap();
+    let dir = run_dir.join("checkpoints").join(latest.trim());
+    let mut v = Tensor::read_safetensors(dir.join("model.safetensors")).unwrap();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn max_abs_diff(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|((na, ta), (nb, tb))| {
+            assert_eq!(na, nb);
+            (ta - tb).abs().max().double_value(&[])
+        })
+        .fold(0.0, f64::max)
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn two_processes_end_with_the_weights_of_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("runs");
+    // 800 Adam steps of the VAE, 200 CD-1 steps of the RBM (100 per epoch): the runs differ
+    // by the order of summation only, an error that grows with the steps (measured for the
+    // RBM: 1e-7 after 100, 4e-7 after 200, 4e-6 after 400).
+    for (name, text, epochs) in [("vae", VAE, 8), ("rbm", RBM, 2)] {
+        let cfg = write(tmp.path(), &format!("{name}.toml"), text);
+        let one = train(&cfg, &out, &format!("{name}-1"), None)
+            .output()
+            .unwrap();
+        assert!(one.status.success(), "{}", stderr(&one));
+        let two = format!("{name}-2");
+        for (r, child) in two_ranks(&cfg, &out, &two).into_iter().enumerate() {
+            let o = child.wait_with_output().unwrap();
+            assert!(o.status.success(), "rank {r}: {}", stderr(&o));
+        }
+        let (a, b) = (
+            weights(&out.join(format!("{name}-1"))),
+            weights(&out.join(&two)),
+        );
+        let d = max_abs_diff(&a, &b);
+        assert!(
+            d <= 1e-5,
+            "{name}: max |Δw| = {d:e} between 1 and 2 processes"
+        );
+        // The weights moved on after the first step: the runs agree on a real trajectory.
+        let moved = max_abs_diff(&a, &weights_after_one_step(&cfg, &out, name));
+        assert!(
+            moved > 1e-2,
+            "{name}: training changed the weights by only {moved:e}"
+        );
+        eprintln!("{name}: max |Δw| 1 vs 2 processes {d:e}, moved {moved:.3}");
+        // Rank 0 alone wrote: one metrics line per epoch.
+        let metrics = std::fs::read_to_string(out.join(&two).join("metrics.jsonl")).unwrap();
+        assert_eq!(metrics.lines().count(), epochs, "{metrics}");
+    }
+}
+
+/// The weights of the same config after its first step.
+fn weights_after_one_step(cfg: &Path, out: &Path, name: &str) -> Vec<(String, Tensor)> {
+    let run = format!("{name}-0");
+    let o = train(cfg, out, &run, None)
+        .args(["--max-steps", "1"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    weights(&out.join(run))
+}
+
+#[test]
+fn a_killed_rank_stops_the_other_and_the_run_resumes_on_one_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("runs");
+    let long = VAE.replace("epochs = 8", "epochs = 100000\ncheckpoint_every = 1");
+    let cfg = write(tmp.path(), "long.toml", &long);
+    let [rank0, mut rank1] = two_ranks(&cfg, &out, "vae-killed");
+    let latest = out.join("vae-killed/checkpoints/latest");
+    let start = Instant::now();
+    while !latest.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint in 2 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    rank1.kill().unwrap();
+    let _ = rank1.wait();
+    let killed = Instant::now();
+    let o = rank0.wait_with_output().unwrap();
+    let waited = killed.elapsed();
+    assert!(!o.status.success(), "rank 0 went on without rank 1");
+    assert!(
+        waited < Duration::from_secs(60),
+        "rank 0 took {waited:?} to stop"
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("rank 0 of 2") && err.contains("failed"),
+        "{err}"
+    );
+    // Resume on one process from what rank 0 wrote.
+    let o = gm()
+        .args(["--threads", "1", "train", "--resume"])
+        .arg(out.join("vae-killed"))
+        .args(["--max-minutes", "0.02"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
