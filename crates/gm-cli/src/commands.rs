@@ -629,21 +629,24 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     if a.no_likelihood {
         records.extend(old.iter().filter(|r| is_ll(r)).cloned());
     } else {
+        // On several processes the ranks share the AIS chains here; the rest is rank 0's.
         records.extend(eval_likelihoods(model.as_ref(), &data, &cfg, &ctx)?);
-        if a.parzen {
-            records.push(eval_parzen(
-                model.as_ref(),
-                &data,
-                &cfg,
-                &ctx,
-                a.parzen_samples,
-            )?);
-        }
+    }
+    if !dist::is_main() {
+        return Ok(());
+    }
+    // What follows is rank 0's alone.
+    if !a.no_likelihood && a.parzen {
+        let n = a.parzen_samples;
+        let parzen = dist::alone(|| eval_parzen(model.as_ref(), &data, &cfg, &ctx, n))?;
+        records.push(parzen);
     }
     if a.no_quality {
         records.extend(old.iter().filter(|r| !is_ll(r)).cloned());
     } else if data.is_image {
-        records.extend(eval_quality(model.as_ref(), &data, &cfg, &ctx, &a)?);
+        records.extend(dist::alone(|| {
+            eval_quality(model.as_ref(), &data, &cfg, &ctx, &a)
+        })?);
     } else {
         tracing::info!(
             "{} is not an image dataset: no sample-quality metrics",
@@ -651,13 +654,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         );
     }
     results::save(&path, &records)?;
-    write_pictures(
-        model.as_ref(),
-        &data,
-        &a.run_dir,
-        cfg.seed,
-        cfg.train.n_samples,
-    )?;
+    let n = cfg.train.n_samples;
+    dist::alone(|| write_pictures(model.as_ref(), &data, &a.run_dir, cfg.seed, n))?;
     println!(
         "{} on {} (binarization {}), on {}:",
         cfg.model.name,

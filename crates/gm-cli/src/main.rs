@@ -73,7 +73,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(a) => join_process_group().and_then(|()| commands::train(a)),
         Command::Sample(a) => commands::sample(a),
-        Command::Eval(a) => commands::eval(a),
+        Command::Eval(a) => join_process_group().and_then(|()| commands::eval(a)),
         Command::Report(a) => commands::report(a),
         Command::List => commands::list(),
         Command::Doctor => doctor::doctor(),

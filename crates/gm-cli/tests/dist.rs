@@ -211,3 +211,62 @@ fn a_killed_rank_stops_the_other_and_the_run_resumes_on_one_process() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// The AIS record of `results.json` in `run_dir`: log Z and the weights' effective sample size.
+fn ais_record(run_dir: &Path) -> (f64, f64) {
+    let text = std::fs::read_to_string(run_dir.join("results.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let records = v.as_array().or_else(|| v["records"].as_array()).unwrap();
+    let ais = records
+        .iter()
+        .find(|r| r["method"] == "ais")
+        .unwrap_or_else(|| panic!("no AIS record in {text}"));
+    let log_z = ais["settings"]["log_z"].as_f64().unwrap();
+    let ess = ais["settings"]["ess"].as_f64().unwrap();
+    (log_z, ess)
+}
+
+#[test]
+fn ais_on_two_processes_gives_the_log_z_of_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("runs");
+    let text = format!("{RBM}[eval]\nais_chains = 101\nais_steps = 300\n");
+    let cfg = write(tmp.path(), "rbm.toml", &text);
+    let o = train(&cfg, &out, "rbm-ais", None).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run_dir = out.join("rbm-ais");
+    let eval = |rank: Option<(usize, u16)>| {
+        let mut c = gm();
+        c.args(["--threads", "1", "eval", "--no-quality"])
+            .arg(&run_dir);
+        if let Some((r, port)) = rank {
+            c.env("WORLD_SIZE", "2")
+                .env("RANK", r.to_string())
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", port.to_string())
+                .env("GM_DIST_TIMEOUT", "20");
+        }
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        c
+    };
+    let o = eval(None).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (one, ess_one) = ais_record(&run_dir);
+    std::fs::remove_file(run_dir.join("results.json")).unwrap();
+    let port = free_port();
+    let children = [0, 1].map(|r| eval(Some((r, port))).spawn().unwrap());
+    for (r, c) in children.into_iter().enumerate() {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "rank {r}: {}", stderr(&o));
+    }
+    let (two, ess_two) = ais_record(&run_dir);
+    // 101 chains split 50 / 51, the same draws per chain: the same estimate to rounding.
+    assert!(
+        (one - two).abs() < 1e-9,
+        "log Z: {one} on 1 process, {two} on 2"
+    );
+    assert!(
+        (ess_one - ess_two).abs() < 1e-6,
+        "ESS {ess_one} vs {ess_two}"
+    );
+}

@@ -46,9 +46,29 @@ pub fn install(group: Box<dyn Collective>) -> Result<()> {
         .map_err(|_| Error::Msg("a process group is already installed".into()))
 }
 
-/// The installed group, when this process is one of several.
+thread_local! {
+    static ALONE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The installed group, when this process is one of several (and not inside [`alone`]).
 pub fn group() -> Option<&'static dyn Collective> {
+    if ALONE.with(|a| a.get()) {
+        return None;
+    }
     GROUP.get().map(|g| g.as_ref()).filter(|g| g.world() > 1)
+}
+
+/// Runs `f` as if this process were the only one (rank 0's own work: validation, sample
+/// grids, files), so that nothing in it waits for ranks that do not run it.
+pub fn alone<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            ALONE.with(|a| a.set(self.0));
+        }
+    }
+    let _reset = Reset(ALONE.with(|a| a.replace(true)));
+    f()
 }
 
 /// This process' rank (0 without a group).
@@ -173,6 +193,44 @@ pub fn sum(t: &Tensor) -> Result<Tensor> {
     let c = t.to_device(tch::Device::Cpu).contiguous().copy();
     g.all_reduce_sum(&c)?;
     Ok(c.to_device(t.device()))
+}
+
+/// Every rank's `local` values (its [`Shard`] of `global` rows each) in rank order: the
+/// values a single process would have for all `global` rows. `local` itself without a group.
+pub fn gather_rows(local: &[f64], global: i64) -> Result<Vec<f64>> {
+    let Some(g) = group() else {
+        return Ok(local.to_vec());
+    };
+    let world = g.world();
+    let widest = (0..world)
+        .map(|r| Shard::of(global, r, world).len)
+        .max()
+        .unwrap_or(0);
+    let mine = Shard::of(global, g.rank(), world);
+    if local.len() as i64 != mine.len {
+        return Err(Error::Msg(format!(
+            "gather: rank {} holds {} rows, its shard of {global} has {}",
+            g.rank(),
+            local.len(),
+            mine.len
+        )));
+    }
+    let mut padded = local.to_vec();
+    padded.resize(widest as usize, f64::NAN);
+    let all = Vec::<f64>::try_from(&g.all_gather(&Tensor::from_slice(&padded))?.reshape([-1]))?;
+    let mut out = Vec::with_capacity(global as usize);
+    for r in 0..world {
+        let start = r * widest as usize;
+        out.extend_from_slice(&all[start..start + Shard::of(global, r, world).len as usize]);
+    }
+    Ok(out)
+}
+
+/// Runs `f` on this rank's shard of `global` rows (all of them without a group); `f` is
+/// given the shard's length.
+pub fn sharded<R>(global: i64, f: impl FnOnce(i64) -> R) -> R {
+    let shard = Shard::of(global, rank(), world());
+    with_shard(shard, || f(shard.len))
 }
 
 /// Whether any rank says yes (every rank must call it at the same point).

@@ -532,7 +532,8 @@ impl<'a> Session<'a> {
             return Ok(());
         }
         seed_all(derive_seed(self.cfg.seed, &[stream::VALID, epoch as u64]));
-        self.valid_means = evaluate(model, &self.valid, self.cfg.data.eval_batch_size)?;
+        let batch = self.cfg.data.eval_batch_size;
+        self.valid_means = dist::alone(|| evaluate(model, &self.valid, batch))?;
         if let Some((name, value)) = self.valid_means.iter().find(|(_, v)| !v.is_finite()) {
             return Err(Error::NonFinite {
                 metric: format!("validation {name}"),
@@ -551,7 +552,7 @@ impl<'a> Session<'a> {
             return Ok(());
         }
         seed_all(derive_seed(self.cfg.seed, &[stream::CHECKS, epoch as u64]));
-        let checks = tch::no_grad(|| model.epoch_checks())?;
+        let checks = dist::alone(|| tch::no_grad(|| model.epoch_checks()))?;
         self.checks = checks
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
@@ -619,7 +620,7 @@ impl<'a> Session<'a> {
                 .run_dir
                 .join("samples")
                 .join(format!("epoch-{epoch:04}.png"));
-            let s = tch::no_grad(|| model.progress_samples(t.n_samples))?;
+            let s = dist::alone(|| tch::no_grad(|| model.progress_samples(t.n_samples)))?;
             save_picture(&s, self.data, &path)?;
         }
         if epoch.is_multiple_of(t.checkpoint_every) || last {

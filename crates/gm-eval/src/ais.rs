@@ -326,7 +326,9 @@ pub fn run<T: AisTarget + ?Sized>(
 /// Forward AIS that also returns the chains' states. With `final_transition`, one more
 /// transition at β = 1 is applied after the last weight update (it does not change the
 /// weights), so that the states are draws of the annealing process at the target; weighted
-/// by the log-weights they are importance samples of p₁.
+/// by the log-weights they are importance samples of p₁. On several processes
+/// ([`gm_core::dist`]) each anneals its share of the chains and the log-weights of all are
+/// gathered (the returned states are this process' chains).
 pub fn run_with_states<T: AisTarget + ?Sized>(
     target: &T,
     schedule: &Schedule,
@@ -337,12 +339,16 @@ pub fn run_with_states<T: AisTarget + ?Sized>(
         return Err(Error::config("ais.chains", chains, "at least 1"));
     }
     let start = Instant::now();
-    let x0 = tch::no_grad(|| target.sample_base(chains))?;
-    let (log_w, mut x) = anneal(target, schedule.betas(), x0)?;
-    if final_transition {
-        x = tch::no_grad(|| target.transition(&x, 1.0))?;
-    }
-    let log_w = read_weights(&log_w, chains)?;
+    // On several processes each runs its share of the chains; the weights are gathered.
+    let (log_w, x) = gm_core::dist::sharded(chains, |mine| -> Result<_> {
+        let x0 = tch::no_grad(|| target.sample_base(mine))?;
+        let (log_w, mut x) = anneal(target, schedule.betas(), x0)?;
+        if final_transition {
+            x = tch::no_grad(|| target.transition(&x, 1.0))?;
+        }
+        Ok((read_weights(&log_w, mine)?, x))
+    })?;
+    let log_w = gm_core::dist::gather_rows(&log_w, chains)?;
     let (lme, std_err, ess) = weight_statistics(&log_w)?;
     let log_z_base = target.log_z_base();
     Ok((

@@ -55,6 +55,19 @@ impl Stream {
         Stream(Lanes::new(a, b))
     }
 
+    /// A stream for a pass over `rows` rows of `row_len` draws each, one [`Stream::fill_f32`]
+    /// per row: in a sharded step ([`crate::dist`]) with one row per example, it starts where
+    /// this rank's first row starts in the stream of the whole batch.
+    pub fn seeded_rows(rows: i64, row_len: usize) -> Self {
+        let mut s = Self::seeded();
+        if let Some(shard) = crate::dist::shard_for(&[rows]) {
+            for _ in 0..shard.offset as usize * row_len.div_ceil(BLOCK) {
+                s.0.next();
+            }
+        }
+        s
+    }
+
     /// x_i = 1 with probability p_i, else 0; `x` and `p` have the same length.
     pub fn fill_f32(&mut self, p: &[f32], x: &mut [f32]) {
         assert_eq!(

@@ -187,7 +187,7 @@ impl AisTarget for BernoulliRbm {
             .sigmoid()
             .unsqueeze(0)
             .expand([m, self.visible()], false);
-        Ok(p.f_bernoulli()?)
+        Ok(bernoulli(&p))
     }
 
     fn log_z_base(&self) -> f64 {
@@ -240,7 +240,7 @@ impl BernoulliRbm {
             .squeeze_dim(0);
         let p = a.sigmoid();
         let r = ((from - to) / to) as f32;
-        let mut rng = Stream::seeded();
+        let mut rng = Stream::seeded_rows(m, h as usize);
         let ([h], delta) =
             host::pass::<f32, 4, 1, _>([v, &self.b_diff, &a, &p], [&[m, h]], |ins, [h]| {
                 fused::hidden_pass(ins, h, r, to - from, &mut rng)
