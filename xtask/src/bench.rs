@@ -562,7 +562,7 @@ pub fn table(bench: &Bench, rows: &[&Value]) -> String {
 }
 
 /// What the numbers were measured on.
-fn machine(lt: &Libtorch, host: &str) -> Value {
+pub(crate) fn machine(lt: &Libtorch, host: &str) -> Value {
     let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu_model = cpuinfo.lines().find_map(|l| {
         l.strip_prefix("model name")
@@ -654,7 +654,7 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_owned())
@@ -663,7 +663,7 @@ fn hostname() -> String {
         .unwrap_or_else(|| "unknown-host".to_owned())
 }
 
-fn file_safe(s: &str) -> String {
+pub(crate) fn file_safe(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '.' {

@@ -23,8 +23,10 @@
 mod bench;
 mod data;
 mod demo;
+mod gpu;
 mod manifest;
 mod rnglint;
+mod scale;
 mod setup;
 mod util;
 mod zoo;
@@ -121,9 +123,12 @@ enum Cmd {
     /// PyTorch (<= 1: gm is faster), and writes benches/results/<name>-<UTC date>-<hostname>.json
     /// with every result and a description of the machine. `--all --quick` runs every bench
     /// at a small size (a few minutes), records nothing and prints one table of ratios.
+    /// `scale` instead times data-parallel `gm train` (VAE, RBM) on 1 process and on 2
+    /// (c10d Gloo) and writes benches/results/scale-<UTC date>-<hostname>.json.
     Bench {
         /// Which bench (or --all).
-        #[arg(value_parser = PossibleValuesParser::new(bench::BENCHES.iter().map(|b| b.name)),
+        #[arg(value_parser = PossibleValuesParser::new(
+                  bench::BENCHES.iter().map(|b| b.name).chain([SCALE])),
               required_unless_present = "all")]
         name: Option<String>,
         /// Every bench, in turn.
@@ -143,6 +148,11 @@ enum Cmd {
         #[arg(long, value_name = "DIR|URL", env = "GM_DATA_MIRROR")]
         mirror: Option<String>,
     },
+
+    /// On a machine with an NVIDIA GPU: the workspace's tests in release on the CPU and on
+    /// cuda:0 (every registered model's contract among them), then each model's
+    /// likelihoods on CUDA beside the CPU's. Without a GPU it says so and exits 0.
+    GpuCheck,
 
     /// Reproduce published tables within a time budget.
     ///
@@ -181,6 +191,9 @@ fn main() {
     }
 }
 
+/// `cargo xtask bench scale`: data-parallel training on 1 and 2 processes ([`scale`]).
+const SCALE: &str = "scale";
+
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Setup { print_libtorch } => {
@@ -203,6 +216,7 @@ fn run(cli: Cli) -> Result<()> {
             util::run(&mut cmd, "cargo test")?;
         }
         Cmd::Demo { mirror } => demo(mirror)?,
+        Cmd::GpuCheck => gpu::run(&setup::ensure(false)?)?,
         Cmd::Zoo {
             select,
             minutes,
@@ -236,6 +250,9 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("--threads must be positive");
             }
             let lt = setup::ensure(false)?;
+            if name.as_deref() == Some(SCALE) && !all {
+                return scale::run(&lt, steps, quick, mirror);
+            }
             bench::run(
                 &lt,
                 &bench::Options {

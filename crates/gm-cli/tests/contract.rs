@@ -117,13 +117,13 @@ fn load(cfg: &RunConfig) -> Dataset {
     data::load(&cfg.data.dataset, &cfg.data.options).expect("tiny datasets need no download")
 }
 
-/// Seeds as `gm train` does, then builds.
+/// Seeds as `gm train` does, then builds on the data's device.
 fn build(reg: &ModelRegistry, cfg: &RunConfig, data: &Dataset) -> gm_core::Result<Box<dyn Model>> {
     seed_all(cfg.seed);
     reg.build(&BuildContext {
         cfg,
         data,
-        device: Device::Cpu,
+        device: data.train.x.device(),
     })
 }
 
@@ -158,11 +158,15 @@ fn differing(a: &BTreeMap<String, Tensor>, b: &BTreeMap<String, Tensor>) -> Vec<
 }
 
 /// The first dataset `entry` builds on, with its config; the build errors otherwise.
-fn pick_dataset(reg: &ModelRegistry, entry: &ModelEntry) -> Result<(RunConfig, Dataset), String> {
+fn pick_dataset(
+    reg: &ModelRegistry,
+    entry: &ModelEntry,
+    device: Device,
+) -> Result<(RunConfig, Dataset), String> {
     let mut errors = Vec::new();
     for ds in DATASETS {
         let cfg = config(entry.name, tiny_params(entry.name), ds, 2);
-        let data = load(&cfg);
+        let data = load(&cfg).to_device(device);
         match build(reg, &cfg, &data) {
             Ok(_) => return Ok((cfg, data)),
             Err(e) => errors.push(format!("{ds}: {e}")),
@@ -199,7 +203,7 @@ fn check_resume(
         .build(&BuildContext {
             cfg: &other,
             data,
-            device: Device::Cpu,
+            device: data.train.x.device(),
         })
         .map_err(|e| err("build", e))?;
     let ckpt = checkpoint::latest(dir2.path())
@@ -242,7 +246,12 @@ fn check_samples(model: &dyn Model, data: &Dataset) -> Result<(), String> {
     Ok(())
 }
 
-fn check_likelihoods(model: &dyn Model, cfg: &RunConfig, data: &Dataset) -> Result<usize, String> {
+/// The likelihoods' methods and means.
+fn check_likelihoods(
+    model: &dyn Model,
+    cfg: &RunConfig,
+    data: &Dataset,
+) -> Result<Vec<(String, f64)>, String> {
     let x = data.test.x_evenly_spaced(cfg.eval.limit);
     let n = x.size()[0];
     seed_all(cfg.eval.seed);
@@ -265,7 +274,7 @@ fn check_likelihoods(model: &dyn Model, cfg: &RunConfig, data: &Dataset) -> Resu
             return Err(format!("{what}: log p(x) = {} > 0 on binary data", ll.mean));
         }
     }
-    Ok(lls.len())
+    Ok(lls.iter().map(|l| (l.method.clone(), l.mean)).collect())
 }
 
 /// The error names `field`: a typed config error, not a panic or another kind.
@@ -338,28 +347,56 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
     format!("panicked: {msg}")
 }
 
-/// Runs every check of one entry; returns a line of what it did.
-fn check_entry(reg: &ModelRegistry, entry: &ModelEntry) -> Result<String, String> {
-    let (cfg, data) = pick_dataset(reg, entry)?;
+/// Runs every check of one entry on `device`; returns a line of what it did.
+fn check_entry(reg: &ModelRegistry, entry: &ModelEntry, device: Device) -> Result<String, String> {
+    let (cfg, data) = pick_dataset(reg, entry, device)?;
     let model = check_resume(reg, &cfg, &data)?;
     check_samples(model.as_ref(), &data)?;
-    let n_ll = check_likelihoods(model.as_ref(), &cfg, &data)?;
+    let lls = check_likelihoods(model.as_ref(), &cfg, &data)?;
     let n_bad = check_invalid_configs(reg, &cfg, &data, &model.resolved_params())?;
+    report(entry.name, &cfg.data.dataset, device, &lls);
     Ok(format!(
-        "on {}: resume exact, samples ok, {n_ll} likelihood(s), {n_bad} invalid config(s) refused",
-        cfg.data.dataset
+        "on {}: resume exact, samples ok, {} likelihood(s), {n_bad} invalid config(s) refused",
+        cfg.data.dataset,
+        lls.len()
     ))
 }
 
-#[test]
-fn every_registered_model_keeps_the_contract() {
+/// With `GM_CONTRACT_REPORT=<file>`, appends the entry's likelihoods on `device` as a JSON
+/// line (`cargo xtask gpu-check` sets it to put CUDA's figures beside the CPU's).
+fn report(model: &str, dataset: &str, device: Device, lls: &[(String, f64)]) {
+    let Some(path) = std::env::var_os("GM_CONTRACT_REPORT") else {
+        return;
+    };
+    let line = serde_json::json!({
+        "model": model,
+        "dataset": dataset,
+        "device": format!("{device:?}"),
+        "likelihoods": lls,
+    });
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .expect("GM_CONTRACT_REPORT is writable");
+    std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()).unwrap();
+}
+
+// On the CPU, and on the first CUDA device when the machine has one.
+gm_core::test_device!(
+    contract_on,
+    every_registered_model_keeps_the_contract,
+    every_registered_model_keeps_the_contract_on_cuda
+);
+
+fn contract_on(device: Device) {
     let _rng = gm_core::rng_guard::lock();
     let reg = run::registry();
     assert!(!reg.entries().is_empty());
     let mut failures = Vec::new();
     for entry in reg.entries() {
         let start = Instant::now();
-        let outcome = catch_unwind(AssertUnwindSafe(|| check_entry(&reg, entry)))
+        let outcome = catch_unwind(AssertUnwindSafe(|| check_entry(&reg, entry, device)))
             .unwrap_or_else(|p| Err(panic_text(&*p)));
         let secs = start.elapsed().as_secs_f64();
         match outcome {
@@ -378,7 +415,7 @@ fn every_registered_model_keeps_the_contract() {
     }
     assert!(
         failures.is_empty(),
-        "{} of {} models break the contract:\n{}",
+        "{} of {} models break the contract on {device:?}:\n{}",
         failures.len(),
         reg.entries().len(),
         failures.join("\n")

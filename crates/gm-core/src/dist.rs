@@ -322,14 +322,13 @@ mod tests {
             let weights: f64 = shards.iter().map(|s| s.weight()).sum();
             assert!((weights - 1.0).abs() < 1e-12);
         }
-        assert_eq!(
-            Shard::of(7, 1, 3),
-            Shard {
-                offset: 2,
-                len: 3,
-                global: 7
-            }
-        );
+        let at = |offset, len| Shard {
+            offset,
+            len,
+            global: 7,
+        };
+        assert_eq!(Shard::of(7, 1, 3), at(2, 2));
+        assert_eq!(Shard::of(7, 2, 3), at(4, 3));
     }
 
     #[test]
