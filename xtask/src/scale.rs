@@ -68,6 +68,7 @@ pub fn run(lt: &Libtorch, steps: Option<u64>, quick: bool, mirror: Option<String
             println!("{label:<20} {layout:<24} {:>8.2} ms/step", per_step * 1e3);
             row[layout] = json!({"seconds_per_step": per_step, "steps_per_sec": 1.0 / per_step});
         }
+        row["pytorch_gloo_allreduce"] = pytorch_allreduce(lt, &repo, params, &tmp)?;
         let one = row[LAYOUTS[0].0]["seconds_per_step"]
             .as_f64()
             .unwrap_or(f64::NAN);
@@ -186,6 +187,31 @@ fn parameter_count(
     Ok(n)
 }
 
+/// PyTorch's own Gloo all-reduce of the same number of floats on 2 processes (torchrun):
+/// the engine's cost on this machine, beside the steps' times. Null without Python.
+fn pytorch_allreduce(lt: &Libtorch, repo: &Path, numel: u64, tmp: &Path) -> Result<Value> {
+    let Some(python) = &lt.python else {
+        return Ok(Value::Null);
+    };
+    std::fs::create_dir_all(tmp)?;
+    let json = tmp.join("allreduce.json");
+    let mut c = Command::new(python);
+    c.args(["-m", "torch.distributed.run", "--nproc-per-node", "2"])
+        .arg(format!("--master-port={}", free_port()?))
+        .arg(repo.join("benches/reference/allreduce.py"))
+        .args(["--numel", &numel.to_string(), "--json"])
+        .arg(&json)
+        .env("OMP_NUM_THREADS", "1");
+    util::run_to_stderr(&mut c, "torchrun benches/reference/allreduce.py")?;
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+    println!(
+        "pytorch gloo all-reduce of {numel} floats: {:.2} ms (one int64: {:.2} ms)",
+        v["ms_allreduce"].as_f64().unwrap_or(f64::NAN),
+        v["ms_allreduce_int64"].as_f64().unwrap_or(f64::NAN)
+    );
+    Ok(v)
+}
+
 fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -197,8 +223,9 @@ fn table(rows: &[Value]) -> String {
     for (l, _, _) in LAYOUTS {
         s.push_str(&format!(" {l} |"));
     }
-    s.push_str(" speed-up (2 proc / 1x1) | efficiency |\n|---|---|---|");
-    s.push_str(&"---|".repeat(LAYOUTS.len() + 2));
+    s.push_str(" speed-up (2 proc / 1x1) | efficiency | PyTorch Gloo all-reduce, same bytes |");
+    s.push_str("\n|---|---|---|");
+    s.push_str(&"---|".repeat(LAYOUTS.len() + 3));
     for r in rows {
         s.push_str(&format!(
             "\n| {} | {} | {} |",
@@ -212,7 +239,9 @@ fn table(rows: &[Value]) -> String {
         }
         let sp = r["speedup_2_processes"].as_f64().unwrap_or(f64::NAN);
         let eff = r["efficiency_2_processes"].as_f64().unwrap_or(f64::NAN);
-        s.push_str(&format!(" {sp:.2} | {:.0} % |", eff * 100.0));
+        let ar = r["pytorch_gloo_allreduce"]["ms_allreduce"].as_f64();
+        let ar = ar.map_or("n/a".to_string(), |ms| format!("{ms:.2} ms"));
+        s.push_str(&format!(" {sp:.2} | {:.0} % | {ar} |", eff * 100.0));
     }
     s
 }

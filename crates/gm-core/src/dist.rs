@@ -165,13 +165,14 @@ pub fn average_gradients(grads: &[Tensor]) -> Result<Vec<Tensor>> {
     let (Some(g), Some(shard)) = (group(), current_shard()) else {
         return Ok(grads.iter().map(|t| t.shallow_clone()).collect());
     };
-    let flat = Tensor::f_cat(
+    let mut flat = Tensor::f_cat(
         &grads
             .iter()
             .map(|t| t.reshape([-1]).to_device(tch::Device::Cpu))
             .collect::<Vec<_>>(),
         0,
-    )? * shard.weight();
+    )?;
+    let _ = flat.f_mul_scalar_(shard.weight())?;
     g.all_reduce_sum(&flat)?;
     let mut offset = 0;
     Ok(grads

@@ -280,10 +280,14 @@ impl Sums {
         self.examples += examples;
     }
     /// Moves the window's sums into `self`; returns the window's means (if it had steps).
+    /// On several processes the window holds this rank's sums and the global batches'
+    /// example counts: the sums are added over the ranks here (every rank absorbs at the
+    /// same steps), not at every step.
     fn absorb(&mut self, window: &mut Sums) -> Result<Option<Vec<f64>>> {
         let Some(w) = window.sum.take() else {
             return Ok(None);
         };
+        let w = dist::sum(&w)?;
         let means = Vec::<f64>::try_from(&w / window.examples as f64)?;
         self.add(w, window.examples);
         window.examples = 0;
@@ -460,7 +464,7 @@ impl<'a> Session<'a> {
             if names.is_empty() {
                 names = m.iter().map(|(k, _)| *k).collect();
             }
-            window.add(dist::sum(&weighted(&m, shard.len))?, batch.len());
+            window.add(weighted(&m, shard.len), batch.len());
             self.end_of_step(model, &names, &mut epoch_sums, &mut window)?;
         }
         epoch_sums.absorb(&mut window)?;
@@ -502,9 +506,16 @@ impl<'a> Session<'a> {
     ) -> Result<()> {
         let t = &self.cfg.train;
         let step = self.progress.step;
-        let interrupted = dist::any(INTERRUPT.load(Ordering::SeqCst))?;
         let step_ckpt = matches!(t.checkpoint_every_steps, Some(k) if step.is_multiple_of(k));
-        if !(step.is_multiple_of(t.log_every) || interrupted || step_ckpt) {
+        let due = step.is_multiple_of(t.log_every) || step_ckpt;
+        // On several processes Ctrl-C is agreed on at logging points only (one small
+        // all-reduce there instead of one per step).
+        let interrupted = match dist::world() {
+            1 => INTERRUPT.load(Ordering::SeqCst),
+            _ if due => dist::any(INTERRUPT.load(Ordering::SeqCst))?,
+            _ => false,
+        };
+        if !(due || interrupted) {
             return Ok(());
         }
         let values = epoch_sums.absorb(window)?.expect("window has a step");
