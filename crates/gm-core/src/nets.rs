@@ -294,3 +294,68 @@ mod tests {
         assert!((got(Activation::Sigmoid)[1] - 0.5).abs() < 1e-7);
     }
 }
+
+/// PyTorch's default initialisation of a layer whose outputs each see `fan_in` inputs
+/// (`nn.Linear`, `nn.Conv2d`): weights and biases uniform on ±1/√fan_in. tch's default
+/// draws weights √6 times wider (Kaiming-uniform with the ReLU gain) and zero biases; models
+/// compared with a PyTorch reference build their layers with this.
+pub fn torch_default_init(fan_in: i64) -> (nn::Init, nn::Init) {
+    let b = 1.0 / (fan_in.max(1) as f64).sqrt();
+    let u = nn::Init::Uniform { lo: -b, up: b };
+    (u, u)
+}
+
+/// A linear layer initialised as PyTorch's `nn.Linear` ([`torch_default_init`]).
+pub fn torch_linear(p: nn::Path, i: i64, o: i64) -> nn::Linear {
+    let (ws_init, bs_init) = torch_default_init(i);
+    let cfg = nn::LinearConfig {
+        ws_init,
+        bs_init: Some(bs_init),
+        bias: true,
+    };
+    nn::linear(p, i, o, cfg)
+}
+
+/// A 2-D convolution initialised as PyTorch's `nn.Conv2d` ([`torch_default_init`]), with
+/// the rest of `cfg` (stride, padding, groups) as given.
+pub fn torch_conv2d(p: nn::Path, i: i64, o: i64, k: i64, cfg: nn::ConvConfig) -> nn::Conv2D {
+    let (ws_init, bs_init) = torch_default_init(i / cfg.groups * k * k);
+    nn::conv2d(
+        p,
+        i,
+        o,
+        k,
+        nn::ConvConfig {
+            ws_init,
+            bs_init,
+            ..cfg
+        },
+    )
+}
+
+#[cfg(test)]
+mod torch_init_tests {
+    use super::*;
+
+    #[test]
+    fn layers_span_plus_minus_one_over_root_fan_in() {
+        let _rng = crate::rng_guard::seeded(2);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let lin = torch_linear(vs.root() / "l", 400, 300);
+        let conv = torch_conv2d(vs.root() / "c", 16, 64, 3, Default::default());
+        for (w, b, fan_in) in [
+            (&lin.ws, lin.bs.as_ref(), 400.0),
+            (&conv.ws, conv.bs.as_ref(), 144.0),
+        ] {
+            let bound = 1.0 / f64::sqrt(fan_in);
+            for t in [w, b.unwrap()] {
+                let (lo, hi) = (t.min().double_value(&[]), t.max().double_value(&[]));
+                assert!(lo >= -bound && hi <= bound, "[{lo}, {hi}] beyond ±{bound}");
+                assert!(
+                    hi > 0.9 * bound && lo < -0.9 * bound,
+                    "[{lo}, {hi}] narrower"
+                );
+            }
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! Noise-prediction networks ε_θ(x_t, t): an MLP for vectors and a small U-Net for images,
 //! both told t through a sinusoidal embedding (Vaswani et al. 2017, as Ho et al. 2020) and
-//! a two-layer MLP. Each ends in a zero-initialised layer, so ε_θ starts at 0.
+//! a two-layer MLP. Layers are initialised as PyTorch's (±1/√fan_in, weights and biases);
+//! each net ends in a zero-initialised layer, so ε_θ starts at 0.
 //!
 //! The U-Net has one level per entry of `channels`, resolution halved between levels
 //! (28 → 14 → 7 on MNIST); a residual block per level on the way down and on the way up
@@ -10,6 +11,7 @@
 //! channel count changes.
 
 use crate::gaussian::Denoiser;
+use gm_core::nets::{torch_conv2d, torch_linear};
 use gm_core::{Error, Result};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
@@ -38,8 +40,8 @@ impl TimeEmbedding {
     fn new(p: &nn::Path, dim: i64) -> Self {
         TimeEmbedding {
             dim,
-            l1: nn::linear(p / "t1", dim, dim, Default::default()),
-            l2: nn::linear(p / "t2", dim, dim, Default::default()),
+            l1: torch_linear(p / "t1", dim, dim),
+            l2: torch_linear(p / "t2", dim, dim),
         }
     }
 
@@ -75,8 +77,8 @@ impl EpsMlp {
         let mut layers = Vec::new();
         let mut prev = dim;
         for (i, &h) in hidden.iter().enumerate() {
-            let l = nn::linear(p / format!("fc{}", i + 1), prev, h, Default::default());
-            let v = nn::linear(p / format!("temb{}", i + 1), temb, h, Default::default());
+            let l = torch_linear(p / format!("fc{}", i + 1), prev, h);
+            let v = torch_linear(p / format!("temb{}", i + 1), temb, h);
             layers.push((l, v));
             prev = h;
         }
@@ -167,7 +169,7 @@ fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64) -> nn::Conv2D {
         padding: k / 2,
         ..Default::default()
     };
-    nn::conv2d(p, i, o, k, cfg)
+    torch_conv2d(p, i, o, k, cfg)
 }
 
 fn norm(p: nn::Path, c: i64) -> nn::GroupNorm {
@@ -191,7 +193,7 @@ impl ResBlock {
         ResBlock {
             n1: norm(p / "norm1", i),
             c1: conv(p / "conv1", i, o, 3, 1),
-            temb: nn::linear(p / "temb", temb, o, Default::default()),
+            temb: torch_linear(p / "temb", temb, o),
             n2: norm(p / "norm2", o),
             c2: conv(p / "conv2", o, o, 3, 1),
             skip: (i != o).then(|| conv(p / "skip", i, o, 1, 1)),
