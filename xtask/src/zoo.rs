@@ -197,6 +197,16 @@ pub const ENTRIES: &[Entry] = &[
         method: Some("importance-sampling"),
     },
     Entry {
+        name: "iwae2",
+        family: "vae",
+        model: "iwae",
+        config: "configs/iwae2-mnist.toml",
+        published: Some(82.90),
+        source: "Burda et al. 2015, table 1 (dynamic binarization): 2 stochastic layers, k = 50, IS k = 5000",
+        eval_args: &["--samples", "1000"],
+        method: Some("importance-sampling"),
+    },
+    Entry {
         name: "dbn",
         family: "dbn",
         model: "dbn",

@@ -75,6 +75,12 @@ pub struct VaeConfig {
     /// KL); k > 1 on the importance-weighted bound L_k = E log (1/k) Σᵢ p(x, zᵢ) / q(zᵢ | x)
     /// of Burda et al. (2015) — the IWAE (registry entry `iwae`).
     pub iw_samples: i64,
+    /// Dimension of a second stochastic layer z₂ above z (Burda et al. 2015's two-layer
+    /// models): p(x | z) p(z | z₂) p(z₂) with q(z | x) q(z₂ | z), all diagonal Gaussians but
+    /// the decoder. 0 = one stochastic layer.
+    pub top_latent: i64,
+    /// Widths of the hidden layers of q(z₂ | z); p(z | z₂) mirrors them (`top_latent` > 0).
+    pub top_hidden: Vec<i64>,
     /// Training for completion (seed §3.5.1): each input entry the encoder sees is hidden
     /// (set to 0.5) with this probability, while the decoder is scored on the whole input,
     /// so that x → z stays robust to missing pixels. 0 = off; evaluation never masks.
@@ -107,6 +113,8 @@ impl Default for VaeConfig {
             beta_warmup_steps: 10_000,
             beta_cycle_steps: 10_000,
             iw_samples: 1,
+            top_latent: 0,
+            top_hidden: vec![100, 100],
             input_mask: 0.0,
             activation: Activation::Tanh,
             min_log_var: -6.0,
@@ -165,6 +173,7 @@ impl VaeConfig {
             1,
             "at least 1 sample of z per example",
         )?;
+        self.validate_top()?;
         checks::finite("model.input_mask", self.input_mask)?;
         if !(0.0..1.0).contains(&self.input_mask) {
             return Err(Error::config(
@@ -202,6 +211,47 @@ impl VaeConfig {
                 self.decoder_variance,
                 "0 with likelihood = \"bernoulli\" (a fixed variance is for the Gaussian decoder)",
             ));
+        }
+        Ok(())
+    }
+
+    /// The second stochastic layer's fields, and what it cannot be combined with.
+    fn validate_top(&self) -> Result<()> {
+        checks::at_least(
+            "model.top_latent",
+            self.top_latent,
+            0,
+            "0 (one stochastic layer) or the dimension of z₂",
+        )?;
+        if self.top_latent == 0 {
+            return Ok(());
+        }
+        if self.top_hidden.is_empty() || self.top_hidden.iter().any(|&h| h <= 0) {
+            return Err(Error::config(
+                "model.top_hidden",
+                format!("{:?}", self.top_hidden),
+                "a non-empty list of positive layer widths, e.g. [100, 100]",
+            ));
+        }
+        let refuse = |field: &str, value: String, what: &str| {
+            Err(Error::config(
+                field,
+                value,
+                format!("{what} with top_latent > 0 (the two-layer model has no analytic KL term)"),
+            ))
+        };
+        if self.conditional {
+            return refuse("model.conditional", "true".into(), "false");
+        }
+        if self.input_mask > 0.0 {
+            return refuse("model.input_mask", self.input_mask.to_string(), "0");
+        }
+        if self.beta != 1.0 || self.beta_schedule != BetaSchedule::Constant {
+            return refuse(
+                "model.beta",
+                self.beta.to_string(),
+                "1 with a constant schedule",
+            );
         }
         Ok(())
     }

@@ -7,6 +7,10 @@
 //! N(0, I) and the KL term is analytic. Training minimises
 //! −E_q[log p(x | z)] + β · KL(q(z | x) ‖ p(z)) per example (β = 1 gives the ELBO).
 //!
+//! With `top_latent` > 0 a second stochastic layer z₂ sits above z (Burda et al. 2015):
+//! p(x | z) p(z | z₂) N(z₂; 0, I) with q(z | x) q(z₂ | z), every latent conditional a
+//! diagonal Gaussian from an MLP; its ELBO and IWAE bounds come from the log weights.
+//!
 //! Evaluation reports the ELBO (a lower bound) and an importance-sampled log-likelihood with
 //! q(z | x) as proposal and k samples per example (a stochastic estimate; Burda et al. 2015).
 //!
@@ -22,6 +26,7 @@
 
 mod config;
 mod model;
+mod top;
 
 pub use config::{Activation, Arch, BetaSchedule, Likelihood, VaeConfig};
 pub use model::{

@@ -1,4 +1,5 @@
 use super::config::{Arch, BetaSchedule, Likelihood, VaeConfig};
+use super::top::{self, TopLayer};
 use gm_core::config::RunConfig;
 use gm_core::data::{Batch, Split};
 use gm_core::masks;
@@ -22,7 +23,7 @@ pub const COMPLETION_ITERATIONS: usize = 50;
 /// A trained or training VAE.
 pub struct Vae {
     name: &'static str,
-    cfg: VaeConfig,
+    pub(crate) cfg: VaeConfig,
     /// Number of classes of a conditional VAE (0 when unconditional).
     classes: i64,
     likelihood: Likelihood,
@@ -34,6 +35,8 @@ pub struct Vae {
     dec: Mlp,
     dec_head: nn::Linear,
     conv: Option<ConvBody>,
+    /// The second stochastic layer (`top_latent` > 0).
+    pub(crate) top: Option<TopLayer>,
     opt: Optimizer,
 }
 
@@ -130,6 +133,32 @@ pub(crate) fn chunked(n: i64, chunk: i64, mut f: impl FnMut(i64, i64) -> Tensor)
         start += len;
     }
     Tensor::cat(&parts, 0)
+}
+
+/// Draws of z per example averaged for the posterior mean of z₂ (two-layer active units).
+const TOP_MEAN_DRAWS: i64 = 16;
+
+/// Active units among the columns of `means` (posterior means `[N, L]`): dimensions whose
+/// variance over the examples exceeds [`ACTIVE_UNIT_THRESHOLD`].
+fn active_units(means: &Tensor, method: &str) -> Result<Statistic> {
+    let var = means.to_kind(Kind::Double).var_dim(0, true, false);
+    let per_dim = Vec::<f64>::try_from(&var)?;
+    let active = per_dim
+        .iter()
+        .filter(|&&v| v > ACTIVE_UNIT_THRESHOLD)
+        .count();
+    Ok(Statistic {
+        kind: StatisticKind::ActiveUnits,
+        method: method.into(),
+        settings: serde_json::json!({
+            "threshold": ACTIVE_UNIT_THRESHOLD,
+            "latent": per_dim.len(),
+            "variance_per_dimension": per_dim,
+        }),
+        value: active as f64,
+        std_err: None,
+        n: means.size()[0],
+    })
 }
 
 /// Samples of z per example of the `iwae` entry when its config does not say.
@@ -229,6 +258,7 @@ impl Vae {
             out,
             Default::default(),
         );
+        let top = (cfg.top_latent > 0).then(|| TopLayer::new(&root, &cfg, cfg.latent));
         let opt = Optimizer::new(&vs, &ctx.cfg.optim)?;
         Ok(Vae {
             name: "vae",
@@ -243,6 +273,7 @@ impl Vae {
             dec,
             dec_head,
             conv,
+            top,
             opt,
         })
     }
@@ -325,13 +356,11 @@ impl Vae {
             }
         };
         let h = Self::with_label(x, y);
-        let out = self
-            .enc_head
-            .forward(&self.enc.forward(&h, self.cfg.activation));
-        let mut parts = out.chunk(2, 1);
-        let log_var = parts.pop().expect("two halves");
-        let mu = parts.pop().expect("two halves");
-        (mu, log_var)
+        top::halves(
+            &self
+                .enc_head
+                .forward(&self.enc.forward(&h, self.cfg.activation)),
+        )
     }
 
     /// The decoder's raw output for `z` `[…, latent]`: logits, or mean and log-variance.
@@ -420,13 +449,17 @@ impl Vae {
     }
 
     /// The metrics of a batch at the current step: with one z sample the β-weighted ELBO
-    /// terms, with k > 1 the importance-weighted bound (its negative is the loss).
+    /// terms, with k > 1 the importance-weighted bound (its negative is the loss); a
+    /// two-layer model estimates its ELBO from the log weights too (no analytic KL).
     fn batch_metrics(&self, x: &Tensor, y: Option<&Tensor>, train: bool) -> Metrics {
         let k = self.cfg.iw_samples;
-        if k > 1 {
+        if k > 1 || self.top.is_some() {
             let lw = self.log_weights_with(x, y, k);
-            let iwae = log_mean_exp(&lw, 0).mean(Kind::Float);
             let elbo = lw.mean(Kind::Float);
+            if k == 1 {
+                return vec![("loss", -&elbo), ("elbo", elbo)];
+            }
+            let iwae = log_mean_exp(&lw, 0).mean(Kind::Float);
             return vec![("loss", -&iwae), ("iwae", iwae), ("elbo", elbo)];
         }
         let (log_px, kl) = if train && self.cfg.input_mask > 0.0 {
@@ -449,6 +482,9 @@ impl Vae {
 
     /// Per-example ELBO `[B]` (one z sample), of log p(x | y) when `y` is given.
     pub fn elbo(&self, x: &Tensor, y: Option<&Tensor>) -> Tensor {
+        if self.top.is_some() {
+            return tch::no_grad(|| self.log_weights_with(x, y, 1).squeeze_dim(0));
+        }
         let (log_px, kl) = tch::no_grad(|| self.terms(x, y));
         log_px - kl
     }
@@ -458,20 +494,20 @@ impl Vae {
         self.log_weights_with(x, None, k)
     }
 
-    /// The same given one-hot labels `y` `[B, C]` (of p(x, z | y) / q(z | x, y)).
+    /// The same given one-hot labels `y` `[B, C]` (of p(x, z | y) / q(z | x, y)); with a
+    /// second stochastic layer, of p(x, z, z₂) / q(z, z₂ | x), z₂ ~ q(z₂ | z).
     pub fn log_weights_with(&self, x: &Tensor, y: Option<&Tensor>, k: i64) -> Tensor {
         let x = x.reshape([-1, self.dim]);
         let (mu, log_var) = self.encode_with(&x, y);
-        let std = (&log_var * 0.5).exp();
-        let eps = Tensor::randn([k, x.size()[0], self.cfg.latent], (mu.kind(), mu.device()));
-        let z = &mu + &std * &eps;
-        let out = self.decode_raw_with(&z, y);
+        let size = [k, x.size()[0], self.cfg.latent];
+        let q = top::draw(&mu.expand(size, false), &log_var.expand(size, false));
+        let out = self.decode_raw_with(&q.z, y);
         let log_px = self.log_px_given_z(&out, &x);
-        let sum = |t: Tensor| t.sum_dim_intlist(-1, false, Kind::Float);
-        let log_pz = sum(z.square() * -0.5) - 0.5 * LOG_2PI * self.cfg.latent as f64;
-        let log_qz =
-            sum(eps.square() * -0.5 - &log_var * 0.5) - 0.5 * LOG_2PI * self.cfg.latent as f64;
-        log_px + log_pz - log_qz
+        let log_prior = match &self.top {
+            None => top::log_standard_normal(&q.z),
+            Some(t) => t.log_prior_ratio(&q.z, self.cfg.activation),
+        };
+        log_px + log_prior - q.log_q
     }
     /// The importance-weighted bound L_k with the training k, per example averaged over
     /// `x`: a lower bound on log p(x) (Burda et al. 2015), labelled as one.
@@ -609,9 +645,16 @@ impl Model for Vae {
         }])
     }
 
-    /// Decoder means; a conditional VAE draws each sample's class uniformly first.
+    /// Decoder means; a conditional VAE draws each sample's class uniformly first, a
+    /// two-layer one z₂ ~ N(0, I) and then z ~ p(z | z₂).
     fn sample(&self, n: i64) -> Result<Tensor> {
-        let z = Tensor::randn([n, self.cfg.latent], (Kind::Float, self.device()));
+        let z = match &self.top {
+            None => Tensor::randn([n, self.cfg.latent], (Kind::Float, self.device())),
+            Some(t) => tch::no_grad(|| {
+                let z2 = Tensor::randn([n, t.latent], (Kind::Float, self.device()));
+                t.sample_below(&z2, self.cfg.activation)
+            }),
+        };
         let y = if self.is_conditional() {
             let c = Tensor::randint(self.classes, [n], (Kind::Int64, self.device()));
             Some(self.one_hot(&c)?)
@@ -702,7 +745,10 @@ impl Model for Vae {
         let elbo = LogLikelihood {
             kind: LikelihoodKind::LowerBound,
             method: "elbo".into(),
-            settings: serde_json::json!({"z_samples": 1, "kl": "analytic"}),
+            settings: serde_json::json!({
+                "z_samples": 1,
+                "kl": if self.top.is_some() { "monte-carlo (two stochastic layers)" } else { "analytic" },
+            }),
             mean,
             std_err,
             n,
@@ -756,24 +802,22 @@ impl Model for Vae {
         let means = chunked(n, cfg.data.eval_batch_size, |start, len| {
             tch::no_grad(|| self.encode(&split.x.narrow(0, start, len)).0)
         });
-        let var = means.to_kind(Kind::Double).var_dim(0, true, false);
-        let per_dim = Vec::<f64>::try_from(&var)?;
-        let active = per_dim
-            .iter()
-            .filter(|&&v| v > ACTIVE_UNIT_THRESHOLD)
-            .count();
-        Ok(vec![Statistic {
-            kind: StatisticKind::ActiveUnits,
-            method: "cov-of-posterior-mean".into(),
-            settings: serde_json::json!({
-                "threshold": ACTIVE_UNIT_THRESHOLD,
-                "latent": self.cfg.latent,
-                "variance_per_dimension": per_dim,
-            }),
-            value: active as f64,
-            std_err: None,
-            n,
-        }])
+        let mut stats = vec![active_units(&means, "cov-of-posterior-mean")?];
+        if let Some(t) = &self.top {
+            // E_q[z₂ | x] = E_{q(z | x)} μ₂(z), from TOP_MEAN_DRAWS draws of z per example.
+            let means2 = chunked(n, cfg.data.eval_batch_size, |start, len| {
+                tch::no_grad(|| {
+                    let (mu, log_var) = self.encode(&split.x.narrow(0, start, len));
+                    let size = [TOP_MEAN_DRAWS, len, self.cfg.latent];
+                    let z = top::draw(&mu.expand(size, false), &log_var.expand(size, false)).z;
+                    t.posterior(&z, self.cfg.activation).0.mean_dim(0, false, Kind::Float)
+                })
+            });
+            let mut s2 = active_units(&means2, "cov-of-posterior-mean, second layer z2")?;
+            s2.settings["draws_of_z_per_example"] = TOP_MEAN_DRAWS.into();
+            stats.push(s2);
+        }
+        Ok(stats)
     }
 
     fn resolved_params(&self) -> toml::Table {

@@ -695,6 +695,12 @@ fn iwae_config_errors_name_the_field() {
         ("beta_warmup_steps = 0", "model.beta_warmup_steps"),
         ("input_mask = 1.0", "model.input_mask"),
         ("input_mask = 0.5\niw_samples = 2", "model.input_mask"),
+        ("top_latent = -1", "model.top_latent"),
+        ("top_latent = 2\ntop_hidden = []", "model.top_hidden"),
+        ("top_latent = 2\ntop_hidden = [4, 0]", "model.top_hidden"),
+        ("top_latent = 2\ninput_mask = 0.5", "model.input_mask"),
+        ("top_latent = 2\nbeta = 0.5", "model.beta"),
+        ("top_latent = 2\nconditional = true", "model.conditional"),
     ] {
         let c = cfg(extra, "bars-and-stripes", "");
         let d = load(&c);
@@ -771,4 +777,142 @@ fn training_with_masked_inputs_makes_the_encoder_robust_to_missing_pixels() {
     let (plain, masked) = (train(""), train("input_mask = 0.5"));
     eprintln!("log p(x | μ(half-masked x)): plain {plain:.3}, trained with masks {masked:.3}");
     assert!(masked > plain + 1.0, "plain {plain}, masked {masked}");
+}
+
+/// Exact log p(x) of a two-layer VAE with 1-D z and 1-D z₂, by quadrature over both:
+/// p(x) = ∫∫ p(x | z) N(z; μ(z₂), σ²(z₂)) N(z₂; 0, 1) dz dz₂, the Gaussian densities
+/// written out here (not the model's).
+fn exact_log_px_two_layers(m: &Vae, x: &Tensor) -> Tensor {
+    let opts = (Kind::Float, Device::Cpu);
+    let (n1, n2) = (1201, 801);
+    let z1 = Tensor::linspace(-12.0, 12.0, n1, opts).view([-1, 1]);
+    let z2 = Tensor::linspace(-8.0, 8.0, n2, opts).view([-1, 1]);
+    let (dz1, dz2) = (24.0 / (n1 - 1) as f64, 16.0 / (n2 - 1) as f64);
+    let ln2pi = (2.0 * std::f64::consts::PI).ln();
+    let top = m.top.as_ref().unwrap();
+    let (out, (pm, plv)) = tch::no_grad(|| {
+        (
+            m.decode_raw(&z1),
+            top.prior_below(&z2, m.cfg.activation),
+        )
+    });
+    let xs = x.reshape([-1, m.dim]).to_kind(Kind::Double);
+    let out = out.to_kind(Kind::Double).unsqueeze(1); // [G1, 1, D]
+    let log_px_z = (&out * &xs - out.softplus()).sum_dim_intlist(-1, false, Kind::Double); // [G1, N]
+    let (pm, plv) = (pm.to_kind(Kind::Double), plv.to_kind(Kind::Double)); // [G2, 1]
+    let z1d = z1.to_kind(Kind::Double).view([1, -1]); // [1, G1]
+    let log_p1 = ((&z1d - &pm).square() * (-&plv).exp() + &plv + ln2pi) * -0.5; // [G2, G1]
+    let log_p2 = (z2.to_kind(Kind::Double).square() + ln2pi) * -0.5; // [G2, 1]
+    let joint = log_p1.unsqueeze(-1) + log_px_z.unsqueeze(0) + log_p2.unsqueeze(-1); // [G2, G1, N]
+    joint.logsumexp([0, 1], false) + (dz1 * dz2).ln()
+}
+
+fn two_layer_bars(extra: &str) -> (RunConfig, Dataset) {
+    let c = cfg(
+        &format!("latent = 1\nhidden = [8]\ntop_latent = 1\ntop_hidden = [6]\n{extra}"),
+        "bars-and-stripes",
+        "bars_size = 2",
+    );
+    let d = load(&c);
+    (c, d)
+}
+
+#[test]
+fn two_layer_bounds_rise_with_k_toward_the_exact_likelihood() {
+    let _rng = gm_core::rng_guard::lock();
+    let (c, d) = two_layer_bars("iw_samples = 5");
+    tch::manual_seed(0);
+    let mut m = vae(&c, &d);
+    for _ in 0..300 {
+        m.train_step(&gm_core::data::Batch::inputs(&d.train.x))
+            .unwrap();
+    }
+    let bits = gm_core::kit::all_binary_vectors(4, Device::Cpu);
+    let total = exact_log_px_two_layers(&m, &bits)
+        .exp()
+        .sum(Kind::Double)
+        .double_value(&[]);
+    approx::assert_abs_diff_eq!(total, 1.0, epsilon = 1e-3);
+    let x = gm_core::data::bars_and_stripes_patterns(2);
+    let exact = exact_log_px_two_layers(&m, &x)
+        .mean(Kind::Double)
+        .double_value(&[]);
+    tch::manual_seed(2);
+    let bounds: Vec<(i64, f64, f64)> = [1, 5, 50]
+        .iter()
+        .map(|&k| {
+            let (b, se) = iwae_bound(&m, &x, k, 2000);
+            (k, b, se)
+        })
+        .collect();
+    eprintln!("two layers: exact log p(x) {exact:.5}; (k, L_k, se): {bounds:?}");
+    for w in bounds.windows(2) {
+        let ((k0, b0, s0), (k1, b1, s1)) = (w[0], w[1]);
+        assert!(
+            b1 - b0 > 3.0 * (s0 * s0 + s1 * s1).sqrt(),
+            "L_{k1} = {b1} ± {s1} is not above L_{k0} = {b0} ± {s0}"
+        );
+    }
+    let (_, b50, s50) = bounds[2];
+    assert!(
+        b50 < exact + 3.0 * s50,
+        "L_50 {b50} ± {s50} above log p(x) {exact}"
+    );
+    // The model's own records, each over 200 copies of the six patterns (one draw of the
+    // bound per row, so the means are sharp enough to order).
+    let mut run = c.clone();
+    run.eval.is_samples = 5000;
+    run.eval.chunk = 64;
+    let reps = x.repeat([200, 1, 1, 1]);
+    let lls = m.log_likelihoods(&reps, &run).unwrap();
+    let methods: Vec<_> = lls.iter().map(|l| l.method.as_str()).collect();
+    assert_eq!(methods, ["elbo", "iwae-5", "importance-sampling"]);
+    let (elbo, iw5, is) = (&lls[0], &lls[1], &lls[2]);
+    eprintln!(
+        "two layers, records: elbo {:.5}, iwae-5 {:.5}, IS-5000 {:.5}",
+        elbo.mean, iw5.mean, is.mean
+    );
+    assert_eq!(elbo.settings["kl"], "monte-carlo (two stochastic layers)");
+    assert!(
+        elbo.mean < iw5.mean && iw5.mean < is.mean,
+        "{elbo:?} {iw5:?} {is:?}"
+    );
+    assert!(
+        (is.mean - exact).abs() < 0.01,
+        "5000-sample estimate {} vs exact {exact}",
+        is.mean
+    );
+}
+
+#[test]
+fn the_two_layer_vae_trains_on_its_elbo_and_samples_through_both_layers() {
+    let _rng = gm_core::rng_guard::lock();
+    let (c, d) = two_layer_bars("");
+    tch::manual_seed(1);
+    let mut m = vae(&c, &d);
+    let names: Vec<_> = m
+        .train_step(&gm_core::data::Batch::inputs(&d.train.x))
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(names, ["loss", "elbo"]);
+    let vars = m.var_stores()[0].1.variables();
+    for v in ["top.up.fc1.weight", "top.up.head.weight", "top.down.head.bias"] {
+        assert!(vars.contains_key(v), "{v} missing from {:?}", vars.keys());
+    }
+    let s = m.sample(7).unwrap();
+    assert_eq!(s.size(), [7, 1, 2, 2]);
+    let (lo, hi) = (s.min().double_value(&[]), s.max().double_value(&[]));
+    assert!((0.0..=1.0).contains(&lo) && hi <= 1.0, "{lo} {hi}");
+    let stats = m.statistics(&d.test, &c).unwrap();
+    let methods: Vec<_> = stats.iter().map(|s| s.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        [
+            "cov-of-posterior-mean",
+            "cov-of-posterior-mean, second layer z2"
+        ]
+    );
+    assert_eq!(stats[1].settings["latent"], 1);
 }
