@@ -9,7 +9,7 @@ use gm_core::device::{derive_seed, device_name, seed_all, DeviceSpec};
 use gm_core::dist;
 use gm_core::image::{save_grid, GridOptions};
 use gm_core::masks::{completion_grid, MaskSpec};
-use gm_core::model::Model;
+use gm_core::model::{LogLikelihood, Model};
 use gm_core::train::{self, stream};
 use gm_eval::assess::{assess, Inputs};
 use gm_eval::features::{FeatureNet, FeatureOptions, Representation};
@@ -629,9 +629,16 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     if a.no_likelihood {
         records.extend(old.iter().filter(|r| is_ll(r)).cloned());
     } else {
-        // On several processes the ranks share the AIS chains here; the rest is rank 0's.
+        // On several processes the ranks split the test examples (models whose records
+        // are per-example means) or share the AIS chains here.
         records.extend(eval_likelihoods(model.as_ref(), &data, &cfg, &ctx)?);
     }
+    // The ranks draw their shares of the sample-quality samples; the rest is rank 0's.
+    let samples = if !a.no_quality && data.is_image {
+        Some(draw_quality_samples(model.as_ref(), &data, &cfg, &a)?)
+    } else {
+        None
+    };
     if !dist::is_main() {
         return Ok(());
     }
@@ -643,9 +650,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     }
     if a.no_quality {
         records.extend(old.iter().filter(|r| !is_ll(r)).cloned());
-    } else if data.is_image {
+    } else if let Some((samples, note)) = samples {
         records.extend(dist::alone(|| {
-            eval_quality(model.as_ref(), &data, &cfg, &ctx, &a)
+            eval_quality(model.as_ref(), &data, &cfg, &ctx, &a, samples, note)
         })?);
     } else {
         tracing::info!(
@@ -699,16 +706,25 @@ fn eval_likelihoods(
     ctx: &RecordContext,
 ) -> Result<Vec<ResultRecord>> {
     let x = data.test.x_evenly_spaced(cfg.eval.limit);
-    seed_all(derive_seed(cfg.eval.seed, &[stream::EVAL]));
+    let n = x.size()[0];
+    let (rank, world) = (dist::rank(), dist::world());
+    let split = world > 1 && model.likelihoods_per_example() && n >= world as i64;
     tracing::info!(
-        "evaluating {} on {} test examples of {} (eval.is_samples = {} for importance-sampled estimates)",
+        "evaluating {} on {n} test examples of {}{} (eval.is_samples = {} for importance-sampled estimates)",
         cfg.model.name,
-        x.size()[0],
         cfg.data.dataset,
+        if split { format!(", split among {world} processes") } else { String::new() },
         cfg.eval.is_samples
     );
     let start = Instant::now();
-    let lls = model.log_likelihoods(&x, cfg)?;
+    let lls = if split {
+        seed_all(derive_seed(cfg.eval.seed, &[stream::EVAL, rank as u64]));
+        let shard = dist::Shard::of(n, rank, world);
+        pool_across_ranks(model.log_likelihoods(&x.narrow(0, shard.offset, shard.len), cfg)?)?
+    } else {
+        seed_all(derive_seed(cfg.eval.seed, &[stream::EVAL]));
+        model.log_likelihoods(&x, cfg)?
+    };
     let seconds = start.elapsed().as_secs_f64();
     let mut records: Vec<ResultRecord> = lls
         .iter()
@@ -719,6 +735,39 @@ fn eval_likelihoods(
     let seconds = start.elapsed().as_secs_f64();
     records.extend(stats.iter().map(|s| ctx.statistic(s, seconds)));
     Ok(records)
+}
+
+/// Each rank's records of its shard of the test examples, pooled into the records of all
+/// of them ([`LogLikelihood::pooled`]); every rank gets the same.
+fn pool_across_ranks(local: Vec<LogLikelihood>) -> Result<Vec<LogLikelihood>> {
+    let counts = dist::gather_all(&tch::Tensor::from_slice(&[local.len() as i64]))?;
+    let counts = Vec::<i64>::try_from(&counts.reshape([-1]))?;
+    if counts.iter().any(|&c| c != local.len() as i64) {
+        bail!("the processes computed different numbers of log-likelihood records: {counts:?}");
+    }
+    let triples: Vec<f64> = local
+        .iter()
+        .flat_map(|l| [l.n as f64, l.mean, l.std_err])
+        .collect();
+    let all = dist::gather_all(&tch::Tensor::from_slice(&triples).view([-1, 3]))?;
+    let all = Vec::<f64>::try_from(&all.reshape([-1]))?;
+    let per_rank = 3 * local.len();
+    local
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let parts: Vec<LogLikelihood> = all
+                .chunks(per_rank)
+                .map(|r| LogLikelihood {
+                    n: r[3 * i] as i64,
+                    mean: r[3 * i + 1],
+                    std_err: r[3 * i + 2],
+                    ..l.clone()
+                })
+                .collect();
+            Ok(LogLikelihood::pooled(&parts)?)
+        })
+        .collect()
 }
 
 /// Validation examples the Parzen bandwidth is chosen on (Goodfellow et al. 2014).
@@ -784,12 +833,47 @@ fn draw_samples(model: &dyn gm_core::model::Model, n: i64) -> Result<tch::Tensor
 /// is compared with like: on binary data the training reference is binarized as the model
 /// saw it, the samples are 0/1 draws and the feature network is the one trained on the
 /// data's representation.
+/// The samples of the sample-quality metrics, `[n, ...]` with `n` = `--samples` (at most the
+/// test split's size), and a note of how they were drawn. On several processes each rank
+/// draws its shard (its own seed) and every rank gets them all.
+fn draw_quality_samples(
+    model: &dyn gm_core::model::Model,
+    data: &gm_core::data::Dataset,
+    cfg: &RunConfig,
+    a: &EvalArgs,
+) -> Result<(tch::Tensor, String)> {
+    let n = a.samples.min(data.test.len());
+    let (rank, world) = (dist::rank(), dist::world());
+    let start = Instant::now();
+    let mut shape = vec![n];
+    shape.extend_from_slice(&data.shape);
+    let (samples, how) = if world > 1 && n >= world as i64 {
+        seed_all(derive_seed(
+            cfg.eval.seed,
+            &[stream::EVAL, stream::SAMPLE, rank as u64],
+        ));
+        let shard = dist::Shard::of(n, rank, world);
+        let mine = draw_samples(model, shard.len)?;
+        (
+            dist::gather_tensor_rows(&mine, n)?,
+            format!(", {world} processes"),
+        )
+    } else {
+        seed_all(derive_seed(cfg.eval.seed, &[stream::EVAL, stream::SAMPLE]));
+        (draw_samples(model, n)?, String::new())
+    };
+    let note = format!("Model::sample, {:.1}s{how}", start.elapsed().as_secs_f64());
+    Ok((samples.reshape(shape.as_slice()), note))
+}
+
 fn eval_quality(
     model: &dyn gm_core::model::Model,
     data: &gm_core::data::Dataset,
     cfg: &RunConfig,
     ctx: &RecordContext,
     a: &EvalArgs,
+    mut samples: tch::Tensor,
+    note: String,
 ) -> Result<Vec<ResultRecord>> {
     let device = model.device();
     let net = match gm_eval::features::feature_dataset(&cfg.data.dataset) {
@@ -814,13 +898,7 @@ fn eval_quality(
             None
         }
     };
-    let n = a.samples.min(data.test.len());
-    seed_all(derive_seed(cfg.eval.seed, &[stream::EVAL, stream::SAMPLE]));
-    let start = Instant::now();
-    let mut shape = vec![n];
-    shape.extend_from_slice(&data.shape);
-    let mut samples = draw_samples(model, n)?.reshape(shape.as_slice());
-    let note = format!("Model::sample, {:.1}s", start.elapsed().as_secs_f64());
+    let n = samples.size()[0];
     let samples_are = if !data.binary {
         "the model's samples (grey values)"
     } else if gm_eval::assess::is_binary(&samples) {

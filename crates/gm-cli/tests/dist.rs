@@ -63,11 +63,10 @@ epochs = 2
 /// `gm train <model> --config <cfg> --out <out> --name <name>` as rank `rank` of `world`
 /// (no rank: a plain single process).
 fn train(cfg: &Path, out: &Path, name: &str, rank: Option<(usize, u16)>) -> Command {
-    let model = if name.starts_with("rbm") {
-        "rbm"
-    } else {
-        "vae"
-    };
+    let model = ["rbm", "nade"]
+        .into_iter()
+        .find(|m| name.starts_with(m))
+        .unwrap_or("vae");
     let mut c = gm();
     c.args(["--threads", "1", "train", model, "--config"])
         .arg(cfg)
@@ -213,14 +212,57 @@ fn a_killed_rank_stops_the_other_and_the_run_resumes_on_one_process() {
 }
 
 /// The AIS record of `results.json` in `run_dir`: log Z and the weights' effective sample size.
-fn ais_record(run_dir: &Path) -> (f64, f64) {
+/// The records of `results.json` in a run directory.
+fn records(run_dir: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(run_dir.join("results.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let records = v.as_array().or_else(|| v["records"].as_array()).unwrap();
-    let ais = records
+    v.as_array()
+        .or_else(|| v["records"].as_array())
+        .unwrap()
+        .clone()
+}
+
+/// The record of `method` (a likelihood's method or a metric's name).
+fn record<'a>(records: &'a [serde_json::Value], method: &str) -> &'a serde_json::Value {
+    records
         .iter()
-        .find(|r| r["method"] == "ais")
-        .unwrap_or_else(|| panic!("no AIS record in {text}"));
+        .find(|r| r["method"] == method || r["metric"] == method)
+        .unwrap_or_else(|| panic!("no {method} record in {records:?}"))
+}
+
+/// `gm eval <run_dir> <args>` as a plain process, or as rank `r` of 2.
+fn eval_cmd(run_dir: &Path, args: &[&str], rank: Option<(usize, u16)>) -> Command {
+    let mut c = gm();
+    c.args(["--threads", "1", "eval"]).args(args).arg(run_dir);
+    if let Some((r, port)) = rank {
+        c.env("WORLD_SIZE", "2")
+            .env("RANK", r.to_string())
+            .env("MASTER_ADDR", "127.0.0.1")
+            .env("MASTER_PORT", port.to_string())
+            .env("GM_DIST_TIMEOUT", "20");
+    }
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+/// The records of `gm eval` on 1 process, then on 2.
+fn records_on_one_and_two(run_dir: &Path, args: &[&str]) -> [Vec<serde_json::Value>; 2] {
+    let o = eval_cmd(run_dir, args, None).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let one = records(run_dir);
+    std::fs::remove_file(run_dir.join("results.json")).unwrap();
+    let port = free_port();
+    let children = [0, 1].map(|r| eval_cmd(run_dir, args, Some((r, port))).spawn().unwrap());
+    for (r, c) in children.into_iter().enumerate() {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "rank {r}: {}", stderr(&o));
+    }
+    [one, records(run_dir)]
+}
+
+fn ais_record(run_dir: &Path) -> (f64, f64) {
+    let records = records(run_dir);
+    let ais = record(&records, "ais");
     let log_z = ais["settings"]["log_z"].as_f64().unwrap();
     let ess = ais["settings"]["ess"].as_f64().unwrap();
     (log_z, ess)
@@ -269,4 +311,54 @@ fn ais_on_two_processes_gives_the_log_z_of_one() {
         (ess_one - ess_two).abs() < 1e-6,
         "ESS {ess_one} vs {ess_two}"
     );
+}
+
+const NADE: &str = r#"
+seed = 5
+[model]
+name = "nade"
+hidden = 16
+[data]
+dataset = "bars-and-stripes"
+batch_size = 10
+[train]
+epochs = 2
+"#;
+
+#[test]
+fn split_evaluation_pools_to_the_records_of_one_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("runs");
+    // An exact likelihood: the 250 test examples split 125 / 125, pooled, give the mean and
+    // standard error of one process to the rounding of f32 log-probabilities computed in
+    // other batches; the 40 quality samples are drawn 20 / 20.
+    let cfg = write(tmp.path(), "nade.toml", NADE);
+    let o = train(&cfg, &out, "nade", None).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let [one, two] = records_on_one_and_two(&out.join("nade"), &["--samples", "40"]);
+    let (a, b) = (record(&one, "nade"), record(&two, "nade"));
+    assert_eq!((a["n"].as_i64(), b["n"].as_i64()), (Some(250), Some(250)));
+    assert_eq!(b["settings"]["parts"], 2);
+    for field in ["value", "std_err"] {
+        let (x, y) = (a[field].as_f64().unwrap(), b[field].as_f64().unwrap());
+        assert!((x - y).abs() < 1e-6, "{field}: {x} on 1 process, {y} on 2");
+    }
+    let nn = record(&two, "nn_distance");
+    assert_eq!(nn["n"].as_i64(), Some(40), "{nn}");
+    // Importance sampling: other draws on 2 processes, the same estimator.
+    let cfg = write(tmp.path(), "vae.toml", VAE);
+    let o = train(&cfg, &out, "vae-eval", None).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let [one, two] = records_on_one_and_two(&out.join("vae-eval"), &["--no-quality", "--k", "200"]);
+    for method in ["elbo", "importance-sampling"] {
+        let (a, b) = (record(&one, method), record(&two, method));
+        let (x, y) = (a["value"].as_f64().unwrap(), b["value"].as_f64().unwrap());
+        let se = a["std_err"]
+            .as_f64()
+            .unwrap()
+            .hypot(b["std_err"].as_f64().unwrap());
+        eprintln!("{method}: {x:.4} on 1 process, {y:.4} ± {se:.4} on 2");
+        assert_eq!(b["n"], a["n"]);
+        assert!((x - y).abs() < 4.0 * se, "{method}: {x} vs {y} (se {se})");
+    }
 }

@@ -199,32 +199,48 @@ pub fn sum(t: &Tensor) -> Result<Tensor> {
 /// Every rank's `local` values (its [`Shard`] of `global` rows each) in rank order: the
 /// values a single process would have for all `global` rows. `local` itself without a group.
 pub fn gather_rows(local: &[f64], global: i64) -> Result<Vec<f64>> {
+    let all = gather_tensor_rows(&Tensor::from_slice(local), global)?;
+    Ok(Vec::<f64>::try_from(&all)?)
+}
+
+/// Every rank's `t` (host copies of one shape on every rank) stacked along a new first
+/// dimension in rank order; `t` unsqueezed without a group.
+pub fn gather_all(t: &Tensor) -> Result<Tensor> {
+    match group() {
+        None => Ok(t.unsqueeze(0)),
+        Some(g) => g.all_gather(&t.to_device(tch::Device::Cpu).contiguous()),
+    }
+}
+
+/// Every rank's `local` rows (its [`Shard`] of `global` rows, along dimension 0) in rank
+/// order, on every rank, on `local`'s device: the rows a single process would hold.
+/// `local` itself without a group.
+pub fn gather_tensor_rows(local: &Tensor, global: i64) -> Result<Tensor> {
     let Some(g) = group() else {
-        return Ok(local.to_vec());
+        return Ok(local.shallow_clone());
     };
     let world = g.world();
-    let widest = (0..world)
-        .map(|r| Shard::of(global, r, world).len)
-        .max()
-        .unwrap_or(0);
-    let mine = Shard::of(global, g.rank(), world);
-    if local.len() as i64 != mine.len {
+    let shards: Vec<Shard> = (0..world).map(|r| Shard::of(global, r, world)).collect();
+    let widest = shards.iter().map(|s| s.len).max().unwrap_or(0);
+    let mine = shards[g.rank()];
+    let mut shape = local.size();
+    if shape.first() != Some(&mine.len) {
         return Err(Error::Msg(format!(
-            "gather: rank {} holds {} rows, its shard of {global} has {}",
+            "gather: rank {} holds rows {shape:?}, its shard of {global} has {}",
             g.rank(),
-            local.len(),
             mine.len
         )));
     }
-    let mut padded = local.to_vec();
-    padded.resize(widest as usize, f64::NAN);
-    let all = Vec::<f64>::try_from(&g.all_gather(&Tensor::from_slice(&padded))?.reshape([-1]))?;
-    let mut out = Vec::with_capacity(global as usize);
-    for r in 0..world {
-        let start = r * widest as usize;
-        out.extend_from_slice(&all[start..start + Shard::of(global, r, world).len as usize]);
-    }
-    Ok(out)
+    shape[0] = widest - mine.len;
+    let pad = Tensor::zeros(shape.as_slice(), (local.kind(), tch::Device::Cpu));
+    let padded = Tensor::cat(&[local.to_device(tch::Device::Cpu), pad], 0);
+    let all = g.all_gather(&padded)?;
+    let parts: Vec<Tensor> = shards
+        .iter()
+        .enumerate()
+        .map(|(r, s)| all.get(r as i64).narrow(0, 0, s.len))
+        .collect();
+    Ok(Tensor::cat(&parts, 0).to_device(local.device()))
 }
 
 /// Runs `f` on this rank's shard of `global` rows (all of them without a group); `f` is

@@ -77,6 +77,63 @@ impl LogLikelihood {
     pub fn nll(&self) -> f64 {
         -self.mean
     }
+
+    /// One record for the union of disjoint example sets, from the records of each (the
+    /// same method on each): the mean over all examples, and the standard error that the
+    /// per-example values of the union would give (their unbiased standard deviation / √n,
+    /// rebuilt from each part's mean, standard error and count). Kind, method and settings
+    /// are the first part's, with a `bits_per_dim` setting recomputed for the pooled mean
+    /// and `parts` added.
+    pub fn pooled(parts: &[LogLikelihood]) -> Result<LogLikelihood> {
+        let first = parts
+            .first()
+            .ok_or_else(|| Error::Msg("pooling log-likelihoods: no part".into()))?;
+        if let Some(p) = parts
+            .iter()
+            .find(|p| p.method != first.method || p.kind != first.kind)
+        {
+            return Err(Error::Msg(format!(
+                "pooling log-likelihoods: parts of {} ({}) and {} ({})",
+                first.method, first.kind, p.method, p.kind
+            )));
+        }
+        let n: i64 = parts.iter().map(|p| p.n).sum();
+        if n <= 0 {
+            return Err(Error::Msg("pooling log-likelihoods: no example".into()));
+        }
+        let mean = parts.iter().map(|p| p.n as f64 * p.mean).sum::<f64>() / n as f64;
+        // Σ (x − mean)² = Σ_parts [(n_p − 1) s_p² + n_p (mean_p − mean)²], s_p² = n_p se_p².
+        let squares: f64 = parts
+            .iter()
+            .map(|p| {
+                let m = p.n as f64;
+                (m - 1.0).max(0.0) * m * p.std_err * p.std_err + m * (p.mean - mean).powi(2)
+            })
+            .sum();
+        let std_err = if n > 1 {
+            (squares / (n - 1) as f64).sqrt() / (n as f64).sqrt()
+        } else {
+            0.0
+        };
+        let mut settings = first.settings.clone();
+        if let (Some(bpd), true) = (
+            settings.get("bits_per_dim").and_then(|b| b.as_f64()),
+            first.mean != 0.0,
+        ) {
+            settings["bits_per_dim"] = (bpd * mean / first.mean).into();
+        }
+        if settings.is_object() {
+            settings["parts"] = parts.len().into();
+        }
+        Ok(LogLikelihood {
+            kind: first.kind,
+            method: first.method.clone(),
+            settings,
+            mean,
+            std_err,
+            n,
+        })
+    }
 }
 
 /// What a [`Statistic`] measures.
@@ -180,6 +237,14 @@ pub trait Model {
     /// Log-likelihoods of `x` that the model can compute, each labelled with its kind. `x`
     /// is the whole evaluation split; the model chunks it itself.
     fn log_likelihoods(&self, x: &Tensor, cfg: &RunConfig) -> Result<Vec<LogLikelihood>>;
+
+    /// Whether every record of [`Model::log_likelihoods`] is a mean of independent
+    /// per-example values, so that the examples may be split among processes and the
+    /// records pooled ([`LogLikelihood::pooled`]); false (the default) where a record
+    /// shares an estimate between examples (an AIS log Ẑ) or is not a per-example mean.
+    fn likelihoods_per_example(&self) -> bool {
+        false
+    }
 
     /// Statistics of the model on `split` (its inputs and, when it has them, labels) that
     /// are not likelihoods; none by default.
@@ -444,6 +509,53 @@ mod tests {
             Err(Error::ConfigParse { msg, .. }) => msg,
             other => panic!("expected a parse error, got {other:?}"),
         }
+    }
+
+    /// The record `mean ± sd/√n` of `v`, as the models compute it.
+    fn record(v: &[f64], settings: serde_json::Value) -> LogLikelihood {
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        LogLikelihood {
+            kind: LikelihoodKind::LowerBound,
+            method: "elbo".into(),
+            settings,
+            mean,
+            std_err: if n > 1.0 { (var / n).sqrt() } else { 0.0 },
+            n: v.len() as i64,
+        }
+    }
+
+    #[test]
+    fn pooled_records_equal_the_record_of_the_union() {
+        let v: Vec<f64> = (0..23)
+            .map(|i| -80.0 - ((i * 7919) % 31) as f64 * 0.37)
+            .collect();
+        let bpd = |m: f64| serde_json::json!({"bits_per_dim": -m / (784.0 * 2f64.ln())});
+        let whole = record(&v, bpd(0.0));
+        // Uneven parts, one of a single example (its standard error 0).
+        let parts: Vec<LogLikelihood> = [&v[..12], &v[12..22], &v[22..]]
+            .iter()
+            .map(|p| {
+                let r = record(p, serde_json::Value::Null);
+                record(p, bpd(r.mean))
+            })
+            .collect();
+        let p = LogLikelihood::pooled(&parts).unwrap();
+        assert_eq!(p.n, 23);
+        approx::assert_abs_diff_eq!(p.mean, whole.mean, epsilon = 1e-12);
+        approx::assert_abs_diff_eq!(p.std_err, whole.std_err, epsilon = 1e-12);
+        let want = -whole.mean / (784.0 * 2f64.ln());
+        approx::assert_abs_diff_eq!(
+            p.settings["bits_per_dim"].as_f64().unwrap(),
+            want,
+            epsilon = 1e-12
+        );
+        assert_eq!(p.settings["parts"], 3);
+        let mut other = parts[1].clone();
+        other.method = "importance-sampling".into();
+        let e = LogLikelihood::pooled(&[parts[0].clone(), other]).unwrap_err();
+        assert!(e.to_string().contains("importance-sampling"), "{e}");
     }
 
     #[test]

@@ -281,6 +281,10 @@ impl<F: Flow> FlowModel<F> {
 }
 
 impl<F: Flow> Model for FlowModel<F> {
+    fn likelihoods_per_example(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         self.name
     }

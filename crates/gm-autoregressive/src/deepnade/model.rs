@@ -400,6 +400,10 @@ impl Autoregressive for DeepNade {
 }
 
 impl Model for DeepNade {
+    fn likelihoods_per_example(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         "deep-nade"
     }

@@ -272,6 +272,10 @@ impl Autoregressive for Fvbn {
 }
 
 impl Model for Fvbn {
+    fn likelihoods_per_example(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         "fvbn"
     }

@@ -229,6 +229,10 @@ impl Autoregressive for Made {
 }
 
 impl Model for Made {
+    fn likelihoods_per_example(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         "made"
     }

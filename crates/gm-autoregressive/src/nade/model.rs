@@ -272,6 +272,10 @@ fn sample_pass([w, v, thr, c]: [&[f32]; 4], x: &mut [f32]) {
 }
 
 impl Model for Nade {
+    fn likelihoods_per_example(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         "nade"
     }

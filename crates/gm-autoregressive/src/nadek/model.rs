@@ -251,6 +251,10 @@ impl Autoregressive for NadeK {
 }
 
 impl Model for NadeK {
+    fn likelihoods_per_example(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         "nade-k"
     }

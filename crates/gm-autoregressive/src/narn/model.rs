@@ -190,6 +190,10 @@ impl Autoregressive for Narn {
 }
 
 impl Model for Narn {
+    fn likelihoods_per_example(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         "narn"
     }

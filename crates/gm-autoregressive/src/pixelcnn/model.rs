@@ -292,6 +292,10 @@ impl Autoregressive for PixelCnn {
 }
 
 impl Model for PixelCnn {
+    fn likelihoods_per_example(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         "pixelcnn"
     }

@@ -279,6 +279,10 @@ impl Autoregressive for Rnade {
 }
 
 impl Model for Rnade {
+    fn likelihoods_per_example(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         "rnade"
     }

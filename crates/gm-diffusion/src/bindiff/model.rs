@@ -79,6 +79,10 @@ impl BinaryDiffusionModel {
 }
 
 impl Model for BinaryDiffusionModel {
+    fn likelihoods_per_example(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         "binary-diffusion"
     }

@@ -200,6 +200,10 @@ impl Ddpm {
 }
 
 impl Model for Ddpm {
+    fn likelihoods_per_example(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         "ddpm"
     }

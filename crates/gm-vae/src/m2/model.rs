@@ -314,6 +314,10 @@ impl Conditional for M2 {
 }
 
 impl Model for M2 {
+    fn likelihoods_per_example(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         "m2"
     }

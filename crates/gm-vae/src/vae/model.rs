@@ -595,6 +595,10 @@ impl Conditional for Vae {
 }
 
 impl Model for Vae {
+    fn likelihoods_per_example(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         self.name
     }
@@ -810,7 +814,9 @@ impl Model for Vae {
                     let (mu, log_var) = self.encode(&split.x.narrow(0, start, len));
                     let size = [TOP_MEAN_DRAWS, len, self.cfg.latent];
                     let z = top::draw(&mu.expand(size, false), &log_var.expand(size, false)).z;
-                    t.posterior(&z, self.cfg.activation).0.mean_dim(0, false, Kind::Float)
+                    t.posterior(&z, self.cfg.activation)
+                        .0
+                        .mean_dim(0, false, Kind::Float)
                 })
             });
             let mut s2 = active_units(&means2, "cov-of-posterior-mean, second layer z2")?;

@@ -790,12 +790,8 @@ fn exact_log_px_two_layers(m: &Vae, x: &Tensor) -> Tensor {
     let (dz1, dz2) = (24.0 / (n1 - 1) as f64, 16.0 / (n2 - 1) as f64);
     let ln2pi = (2.0 * std::f64::consts::PI).ln();
     let top = m.top.as_ref().unwrap();
-    let (out, (pm, plv)) = tch::no_grad(|| {
-        (
-            m.decode_raw(&z1),
-            top.prior_below(&z2, m.cfg.activation),
-        )
-    });
+    let (out, (pm, plv)) =
+        tch::no_grad(|| (m.decode_raw(&z1), top.prior_below(&z2, m.cfg.activation)));
     let xs = x.reshape([-1, m.dim]).to_kind(Kind::Double);
     let out = out.to_kind(Kind::Double).unsqueeze(1); // [G1, 1, D]
     let log_px_z = (&out * &xs - out.softplus()).sum_dim_intlist(-1, false, Kind::Double); // [G1, N]
@@ -898,7 +894,11 @@ fn the_two_layer_vae_trains_on_its_elbo_and_samples_through_both_layers() {
         .collect();
     assert_eq!(names, ["loss", "elbo"]);
     let vars = m.var_stores()[0].1.variables();
-    for v in ["top.up.fc1.weight", "top.up.head.weight", "top.down.head.bias"] {
+    for v in [
+        "top.up.fc1.weight",
+        "top.up.head.weight",
+        "top.down.head.bias",
+    ] {
         assert!(vars.contains_key(v), "{v} missing from {:?}", vars.keys());
     }
     let s = m.sample(7).unwrap();

@@ -90,8 +90,9 @@ pub(crate) fn halves(t: &Tensor) -> (Tensor, Tensor) {
 /// under data-parallel training.
 pub(crate) fn draw(mu: &Tensor, log_var: &Tensor) -> Draw {
     let eps = match mu.size().as_slice() {
-        &[k, b, l] => gm_core::dist::randn_rows(&[b, k, l], (mu.kind(), mu.device()))
-            .transpose(0, 1),
+        &[k, b, l] => {
+            gm_core::dist::randn_rows(&[b, k, l], (mu.kind(), mu.device())).transpose(0, 1)
+        }
         _ => gm_core::dist::randn_rows_like(mu),
     };
     let z = mu + (log_var * 0.5).exp() * &eps;
