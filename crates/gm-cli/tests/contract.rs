@@ -14,6 +14,10 @@
 //! - an unknown `[model]` field, and -1 in each integer field of its resolved parameters,
 //!   are typed config errors naming the field (unless [`ACCEPTS_NEGATIVE`] lists it).
 //!
+//! [`VARIANTS`] runs the resume, sample and likelihood checks again for options that add
+//! state or change the update (centering, a second stochastic layer, WGAN-GP, a learned
+//! reverse variance).
+//!
 //! Failures of all entries are collected and reported together. One test function: the
 //! entries run one after another, since every run seeds libtorch's global generator (and
 //! holds its lock against the other test here).
@@ -87,6 +91,35 @@ const TINY: &[(&str, &str)] = &[
     ),
 ];
 
+/// Options that change what a model keeps or how it trains (extra state, other update
+/// rules), each run through the resume, sample and likelihood checks as its own entry.
+const VARIANTS: &[(&str, &str)] = &[
+    (
+        "rbm",
+        "hidden = 4\nrule = \"pcd\"\nchains = 8\ncentering = true",
+    ),
+    (
+        "dbm",
+        "hidden = [4, 3]\nchains = 8\ngibbs_steps = 2\nsample_steps = 10\ncentering = true",
+    ),
+    (
+        "iwae",
+        "hidden = [8]\nlatent = 2\niw_samples = 3\ntop_latent = 2\ntop_hidden = [4]",
+    ),
+    (
+        "vae",
+        "hidden = [8]\nlatent = 2\ntop_latent = 2\ntop_hidden = [4]",
+    ),
+    (
+        "gan",
+        "latent = 2\ngenerator_hidden = [8]\ndiscriminator_hidden = [8]\nloss = \"wgan-gp\"",
+    ),
+    (
+        "ddpm",
+        "steps = 20\nhidden = [8]\nbound_timesteps = 5\nsample_steps = 5\nvariance = \"learned\"",
+    ),
+];
+
 /// `(model, field)` whose value -1 is legitimately accepted, with the reason.
 const ACCEPTS_NEGATIVE: &[(&str, &str, &str)] = &[];
 
@@ -157,15 +190,17 @@ fn differing(a: &BTreeMap<String, Tensor>, b: &BTreeMap<String, Tensor>) -> Vec<
         .collect()
 }
 
-/// The first dataset `entry` builds on, with its config; the build errors otherwise.
+/// The first dataset `name` with `params` builds on, with its config; the build errors
+/// otherwise.
 fn pick_dataset(
     reg: &ModelRegistry,
-    entry: &ModelEntry,
+    name: &str,
+    params: &str,
     device: Device,
 ) -> Result<(RunConfig, Dataset), String> {
     let mut errors = Vec::new();
     for ds in DATASETS {
-        let cfg = config(entry.name, tiny_params(entry.name), ds, 2);
+        let cfg = config(name, params, ds, 2);
         let data = load(&cfg).to_device(device);
         match build(reg, &cfg, &data) {
             Ok(_) => return Ok((cfg, data)),
@@ -349,7 +384,7 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs every check of one entry on `device`; returns a line of what it did.
 fn check_entry(reg: &ModelRegistry, entry: &ModelEntry, device: Device) -> Result<String, String> {
-    let (cfg, data) = pick_dataset(reg, entry, device)?;
+    let (cfg, data) = pick_dataset(reg, entry.name, tiny_params(entry.name), device)?;
     let model = check_resume(reg, &cfg, &data)?;
     check_samples(model.as_ref(), &data)?;
     let lls = check_likelihoods(model.as_ref(), &cfg, &data)?;
@@ -357,6 +392,24 @@ fn check_entry(reg: &ModelRegistry, entry: &ModelEntry, device: Device) -> Resul
     report(entry.name, &cfg.data.dataset, device, &lls);
     Ok(format!(
         "on {}: resume exact, samples ok, {} likelihood(s), {n_bad} invalid config(s) refused",
+        cfg.data.dataset,
+        lls.len()
+    ))
+}
+
+/// The resume, sample and likelihood checks of a [`VARIANTS`] entry.
+fn check_variant(
+    reg: &ModelRegistry,
+    name: &str,
+    params: &str,
+    device: Device,
+) -> Result<String, String> {
+    let (cfg, data) = pick_dataset(reg, name, params, device)?;
+    let model = check_resume(reg, &cfg, &data)?;
+    check_samples(model.as_ref(), &data)?;
+    let lls = check_likelihoods(model.as_ref(), &cfg, &data)?;
+    Ok(format!(
+        "on {}: resume exact, samples ok, {} likelihood(s)",
         cfg.data.dataset,
         lls.len()
     ))
@@ -404,6 +457,22 @@ fn contract_on(device: Device) {
             Err(e) => {
                 eprintln!("{:<10} FAILED: {e} ({secs:.1} s)", entry.name);
                 failures.push(format!("{}: {e}", entry.name));
+            }
+        }
+    }
+    for (name, params) in VARIANTS {
+        let start = Instant::now();
+        let what = format!("{name} with {}", params.replace('\n', ", "));
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            check_variant(&reg, name, params, device)
+        }))
+        .unwrap_or_else(|p| Err(panic_text(&*p)));
+        let secs = start.elapsed().as_secs_f64();
+        match outcome {
+            Ok(line) => eprintln!("{what}: {line} ({secs:.1} s)"),
+            Err(e) => {
+                eprintln!("{what}: FAILED: {e} ({secs:.1} s)");
+                failures.push(format!("{what}: {e}"));
             }
         }
     }

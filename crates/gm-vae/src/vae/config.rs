@@ -223,15 +223,15 @@ impl VaeConfig {
             0,
             "0 (one stochastic layer) or the dimension of z₂",
         )?;
-        if self.top_latent == 0 {
-            return Ok(());
-        }
         if self.top_hidden.is_empty() || self.top_hidden.iter().any(|&h| h <= 0) {
             return Err(Error::config(
                 "model.top_hidden",
                 format!("{:?}", self.top_hidden),
                 "a non-empty list of positive layer widths, e.g. [100, 100]",
             ));
+        }
+        if self.top_latent == 0 {
+            return Ok(());
         }
         let refuse = |field: &str, value: String, what: &str| {
             Err(Error::config(
