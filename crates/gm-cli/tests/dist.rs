@@ -60,10 +60,51 @@ momentum = 0.5
 epochs = 2
 "#;
 
+/// PCD-1 with its 10 chains split 5 / 5 like the batch, centering and a sparsity target
+/// (offsets and the sparsity mean are the global batch's).
+const RBM_PCD: &str = r#"
+seed = 6
+[model]
+name = "rbm"
+hidden = 16
+rule = "pcd"
+k = 1
+centering = true
+sparsity_cost = 0.1
+sparsity_target = 0.2
+[data]
+dataset = "bars-and-stripes"
+batch_size = 10
+[optim]
+kind = "sgd"
+lr = 0.05
+momentum = 0.5
+[train]
+epochs = 2
+"#;
+
+/// Algorithm 20.1 with its 10 persistent chains split 5 / 5, centering on.
+const DBM: &str = r#"
+seed = 7
+[model]
+name = "dbm"
+hidden = [8, 4]
+gibbs_steps = 2
+centering = true
+[data]
+dataset = "bars-and-stripes"
+batch_size = 10
+[optim]
+kind = "sgd"
+lr = 0.05
+[train]
+epochs = 2
+"#;
+
 /// `gm train <model> --config <cfg> --out <out> --name <name>` as rank `rank` of `world`
 /// (no rank: a plain single process).
 fn train(cfg: &Path, out: &Path, name: &str, rank: Option<(usize, u16)>) -> Command {
-    let model = ["rbm", "nade"]
+    let model = ["rbm", "nade", "dbm"]
         .into_iter()
         .find(|m| name.starts_with(m))
         .unwrap_or("vae");
@@ -87,6 +128,7 @@ fn two_ranks(cfg: &Path, out: &Path, name: &str) -> [Child; 2] {
     let port = free_port();
     [0, 1].map(|r| {
         train(cfg, out, name, Some((r, port)))
+            .env("RUST_LOG", "warn,gm_core::dist=debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -94,10 +136,15 @@ fn two_ranks(cfg: &Path, out: &Path, name: &str) -> [Child; 2] {
     })
 }
 
+/// The tensors of a run's latest checkpoint: parameters and, when kept, the model's state.
 fn weights(run_dir: &Path) -> Vec<(String, Tensor)> {
     let latest = std::fs::read_to_string(run_dir.join("checkpoints/latest")).unwrap();
     let dir = run_dir.join("checkpoints").join(latest.trim());
     let mut v = Tensor::read_safetensors(dir.join("model.safetensors")).unwrap();
+    // The persistent chains and centering offsets, where the model keeps them.
+    if dir.join("state.safetensors").exists() {
+        v.extend(Tensor::read_safetensors(dir.join("state.safetensors")).unwrap());
+    }
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
@@ -123,10 +170,17 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 fn two_processes_end_with_the_weights_of_one() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("runs");
-    // 800 Adam steps of the VAE, 200 CD-1 steps of the RBM (100 per epoch): the runs differ
-    // by the order of summation only, an error that grows with the steps (measured for the
-    // RBM: 1e-7 after 100, 4e-7 after 200, 4e-6 after 400).
-    for (name, text, epochs) in [("vae", VAE, 8), ("rbm", RBM, 2)] {
+    // 800 Adam steps of the VAE, 200 CD-1 steps of the RBM (100 per epoch), 200 PCD-1 steps
+    // with split chains, 200 DBM updates with split chains: the runs differ by the order of
+    // summation only, an error that grows with the steps (measured for the CD-1 RBM: 1e-7
+    // after 100, 4e-7 after 200, 4e-6 after 400). The checkpoints hold the chains and the
+    // centering offsets too.
+    for (name, text, epochs) in [
+        ("vae", VAE, 8),
+        ("rbm", RBM, 2),
+        ("rbm-pcd", RBM_PCD, 2),
+        ("dbm", DBM, 2),
+    ] {
         let cfg = write(tmp.path(), &format!("{name}.toml"), text);
         let one = train(&cfg, &out, &format!("{name}-1"), None)
             .output()
@@ -136,6 +190,18 @@ fn two_processes_end_with_the_weights_of_one() {
         for (r, child) in two_ranks(&cfg, &out, &two).into_iter().enumerate() {
             let o = child.wait_with_output().unwrap();
             assert!(o.status.success(), "rank {r}: {}", stderr(&o));
+            if name == "rbm-pcd" || name == "dbm" {
+                let said = format!(
+                    "rank {r} advances persistent chains {}..{} of 10",
+                    5 * r,
+                    5 * r + 5
+                );
+                assert!(
+                    stderr(&o).contains(&said),
+                    "{name} rank {r}: {}",
+                    stderr(&o)
+                );
+            }
         }
         let (a, b) = (
             weights(&out.join(format!("{name}-1"))),

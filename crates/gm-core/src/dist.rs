@@ -243,6 +243,66 @@ pub fn gather_tensor_rows(local: &Tensor, global: i64) -> Result<Tensor> {
     Ok(Tensor::cat(&parts, 0).to_device(local.device()))
 }
 
+/// Σ over ranks of `local_mean` weighted by each rank's share of the step's batch: the
+/// mean over the global batch of a quantity each rank averaged over its rows; `local_mean`
+/// itself outside a sharded step.
+pub fn global_mean(local_mean: &Tensor) -> Result<Tensor> {
+    match current_shard() {
+        None => Ok(local_mean.shallow_clone()),
+        Some(s) => sum(&(local_mean * s.weight())),
+    }
+}
+
+/// The mean over dimension 0 of the step's global batch, from this rank's rows `t`.
+pub fn batch_mean(t: &Tensor) -> Result<Tensor> {
+    global_mean(&t.mean_dim(0, false, t.kind()))
+}
+
+/// Advances persistent chains (`chains`, tensors with one row per chain, updated in place)
+/// by `advance`, which returns their new states. When the chains are as many as the rows
+/// of the step's global batch, each rank advances its rows only (they split like the
+/// batch, so per-row draws are those one process makes) and the ranks' new rows are
+/// gathered into every rank's `chains`; otherwise every rank advances all of them, as one
+/// process does. Returns this rank's rows: the chains its share of a gradient averages.
+pub fn advance_chains(
+    chains: &[Tensor],
+    advance: impl FnOnce(Vec<Tensor>) -> Vec<Tensor>,
+) -> Result<Vec<Tensor>> {
+    let rows = chains.first().map(|t| t.size()[0]);
+    let shard = current_shard().filter(|s| rows == Some(s.global));
+    if let Some(s) = shard {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            tracing::debug!(
+                "rank {} advances persistent chains {}..{} of {}",
+                rank(),
+                s.offset,
+                s.offset + s.len,
+                s.global
+            )
+        });
+    }
+    let mine: Vec<Tensor> = chains
+        .iter()
+        .map(|t| match shard {
+            Some(s) => t.narrow(0, s.offset, s.len),
+            None => t.shallow_clone(),
+        })
+        .collect();
+    let new = advance(mine);
+    tch::no_grad(|| {
+        for (chain, rows) in chains.iter().zip(&new) {
+            let all = match shard {
+                Some(s) => gather_tensor_rows(rows, s.global)?,
+                None => rows.shallow_clone(),
+            };
+            chain.shallow_clone().f_copy_(&all)?;
+        }
+        Ok::<(), Error>(())
+    })?;
+    Ok(new)
+}
+
 /// Runs `f` on this rank's shard of `global` rows (all of them without a group); `f` is
 /// given the shard's length.
 pub fn sharded<R>(global: i64, f: impl FnOnce(i64) -> R) -> R {

@@ -45,8 +45,8 @@ impl Dbm {
         self.pretrain_once()?;
         let v = self.flat(x);
         let mf = self.mean_field(&v);
-        let neg = self.advance_chains();
-        self.update_offsets(&mf.means);
+        let neg = self.advance_chains()?;
+        self.update_offsets(&mf.means)?;
         let grads = self.hand_gradients(&mf.means, &neg);
         Ok((mf, grads))
     }
@@ -65,30 +65,28 @@ impl Dbm {
         Ok(())
     }
 
-    /// `gibbs_steps` sweeps of the persistent chains, written back in place; returns them.
-    fn advance_chains(&mut self) -> Vec<Tensor> {
-        let mut x: Vec<Tensor> = self.chains.iter().map(|t| t.shallow_clone()).collect();
-        self.gibbs(&mut x, self.cfg.gibbs_steps);
-        tch::no_grad(|| {
-            for (chain, new) in self.chains.iter().zip(&x) {
-                chain.shallow_clone().copy_(new);
-            }
-        });
-        x
+    /// `gibbs_steps` sweeps of the persistent chains, written back in place; returns them
+    /// (this rank's rows when the ranks split them: [`gm_core::dist::advance_chains`]).
+    fn advance_chains(&mut self) -> Result<Vec<Tensor>> {
+        gm_core::dist::advance_chains(&self.chains, |mut x| {
+            self.gibbs(&mut x, self.cfg.gibbs_steps);
+            x
+        })
     }
 
     /// Moves the centering offsets toward the batch means of the positive phase (the
     /// data for v, the mean-field means above), when centering is on.
-    fn update_offsets(&self, pos: &[Tensor]) {
+    fn update_offsets(&self, pos: &[Tensor]) -> Result<()> {
         let Some(offsets) = &self.offsets else {
-            return;
+            return Ok(());
         };
         tch::no_grad(|| {
             for (o, m) in offsets.iter().zip(pos) {
-                let mean = m.mean_dim(0, false, self.kind);
+                let mean = gm_core::dist::batch_mean(m)?;
                 let _ = o.shallow_clone().lerp_(&mean, self.cfg.centering_rate);
             }
-        });
+            Ok(())
+        })
     }
 
     /// The descent direction of Algorithm 20.1 for positive-phase means `pos` (μ_0 = v

@@ -26,12 +26,12 @@ impl Rbm {
             let p = u.sigmoid();
             (u, p)
         });
-        self.update_offsets(&v0, &ph0);
+        self.update_offsets(&v0, &ph0)?;
         let (grads, first) = match self.cfg.rule {
             Rule::Cd | Rule::Pcd | Rule::Pt => {
                 let (vk, swap_rate) = self.negative_phase(&ph0)?;
                 let g = match self.cfg.update {
-                    Update::Hand => self.hand_gradients(&v0, &ph0, &vk),
+                    Update::Hand => self.hand_gradients(&v0, &ph0, &vk)?,
                     Update::Autograd => self.autograd_gradients(&v0, &vk)?,
                 };
                 (g, swap_rate.map(|r| ("pt_swap_rate", r)))
@@ -42,7 +42,7 @@ impl Rbm {
                 } else {
                     self.ratio_matching(&v0)
                 };
-                let loss = per_example.mean(self.kind) + self.penalties(&v0);
+                let loss = per_example.mean(self.kind) + self.penalties(&v0)?;
                 let g =
                     Tensor::f_run_backward(&[loss], &[&self.w, &self.b, &self.c], false, false)?;
                 let name = if self.cfg.rule == Rule::Pl {
@@ -81,15 +81,18 @@ impl Rbm {
         self.opt.apply_gradients(&grads)
     }
 
-    /// Moves the centering offsets toward the batch means of v and p(h | v).
-    fn update_offsets(&mut self, v0: &Tensor, ph0: &Tensor) {
+    /// Moves the centering offsets toward the batch means of v and p(h | v) (means over the
+    /// global batch on several processes, so every rank keeps the same offsets).
+    fn update_offsets(&mut self, v0: &Tensor, ph0: &Tensor) -> Result<()> {
         if let Some((mu, lambda)) = &mut self.offsets {
             let rate = self.cfg.centering_rate;
             tch::no_grad(|| {
-                let _ = mu.lerp_(&v0.mean_dim(0, false, v0.kind()), rate);
-                let _ = lambda.lerp_(&ph0.mean_dim(0, false, ph0.kind()), rate);
-            });
+                let _ = mu.lerp_(&gm_core::dist::batch_mean(v0)?, rate);
+                let _ = lambda.lerp_(&gm_core::dist::batch_mean(ph0)?, rate);
+                Ok::<(), Error>(())
+            })?;
         }
+        Ok(())
     }
 
     /// Negative samples `[C, D]` of the rule (and PT's swap acceptance rate), given
@@ -103,9 +106,10 @@ impl Rbm {
             }
             Rule::Pcd => {
                 let chains = self.chains.as_ref().expect("PCD keeps chains");
-                let v = self.gibbs(chains, k);
-                chains.shallow_clone().copy_(&v);
-                Ok((v, None))
+                let mut v = gm_core::dist::advance_chains(&[chains.shallow_clone()], |x| {
+                    vec![self.gibbs(&x[0], k)]
+                })?;
+                Ok((v.remove(0), None))
             }
             Rule::Pt => {
                 let (v, rate) = self.tempered_sweeps()?;
@@ -203,7 +207,7 @@ impl Rbm {
         match update {
             Update::Hand => {
                 let ph0 = self.p_h(&v0);
-                Ok(self.hand_gradients(&v0, &ph0, &vk))
+                self.hand_gradients(&v0, &ph0, &vk)
             }
             Update::Autograd => self.autograd_gradients(&v0, &vk),
         }
@@ -211,7 +215,7 @@ impl Rbm {
 
     /// ⟨v hᵀ⟩_model − ⟨v hᵀ⟩_data with hidden probabilities (and the same for the biases),
     /// plus the weight-decay and sparsity terms: the descent direction.
-    fn hand_gradients(&self, v0: &Tensor, ph0: &Tensor, vk: &Tensor) -> [Tensor; 3] {
+    fn hand_gradients(&self, v0: &Tensor, ph0: &Tensor, vk: &Tensor) -> Result<[Tensor; 3]> {
         tch::no_grad(|| {
             let kind = self.kind;
             let (n0, nk) = (v0.size()[0] as f64, vk.size()[0] as f64);
@@ -219,8 +223,8 @@ impl Rbm {
             let mut pos = ph0 * (-1.0 / n0);
             let mut gc = phk.mean_dim(0, false, kind) - ph0.mean_dim(0, false, kind);
             if self.cfg.sparsity_cost > 0.0 {
-                // ∂/∂u_nj of cost·Σ_j (p − q_j)², q_j = mean_n σ(u_nj).
-                let q = ph0.mean_dim(0, false, kind);
+                // ∂/∂u_nj of cost·Σ_j (p − q_j)², q_j = mean_n σ(u_nj) over the global batch.
+                let q = gm_core::dist::batch_mean(ph0)?;
                 let d = (q - self.cfg.sparsity_target) * (2.0 * self.cfg.sparsity_cost / n0);
                 let s = ph0 * (ph0.ones_like() - ph0) * d.unsqueeze(0);
                 gc += s.sum_dim_intlist(0, false, kind);
@@ -234,7 +238,7 @@ impl Rbm {
                 let _ = gw.g_add_(&(&self.w * self.cfg.weight_decay));
             }
             let gb = vk.mean_dim(0, false, kind) - v0.mean_dim(0, false, kind);
-            self.center([gw, gb, gc])
+            Ok(self.center([gw, gb, gc]))
         })
     }
 
@@ -243,7 +247,7 @@ impl Rbm {
     fn autograd_gradients(&self, v0: &Tensor, vk: &Tensor) -> Result<[Tensor; 3]> {
         let loss = self.free_energy_graph(v0).mean(self.kind)
             - self.free_energy_graph(&vk.detach()).mean(self.kind)
-            + self.penalties(v0);
+            + self.penalties(v0)?;
         let g = Tensor::f_run_backward(&[loss], &[&self.w, &self.b, &self.c], false, false)?;
         Ok(tch::no_grad(|| {
             self.center([
@@ -255,25 +259,27 @@ impl Rbm {
     }
 
     /// ½·weight_decay·‖W‖² + sparsity_cost·Σ_j (target − mean_n p(h_j = 1 | v_n))², a
-    /// 0-dim tensor recording gradients.
-    fn penalties(&self, v0: &Tensor) -> Tensor {
+    /// 0-dim tensor recording gradients. On several processes the mean is the global
+    /// batch's, its gradient this rank's rows' (the optimizer sums the ranks' shares).
+    fn penalties(&self, v0: &Tensor) -> Result<Tensor> {
         let mut terms = vec![Tensor::zeros([], (self.kind, self.w.device()))];
         if self.cfg.weight_decay > 0.0 {
             terms.push(self.w.square().sum(self.kind) * (0.5 * self.cfg.weight_decay));
         }
         if self.cfg.sparsity_cost > 0.0 {
-            let q = self
+            let local = self
                 .pre_hidden_graph(v0)
                 .sigmoid()
                 .mean_dim(0, false, self.kind);
+            let q = &local - local.detach() + gm_core::dist::global_mean(&local.detach())?;
             terms.push(
                 (q - self.cfg.sparsity_target).square().sum(self.kind) * self.cfg.sparsity_cost,
             );
         }
-        terms
+        Ok(terms
             .into_iter()
             .reduce(|a, b| a + b)
-            .expect("at least the zero term")
+            .expect("at least the zero term"))
     }
 
     /// With centering on, turns the gradient (g_W, g_b, g_c) with respect to the stored
