@@ -12,6 +12,8 @@ upsampling + 3x3 conv between levels; GroupNorm, SiLU, conv 3x3 out (zero-initia
 Step: t ~ U{1..T}, x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, MSE(eps_theta(x_t, t), eps),
 backward, clip_grad_norm_(1.0), Adam(2e-4). Data: MNIST's first 50,000 training images
 from gm's cache, dequantized as gm does ((k + u) / 256 * 2 - 1), reshuffled every epoch.
+Sampling (timed once each, seconds per image): 1000-step ancestral (sigma_t^2 = beta_t) and
+50-step DDIM (eta = 0), x0-hat clamped to [-1, 1], under torch.no_grad() in eval mode.
 
     python benches/reference/ddpm.py --steps 30 --threads 2 --json out.json
 
@@ -22,6 +24,7 @@ import argparse
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -138,6 +141,44 @@ def macs_per_example(ch=CH):
     return m + conv(784, ch[0], 1, 3)
 
 
+@torch.no_grad()
+def sample(net, n, abar, betas, ddim_steps=None):
+    """n images from noise: ancestral over all T steps, or DDIM (eta = 0) on ddim_steps evenly spaced ones."""
+    if ddim_steps is None:
+        ts = list(range(T, 0, -1))
+    else:
+        ts = sorted({1 + round((T - 1) * i / (ddim_steps - 1)) for i in range(ddim_steps)}, reverse=True)
+    x = torch.randn(n, 1, 28, 28)
+    for i, t in enumerate(ts):
+        eps = net(x, torch.full((n,), t))
+        ab = abar[t - 1]
+        x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1, 1)
+        if ddim_steps is None:
+            ab_prev = abar[t - 2] if t > 1 else torch.tensor(1.0)
+            beta = betas[t - 1]
+            mean = (ab_prev.sqrt() * beta * x0 + (1 - beta).sqrt() * (1 - ab_prev) * x) / (1 - ab)
+            x = mean + beta.sqrt() * torch.randn_like(x) if t > 1 else mean
+        else:
+            nxt = ts[i + 1] if i + 1 < len(ts) else 0
+            ab_next = abar[nxt - 1] if nxt > 0 else torch.tensor(1.0)
+            eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+            x = ab_next.sqrt() * x0 + (1 - ab_next).sqrt() * eps
+    return x
+
+
+def time_sampling(net, n, abar, betas):
+    if n <= 0:
+        return None
+    net.eval()
+    out = {"images": n}
+    for key, steps in (("ddim_50_s_per_image", 50), ("ancestral_1000_s_per_image", None)):
+        start = time.perf_counter()
+        x = sample(net, n, abar, betas, steps)
+        assert x.shape[0] == n
+        out[key] = (time.perf_counter() - start) / n
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, required=True)
@@ -145,6 +186,7 @@ def main():
     p.add_argument("--json", type=Path, required=True)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sample-images", type=int, default=8)
     a = p.parse_args()
     if a.steps <= 0 or a.threads <= 0 or a.batch_size <= 0:
         sys.exit("--steps, --threads and --batch-size must be positive")
@@ -176,7 +218,8 @@ def main():
     macs = macs_per_example()
     out = {"impl": "pytorch", "threads": a.threads, "forward_macs_per_example": macs,
            "loss_last_window": torch.stack(last[-20:]).mean().item(),
-           **timing_fields(timed, a.batch_size, 2.0 * 3.0 * macs * a.batch_size)}
+           **timing_fields(timed, a.batch_size, 2.0 * 3.0 * macs * a.batch_size),
+           "sampling": time_sampling(net, a.sample_images, abar, betas)}
     write_result(a.json, "pytorch ddpm", out)
 
 

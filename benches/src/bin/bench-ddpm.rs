@@ -7,6 +7,8 @@
 //! with self-attention at 7×7, dropout 0.1), built through `gm_diffusion::ddpm::build`.
 //! After [`gm_benches::WARMUP_STEPS`] untimed steps, `--steps` steps over seeded, shuffled
 //! batches of 128 are timed, each doing the trainer's per-step work ([`gm_benches::StepLoop`]).
+//! Then `--sample-images` images are drawn by 1000-step ancestral sampling and by 50-step
+//! DDIM (`Model::sample`, x̂_0 clamped to [−1, 1]), each timed once: seconds per image.
 //!
 //! ```text
 //! cargo run --release -p gm-benches --bin bench-ddpm -- --steps 30 --threads 2 --json out.json
@@ -39,6 +41,9 @@ struct Args {
     /// Seed of the initialisation, the shuffles and the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Images drawn by each sampler (0: no sampling timed).
+    #[arg(long, default_value_t = 8)]
+    sample_images: i64,
 }
 
 /// U-Net channels per level, as the config.
@@ -47,10 +52,15 @@ const CHANNELS: [i64; 3] = [32, 64, 64];
 /// `[model]`, `[data]` and `[optim]` of `configs/ddpm-mnist.toml` (the test below checks
 /// that the file says the same).
 fn config_toml(batch_size: i64, seed: u64) -> String {
+    config_with_sampler(batch_size, seed, "ddim")
+}
+
+/// The same with `sampler` (`"ddim"` or `"ancestral"`).
+fn config_with_sampler(batch_size: i64, seed: u64, sampler: &str) -> String {
     format!(
         "seed = {seed}\n[model]\nname = \"ddpm\"\nsteps = 1000\nschedule = \"linear\"\n\
          beta_start = 1e-4\nbeta_end = 0.02\nchannels = [32, 64, 64]\nattention = true\n\
-         dropout = 0.1\nsampler = \"ddim\"\nsample_steps = 50\nbound_timesteps = 50\n\
+         dropout = 0.1\nsampler = \"{sampler}\"\nsample_steps = 50\nbound_timesteps = 50\n\
          [data]\ndataset = \"mnist\"\nbatch_size = {batch_size}\n[optim]\nkind = \"adam\"\nlr = 2e-4\n"
     )
 }
@@ -121,6 +131,7 @@ fn main() -> Result<()> {
         .find(|(n, _)| *n == "loss")
         .map(|(_, v)| *v);
     let macs = macs_per_example();
+    let sampling = time_sampling(model.as_ref(), &args)?;
     let out = merged(
         timed.json(bs, 2.0 * 3.0 * macs * bs as f64)?,
         json!({
@@ -132,12 +143,44 @@ fn main() -> Result<()> {
             "model": "ddpm 28x28: T 1000 linear, U-Net 32-64-64, GroupNorm(8) residual blocks, attention at 7x7, dropout 0.1, L_simple",
             "optimizer": {"kind": "adam", "lr": cfg.optim.lr, "clip_grad_norm": 1.0,
                           "implementation": "gm_core::optim::Optimizer (flat buffer)"},
+            "sampling": sampling,
         }),
     );
     std::fs::write(&args.json, serde_json::to_string_pretty(&out)? + "\n")
         .with_context(|| format!("writing {}", args.json.display()))?;
     println!("gm ddpm: {out}");
     Ok(())
+}
+
+/// Seconds per image of `Model::sample` with the trained model's DDIM-50 and with a model
+/// of the same net drawing by 1000-step ancestral sampling (the weights do not change the
+/// work); `null` when `--sample-images` is 0.
+fn time_sampling(ddim: &dyn gm_core::model::Model, args: &Args) -> Result<serde_json::Value> {
+    let n = args.sample_images;
+    if n <= 0 {
+        return Ok(serde_json::Value::Null);
+    }
+    let (cfg, ds) = load_run(&config_with_sampler(
+        args.batch_size,
+        args.seed,
+        "ancestral",
+    ))?;
+    let ancestral = gm_diffusion::ddpm::build(&BuildContext {
+        cfg: &cfg,
+        data: &ds,
+        device: Device::Cpu,
+    })?;
+    let per_image = |m: &dyn gm_core::model::Model| -> Result<f64> {
+        let start = std::time::Instant::now();
+        let x = m.sample(n)?;
+        anyhow::ensure!(x.size()[0] == n, "sample gave {:?}", x.size());
+        Ok(start.elapsed().as_secs_f64() / n as f64)
+    };
+    Ok(json!({
+        "images": n,
+        "ddim_50_s_per_image": per_image(ddim)?,
+        "ancestral_1000_s_per_image": per_image(ancestral.as_ref())?,
+    }))
 }
 
 #[cfg(test)]
