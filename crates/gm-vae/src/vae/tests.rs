@@ -562,6 +562,31 @@ fn iwae_bound(m: &Vae, x: &Tensor, k: i64, reps: i64) -> (f64, f64) {
     (mean, se)
 }
 
+/// L_1 < L_5 < L_50 (each from 2000 replicates, apart by 3 standard errors) and L_50 not
+/// above the exact mean log p(x).
+fn assert_bounds_rise_to(m: &Vae, x: &Tensor, exact: f64, what: &str) {
+    let bounds: Vec<(i64, f64, f64)> = [1, 5, 50]
+        .iter()
+        .map(|&k| {
+            let (b, se) = iwae_bound(m, x, k, 2000);
+            (k, b, se)
+        })
+        .collect();
+    eprintln!("{what}: exact log p(x) {exact:.5}; (k, L_k, se): {bounds:?}");
+    for w in bounds.windows(2) {
+        let ((k0, b0, s0), (k1, b1, s1)) = (w[0], w[1]);
+        assert!(
+            b1 - b0 > 3.0 * (s0 * s0 + s1 * s1).sqrt(),
+            "{what}: L_{k1} = {b1} ± {s1} is not above L_{k0} = {b0} ± {s0}"
+        );
+    }
+    let (_, b50, s50) = bounds[2];
+    assert!(
+        b50 < exact + 3.0 * s50,
+        "{what}: L_50 {b50} ± {s50} above log p(x) {exact}"
+    );
+}
+
 #[test]
 fn iwae_bounds_rise_with_k_toward_the_exact_likelihood() {
     let _rng = gm_core::rng_guard::lock();
@@ -585,26 +610,7 @@ fn iwae_bounds_rise_with_k_toward_the_exact_likelihood() {
     let x = gm_core::data::bars_and_stripes_patterns(2);
     let exact = exact_log_px(&m, &x).mean(Kind::Double).double_value(&[]);
     tch::manual_seed(2);
-    let bounds: Vec<(i64, f64, f64)> = [1, 5, 50]
-        .iter()
-        .map(|&k| {
-            let (b, se) = iwae_bound(&m, &x, k, 2000);
-            (k, b, se)
-        })
-        .collect();
-    for w in bounds.windows(2) {
-        let ((k0, b0, s0), (k1, b1, s1)) = (w[0], w[1]);
-        assert!(
-            b1 - b0 > 3.0 * (s0 * s0 + s1 * s1).sqrt(),
-            "L_{k1} = {b1} ± {s1} is not above L_{k0} = {b0} ± {s0}"
-        );
-    }
-    eprintln!("exact log p(x) {exact:.5}; (k, L_k, se): {bounds:?}");
-    let (_, b50, s50) = bounds[2];
-    assert!(
-        b50 < exact + 3.0 * s50,
-        "L_50 {b50} ± {s50} above log p(x) {exact}"
-    );
+    assert_bounds_rise_to(&m, &x, exact, "one layer");
     // The model's own records: ELBO ≤ IWAE-5 ≤ the 5000-sample estimate ≈ exact.
     let mut run = c.clone();
     run.eval.is_samples = 5000;
@@ -834,26 +840,7 @@ fn two_layer_bounds_rise_with_k_toward_the_exact_likelihood() {
         .mean(Kind::Double)
         .double_value(&[]);
     tch::manual_seed(2);
-    let bounds: Vec<(i64, f64, f64)> = [1, 5, 50]
-        .iter()
-        .map(|&k| {
-            let (b, se) = iwae_bound(&m, &x, k, 2000);
-            (k, b, se)
-        })
-        .collect();
-    eprintln!("two layers: exact log p(x) {exact:.5}; (k, L_k, se): {bounds:?}");
-    for w in bounds.windows(2) {
-        let ((k0, b0, s0), (k1, b1, s1)) = (w[0], w[1]);
-        assert!(
-            b1 - b0 > 3.0 * (s0 * s0 + s1 * s1).sqrt(),
-            "L_{k1} = {b1} ± {s1} is not above L_{k0} = {b0} ± {s0}"
-        );
-    }
-    let (_, b50, s50) = bounds[2];
-    assert!(
-        b50 < exact + 3.0 * s50,
-        "L_50 {b50} ± {s50} above log p(x) {exact}"
-    );
+    assert_bounds_rise_to(&m, &x, exact, "two layers");
     // The model's own records, each over 200 copies of the six patterns (one draw of the
     // bound per row, so the means are sharp enough to order).
     let mut run = c.clone();
