@@ -162,6 +162,33 @@ fn splitmix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Defines two tests that run `body(device)`: `cpu` on the CPU and `cuda` on the first CUDA
+/// device, which says it was skipped where the machine has none. The first GPU machine
+/// then runs every device test at once (`cargo xtask gpu-check`).
+///
+/// ```ignore
+/// fn sums_match(device: tch::Device) { /* … */ }
+/// gm_core::test_device!(sums_match, sums_match_on_cpu, sums_match_on_cuda);
+/// ```
+#[macro_export]
+macro_rules! test_device {
+    ($body:ident, $cpu:ident, $cuda:ident) => {
+        #[test]
+        fn $cpu() {
+            $body(tch::Device::Cpu)
+        }
+
+        #[test]
+        fn $cuda() {
+            if !tch::Cuda::is_available() {
+                eprintln!("{}: no CUDA device here, skipped", stringify!($cuda));
+                return;
+            }
+            $body(tch::Device::Cuda(0))
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,31 +226,4 @@ mod tests {
         assert_ne!(a, derive_seed(2, &[0, 5]));
         assert_ne!(derive_seed(1, &[]), derive_seed(1, &[0]));
     }
-}
-
-/// Defines two tests that run `body(device)`: `cpu` on the CPU and `cuda` on the first CUDA
-/// device, which says it was skipped where the machine has none. The first GPU machine
-/// then runs every device test at once (`cargo xtask gpu-check`).
-///
-/// ```ignore
-/// fn sums_match(device: tch::Device) { /* … */ }
-/// gm_core::test_device!(sums_match, sums_match_on_cpu, sums_match_on_cuda);
-/// ```
-#[macro_export]
-macro_rules! test_device {
-    ($body:ident, $cpu:ident, $cuda:ident) => {
-        #[test]
-        fn $cpu() {
-            $body(tch::Device::Cpu)
-        }
-
-        #[test]
-        fn $cuda() {
-            if !tch::Cuda::is_available() {
-                eprintln!("{}: no CUDA device here, skipped", stringify!($cuda));
-                return;
-            }
-            $body(tch::Device::Cuda(0))
-        }
-    };
 }
