@@ -38,20 +38,23 @@ pub fn importance_log_likelihood(
     mut log_weights: impl FnMut(&Tensor, i64) -> Result<Tensor>,
 ) -> Result<LogLikelihood> {
     let n = x.size()[0];
-    let mut per_example = Vec::with_capacity(n as usize);
+    // The estimates go to host memory allocated once, before the chunks' large buffers:
+    // a small tensor kept per chunk would pin the allocator's heap above each chunk's
+    // freed buffers, and the process would grow by megabytes per example.
+    let mut per_example = Vec::<f64>::with_capacity(n as usize);
     let mut progress =
         gm_core::progress::Progress::new(&format!("importance sampling (k = {k})"), n as u64);
     let mut start = 0;
     while start < n {
         let len = chunk.min(n - start);
         let lw = tch::no_grad(|| log_weights(&x.narrow(0, start, len), k))?;
-        let est = log_mean_exp(&lw.to_kind(Kind::Double), 0);
-        per_example.push(est);
+        let est = log_mean_exp(&lw.to_kind(Kind::Double), 0).to_device(tch::Device::Cpu);
+        per_example.extend(Vec::<f64>::try_from(&est.reshape([-1]))?);
         start += len;
         progress.inc(len as u64);
     }
     progress.finish();
-    let all = Tensor::cat(&per_example, 0);
+    let all = Tensor::from_slice(&per_example);
     let (mean, std_err) = mean_and_std_err(&all)?;
     Ok(LogLikelihood {
         kind: LikelihoodKind::StochasticEstimate,
