@@ -829,10 +829,6 @@ fn draw_samples(model: &dyn gm_core::model::Model, n: i64) -> Result<tch::Tensor
     Ok(tch::Tensor::cat(&parts, 0))
 }
 
-/// Sample-quality metrics and their test-split floors; writes `figures/nn-grid.png`. Like
-/// is compared with like: on binary data the training reference is binarized as the model
-/// saw it, the samples are 0/1 draws and the feature network is the one trained on the
-/// data's representation.
 /// The samples of the sample-quality metrics, `[n, ...]` with `n` = `--samples` (at most the
 /// test split's size), and a note of how they were drawn. On several processes each rank
 /// draws its shard (its own seed) and every rank gets them all.
@@ -866,6 +862,10 @@ fn draw_quality_samples(
     Ok((samples.reshape(shape.as_slice()), note))
 }
 
+/// Sample-quality metrics and their test-split floors; writes `figures/nn-grid.png`. Like
+/// is compared with like: on binary data the training reference is binarized as the model
+/// saw it, the samples are 0/1 draws and the feature network is the one trained on the
+/// data's representation.
 fn eval_quality(
     model: &dyn gm_core::model::Model,
     data: &gm_core::data::Dataset,
