@@ -42,46 +42,29 @@ batch_size = 10
 epochs = 8
 "#;
 
-const RBM: &str = r#"
-seed = 4
-[model]
-name = "rbm"
-hidden = 16
-rule = "cd"
-k = 1
-[data]
-dataset = "bars-and-stripes"
-batch_size = 10
-[optim]
-kind = "sgd"
-lr = 0.05
-momentum = 0.5
-[train]
-epochs = 2
-"#;
+/// An RBM with 16 hidden units on bars-and-stripes, batches of 10, SGD with momentum, two
+/// epochs; `$seed` and the rule's `[model]` lines vary.
+macro_rules! rbm_toml {
+    ($seed:literal, $rule:literal) => {
+        concat!(
+            "seed = ",
+            $seed,
+            "\n[model]\nname = \"rbm\"\nhidden = 16\n",
+            $rule,
+            "[data]\ndataset = \"bars-and-stripes\"\nbatch_size = 10\n",
+            "[optim]\nkind = \"sgd\"\nlr = 0.05\nmomentum = 0.5\n[train]\nepochs = 2\n"
+        )
+    };
+}
+
+const RBM: &str = rbm_toml!("4", "rule = \"cd\"\nk = 1\n");
 
 /// PCD-1 with its 10 chains split 5 / 5 like the batch, centering and a sparsity target
 /// (offsets and the sparsity mean are the global batch's).
-const RBM_PCD: &str = r#"
-seed = 6
-[model]
-name = "rbm"
-hidden = 16
-rule = "pcd"
-k = 1
-centering = true
-sparsity_cost = 0.1
-sparsity_target = 0.2
-[data]
-dataset = "bars-and-stripes"
-batch_size = 10
-[optim]
-kind = "sgd"
-lr = 0.05
-momentum = 0.5
-[train]
-epochs = 2
-"#;
+const RBM_PCD: &str = rbm_toml!(
+    "6",
+    "rule = \"pcd\"\nk = 1\ncentering = true\nsparsity_cost = 0.1\nsparsity_target = 0.2\n"
+);
 
 /// Algorithm 20.1 with its 10 persistent chains split 5 / 5, centering on.
 const DBM: &str = r#"
