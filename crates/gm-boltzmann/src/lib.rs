@@ -9,6 +9,8 @@
 //! - [`grbm`]: the Gaussian–Bernoulli RBM (§20.5.1);
 //! - [`dbn`]: the deep belief network (§20.3), greedy stacks of RBMs;
 //! - [`dbm`]: the deep Boltzmann machine (§20.4), mean-field inference and Algorithm 20.1.
+//! - [`mpdbm`]: the multi-prediction DBM (§20.4.5), trained by back-propagation through
+//!   mean field.
 //!
 //! An RBM from a config, one training step, samples and its labelled log-likelihoods
 //! (from a program of your own: README, "Using gm crates in your own project"):
@@ -37,6 +39,7 @@ pub mod dbm;
 pub mod dbn;
 pub mod grbm;
 pub mod hopfield;
+pub mod mpdbm;
 pub mod rbm;
 
 use gm_core::model::ModelRegistry;
@@ -49,6 +52,7 @@ pub fn register(registry: &mut ModelRegistry) {
     hopfield::register(registry);
     dbn::register(registry);
     dbm::register(registry);
+    mpdbm::register(registry);
 }
 
 /// Serialises the unit tests: they seed libtorch's global generator and check statistics of

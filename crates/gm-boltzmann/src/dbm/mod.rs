@@ -55,6 +55,7 @@ pub mod train;
 pub use ais::DbmTarget;
 pub use config::{DbmConfig, PretrainConfig, PretrainMethod, SampleStart};
 pub use inference::MeanField;
+pub(crate) use model::{base_rate_biases, layer_input};
 pub use model::{build, Dbm};
 
 use gm_core::model::{ModelEntry, ModelRegistry};

@@ -239,13 +239,13 @@ impl Dbm {
 
 /// The logits of the training data's marginals, clamped to [ε, 1 − ε] (ε = `MARGINAL_EPS`),
 /// `f64 [D]`; an error on real-valued data.
-fn base_rate_biases(data: &Dataset) -> Result<Tensor> {
+pub(crate) fn base_rate_biases(data: &Dataset) -> Result<Tensor> {
     if !data.binary {
         return Err(Error::config(
             "data.binarize",
             "\"none\"",
             format!(
-                "binary data for dbm (Bernoulli visible units), but dataset {} is \
+                "binary data for a DBM's Bernoulli visible units, but dataset {} is \
                  real-valued here: set data.binarize to \"dynamic\", \"stochastic\" or \
                  \"threshold\"",
                 data.name
@@ -267,7 +267,7 @@ fn slot(opt: &Optimizer, t: &Tensor) -> usize {
 
 /// b_l + `below` W_l + `above` W_{l+1}ᵀ for the `weights` W_1 … W_L and `biases`
 /// b_0 … b_L, a neighbour left out where it is `None`; `[N, n_l]`.
-pub(super) fn layer_input(
+pub(crate) fn layer_input(
     weights: &[Tensor],
     biases: &[Tensor],
     l: usize,
