@@ -15,8 +15,8 @@
 //!   are typed config errors naming the field (unless [`ACCEPTS_NEGATIVE`] lists it).
 //!
 //! [`VARIANTS`] runs the resume, sample and likelihood checks again for options that add
-//! state or change the update (centering, a second stochastic layer, WGAN-GP, a learned
-//! reverse variance).
+//! state or change the update (centering, a DBM's fine-tuning, a second stochastic layer,
+//! WGAN-GP, a learned reverse variance).
 //!
 //! Failures of all entries are collected and reported together. One test function: the
 //! entries run one after another, since every run seeds libtorch's global generator (and
@@ -61,6 +61,7 @@ const TINY: &[(&str, &str)] = &[
     ("bm", "hidden = 2"),
     ("dbn", "hidden = [4, 3]\nlayer_epochs = [1, 1]\nsample_steps = 10"),
     ("dbm", "hidden = [4, 3]\nchains = 8\ngibbs_steps = 2\nsample_steps = 10"),
+    ("mp-dbm", "hidden = [4, 3]\nmf_steps = 3\nsample_steps = 10"),
     ("gmmn", "noise = 2\nhidden = [8]\nsamples = 16"),
     (
         "gmmn-ae",
@@ -101,6 +102,10 @@ const VARIANTS: &[(&str, &str)] = &[
     (
         "dbm",
         "hidden = [4, 3]\nchains = 8\ngibbs_steps = 2\nsample_steps = 10\ncentering = true",
+    ),
+    (
+        "dbm",
+        "hidden = [4, 3]\nchains = 8\ngibbs_steps = 2\nsample_steps = 10\nfinetune_after = 1",
     ),
     (
         "iwae",

@@ -133,6 +133,12 @@ pub struct DbmConfig {
     pub centering_rate: f64,
     /// Greedy pre-training.
     pub pretrain: PretrainConfig,
+    /// Discriminative fine-tuning (Salakhutdinov & Hinton 2009) once this many epochs of
+    /// generative training have run: every later step trains the unrolled classifier of
+    /// [`crate::dbm::finetune`] instead of the DBM. Needs labels; `None`: never.
+    pub finetune_after: Option<i64>,
+    /// The fine-tuning learning rate as a multiple of the run's.
+    pub finetune_lr_scale: f64,
 }
 
 impl Default for DbmConfig {
@@ -152,6 +158,8 @@ impl Default for DbmConfig {
             centering: false,
             centering_rate: 0.01,
             pretrain: PretrainConfig::default(),
+            finetune_after: None,
+            finetune_lr_scale: 1.0,
         }
     }
 }
@@ -201,6 +209,15 @@ impl DbmConfig {
         }
         check_init_sampling_exact(self.init_std, self.sample_steps, self.exact_max_units)?;
         self.pretrain.validate(self.depth())?;
+        if let Some(e) = self.finetune_after {
+            checks::at_least(
+                "model.finetune_after",
+                e,
+                1,
+                "at least 1 epoch of generative training before fine-tuning",
+            )?;
+        }
+        checks::positive("model.finetune_lr_scale", self.finetune_lr_scale)?;
         Ok(())
     }
 

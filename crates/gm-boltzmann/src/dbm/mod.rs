@@ -26,6 +26,8 @@
 //!   out, and the mean-field bound with that estimate (a stochastic lower-bound estimate).
 //! - **Classification** ([`classify`]): on labelled data, `gm eval` adds the error of a
 //!   linear probe on the mean-field posteriors.
+//! - **Fine-tuning** ([`finetune`], `finetune_after`): the mean-field equations unrolled
+//!   into an MLP over v and q(h_2 | v), trained on the labels (Salakhutdinov & Hinton 2009).
 //! - **Centering** (`centering = true`, [`train`]): the update of the centered energy,
 //!   offsets following running means (Melchior et al. 2016).
 //!
@@ -47,6 +49,7 @@ pub mod ais;
 pub mod classify;
 mod config;
 pub mod exact;
+pub mod finetune;
 pub mod inference;
 mod model;
 pub mod pretrain;

@@ -2,6 +2,8 @@
 //! sampling and its [`Model`] implementation.
 
 use super::config::{DbmConfig, SampleStart};
+use super::finetune;
+use crate::dbn::finetune::Classifier;
 use crate::rbm::{as_images, scaled_filters, Dtype, MARGINAL_EPS};
 use gm_core::config::RunConfig;
 use gm_core::data::{Batch, Dataset, Split};
@@ -52,6 +54,13 @@ pub struct Dbm {
     /// Centering offsets o_0 … o_L, `[n_l]` each (in the checkpointed state; only when
     /// centering is on).
     pub(super) offsets: Option<Vec<Tensor>>,
+    /// The fine-tuning MLP (`finetune_after` set).
+    pub(super) classifier: Option<Classifier>,
+    /// 1 once the MLP has copied the DBM's weights (in the checkpointed state; only with
+    /// fine-tuning).
+    pub(super) finetune_started: Option<Tensor>,
+    /// The DBM update count after which every step fine-tunes.
+    pub(super) finetune_from: i64,
 }
 
 /// Builds a DBM from a run config (the `dbm` registry entry).
@@ -91,6 +100,13 @@ impl Dbm {
         let offsets = cfg
             .centering
             .then(|| initial_offsets(&state, &sizes, &base_b));
+        let (classifier, finetune_from) = match finetune::classifier(&cfg, ctx, &sizes, kind)? {
+            Some((c, from)) => (Some(c), from),
+            None => (None, i64::MAX),
+        };
+        let finetune_started = classifier
+            .is_some()
+            .then(|| (state.root() / "dbm").zeros_no_train("finetune_started", &[1]));
         Ok(Dbm {
             train_x: data.train.x.shallow_clone(),
             train_y: data.train.y.as_ref().map(Tensor::shallow_clone),
@@ -110,6 +126,9 @@ impl Dbm {
             chains,
             base_b,
             offsets,
+            classifier,
+            finetune_started,
+            finetune_from,
         })
     }
 
@@ -350,29 +369,51 @@ impl Model for Dbm {
     }
 
     fn var_stores(&self) -> Vec<(&'static str, &VarStore)> {
-        vec![("model", &self.vs), ("state", &self.state)]
+        let mut v = vec![("model", &self.vs), ("state", &self.state)];
+        if let Some(c) = &self.classifier {
+            v.push(("classifier", &c.vs));
+        }
+        v
     }
 
     fn var_stores_mut(&mut self) -> Vec<(&'static str, &mut VarStore)> {
-        vec![("model", &mut self.vs), ("state", &mut self.state)]
+        let mut v = vec![("model", &mut self.vs), ("state", &mut self.state)];
+        if let Some(c) = &mut self.classifier {
+            v.push(("classifier", &mut c.vs));
+        }
+        v
     }
 
     fn optimizers(&mut self) -> Vec<(&'static str, &mut Optimizer)> {
-        vec![("opt", &mut self.opt)]
+        let mut v = vec![("opt", &mut self.opt)];
+        if let Some(c) = &mut self.classifier {
+            v.push(("classifier", &mut c.opt));
+        }
+        v
     }
 
     fn optimizers_ref(&self) -> Vec<(&'static str, &Optimizer)> {
-        vec![("opt", &self.opt)]
+        let mut v = vec![("opt", &self.opt)];
+        if let Some(c) = &self.classifier {
+            v.push(("classifier", &c.opt));
+        }
+        v
     }
 
     /// One update of Algorithm 20.1 (mean-field positive phase, persistent-chain negative
-    /// phase).
+    /// phase), or a fine-tuning step once `finetune_after` epochs have run.
     fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
+        if self.finetuning() {
+            return self.finetune_step(batch);
+        }
         self.step(&batch.x)
     }
 
-    /// The mean-field metrics of a held-out batch.
+    /// The mean-field metrics of a held-out batch (the fine-tuning metrics once it runs).
     fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
+        if self.finetune_begun() {
+            return self.finetune_metrics(batch);
+        }
         let v = self.flat(&batch.x);
         Ok(self.mean_field_metrics(&self.mean_field(&v)))
     }
@@ -426,9 +467,12 @@ impl Model for Dbm {
         self.evaluation_log_likelihoods(x, cfg.data.eval_batch_size, cfg.eval.ais_chains, &schedule)
     }
 
-    /// The linear probe's classification error on the mean-field features (labelled data).
+    /// The linear probe's classification error on the mean-field features, and the
+    /// fine-tuned MLP's once fine-tuning has run (labelled data).
     fn statistics(&self, split: &Split, cfg: &RunConfig) -> Result<Vec<Statistic>> {
-        self.probe_error(split, cfg)
+        let mut stats = self.probe_error(split, cfg)?;
+        stats.extend(self.finetune_error(split, cfg)?);
+        Ok(stats)
     }
 
     fn resolved_params(&self) -> toml::Table {

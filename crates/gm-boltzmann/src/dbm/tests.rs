@@ -587,6 +587,58 @@ fn mean_field_probe_reads_labels_that_depend_on_v() {
 }
 
 #[test]
+fn finetuning_starts_from_the_mean_field_equations_and_learns_the_labels() {
+    let _rng = gm_core::rng_guard::seeded(21);
+    let c = cfg(
+        "dtype = \"float64\"\nhidden = [16, 8]\nchains = 32\nmf_tolerance = 1e-10\n\
+         mf_max_iters = 1000\nfinetune_after = 2\nfinetune_lr_scale = 10.0\ninit_std = 0.3",
+        "dataset = \"bars-and-stripes\"\nbatch_size = 32",
+    );
+    let d = data::load(&c.data.dataset, &c.data.options).unwrap();
+    let mut dbm = build(&c, &d).unwrap();
+    let n = d.train.x.size()[0];
+    let per_epoch = crate::dbn::steps_per_epoch(&c, n);
+    let batch = || {
+        let idx = Tensor::randint(n, [32], (Kind::Int64, Device::Cpu));
+        let y = d.train.y.as_ref().unwrap();
+        Batch::labelled(&d.train.x.index_select(0, &idx), &y.index_select(0, &idx))
+    };
+    for i in 0..2 * per_epoch {
+        assert!(!dbm.finetuning(), "step {i}");
+        dbm.train_step(&batch()).unwrap();
+    }
+    assert!(dbm.finetuning() && !dbm.finetune_begun());
+    // Before any update the MLP's layers are the mean-field means of the trained DBM.
+    let x = d.test.x.narrow(0, 0, 64);
+    let h = dbm.finetune_activations(&x).unwrap();
+    let mf = dbm.mean_field(&dbm.flat(&x));
+    assert!(
+        mf.residual < 1e-9,
+        "mean field not converged: {}",
+        mf.residual
+    );
+    for l in 1..=2 {
+        let d = max_abs(&h[l - 1], &mf.means[l]);
+        assert!(d < 1e-8, "layer {l}: MLP vs mean field {d}");
+    }
+    let (w_before, _) = dbm.params();
+    let w_before: Vec<Tensor> = w_before.iter().map(Tensor::copy).collect();
+    for _ in 0..1500 {
+        dbm.train_step(&batch()).unwrap();
+    }
+    let stats = dbm.statistics(&d.test, &c).unwrap();
+    let tuned = stats
+        .iter()
+        .find(|s| s.method.contains("fine-tuned"))
+        .expect("a fine-tuned error");
+    eprintln!("probe {:.3}, fine-tuned {:.3}", stats[0].value, tuned.value);
+    assert!(tuned.value < 0.1, "fine-tuned error {}", tuned.value);
+    for (a, b) in dbm.params().0.iter().zip(&w_before) {
+        assert_eq!(max_abs(a, b), 0.0, "fine-tuning moved the DBM");
+    }
+}
+
+#[test]
 fn invalid_configs_are_rejected_naming_the_field() {
     let _rng = gm_core::rng_guard::lock();
     let x = Tensor::rand([10, 4], F64).lt(0.5).to_kind(Kind::Double);
@@ -621,6 +673,10 @@ fn invalid_configs_are_rejected_naming_the_field() {
         ("pretrain = { lr = 0.0 }", "model.pretrain.lr"),
         ("centering_rate = 0.0", "model.centering_rate"),
         ("centering_rate = 1.5", "model.centering_rate"),
+        ("finetune_after = 0", "model.finetune_after"),
+        // d has no labels.
+        ("finetune_after = 2", "model.finetune_after"),
+        ("finetune_lr_scale = 0.0", "model.finetune_lr_scale"),
     ] {
         let c = cfg(extra, "dataset = \"bars-and-stripes\"");
         match build(&c, &d) {

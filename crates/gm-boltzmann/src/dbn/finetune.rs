@@ -7,6 +7,9 @@
 //! fine-tuning step, and keeps its own store and optimizer: the generative model (and its
 //! likelihoods) stays the greedily trained DBN. `gm eval` reports its test classification
 //! error as a statistic.
+//!
+//! [`Classifier`] and the loss helpers are shared with the DBM's fine-tuning
+//! ([`crate::dbm::finetune`]).
 
 use super::model::Dbn;
 use gm_core::config::RunConfig;
@@ -17,19 +20,19 @@ use gm_core::{Error, Result};
 use tch::nn::{Init, VarStore};
 use tch::{Device, Kind, Tensor};
 
-/// The fine-tuned MLP: copies of the layers' W_l, c_l and a softmax layer.
-pub(super) struct Classifier {
-    pub(super) vs: VarStore,
+/// A sigmoid MLP with a softmax layer: copies of a generative model's W_l, c_l, fine-tuned.
+pub(crate) struct Classifier {
+    pub(crate) vs: VarStore,
     layers: Vec<(Tensor, Tensor)>,
     out_w: Tensor,
     out_b: Tensor,
-    pub(super) opt: Optimizer,
+    pub(crate) opt: Optimizer,
 }
 
 impl Classifier {
-    /// A classifier for layer sizes `sizes` (v, h_1 … h_L) and `classes` classes, in `kind`
-    /// on `device` (weights zero until copied from the DBN; softmax weights N(0, 0.01²)).
-    pub(super) fn new(
+    /// A classifier for layer sizes `sizes` (input, h_1 … h_L) and `classes` classes, in
+    /// `kind` on `device` (weights zero until copied in; softmax weights N(0, 0.01²)).
+    pub(crate) fn new(
         sizes: &[i64],
         classes: i64,
         kind: Kind,
@@ -69,13 +72,123 @@ impl Classifier {
         })
     }
 
-    /// Class scores `[N, classes]` of inputs `[N, D]` (recording gradients).
-    fn logits(&self, x: &Tensor) -> Tensor {
-        let mut h = x.shallow_clone();
+    /// Copies `w` and `c` into hidden layer `l` (0-based).
+    pub(crate) fn load_layer(&self, l: usize, w: &Tensor, c: &Tensor) {
+        tch::no_grad(|| {
+            self.layers[l].0.shallow_clone().copy_(w);
+            self.layers[l].1.shallow_clone().copy_(c);
+        });
+    }
+
+    /// The hidden layers' activations h_1 … h_L `[N, n_l]` of inputs `[N, D]` (recording
+    /// gradients).
+    pub(crate) fn activations(&self, x: &Tensor) -> Vec<Tensor> {
+        let mut out: Vec<Tensor> = Vec::with_capacity(self.layers.len());
         for (w, c) in &self.layers {
-            h = c.addmm(&h, w).sigmoid();
+            let below = out.last().unwrap_or(x);
+            let h = c.addmm(below, w).sigmoid();
+            out.push(h);
         }
-        self.out_b.addmm(&h, &self.out_w)
+        out
+    }
+
+    /// Class scores `[N, classes]` of inputs `[N, D]` (recording gradients).
+    pub(crate) fn logits(&self, x: &Tensor) -> Tensor {
+        let top = self.activations(x).pop().expect("at least one layer");
+        self.out_b.addmm(&top, &self.out_w)
+    }
+
+    /// One back-propagation step on `loss` with the run's rate times `scale` (the trainer
+    /// sets every optimizer's rate before each step).
+    pub(crate) fn step(&mut self, loss: &Tensor, scale: f64) -> Result<()> {
+        let lr = self.opt.lr();
+        self.opt.set_lr(lr * scale);
+        let stepped = self.opt.backward_step(loss);
+        self.opt.set_lr(lr);
+        stepped
+    }
+
+    /// The examples of `x` `[N, …]` whose argmax class is not `y`, counted over chunks of
+    /// `chunk` rows mapped to the classifier's input by `input`.
+    pub(crate) fn count_errors(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        chunk: i64,
+        input: impl Fn(&Tensor) -> Tensor,
+    ) -> i64 {
+        let n = x.size()[0];
+        let mut wrong = 0;
+        let mut start = 0;
+        while start < n {
+            let len = chunk.max(1).min(n - start);
+            let pred = tch::no_grad(|| {
+                self.logits(&input(&x.narrow(0, start, len)))
+                    .argmax(1, false)
+            });
+            let truth = y.narrow(0, start, len).to_device(pred.device());
+            wrong += pred.ne_tensor(&truth).sum(Kind::Int64).int64_value(&[]);
+            start += len;
+        }
+        wrong
+    }
+}
+
+/// Per row of `batch`: the cross-entropy −log p(y | x) under `logits`, whether argmax is
+/// wrong (`f32`), and whether the label is observed (`f32`); an error naming `model` when
+/// the batch has no labels.
+pub(crate) fn labelled_xent(
+    logits: &Tensor,
+    batch: &Batch,
+    model: &str,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let y = batch.y.as_ref().ok_or_else(|| {
+        Error::Msg(format!(
+            "{model} fine-tuning: a training batch without labels"
+        ))
+    })?;
+    let target = y.clamp_min(0).unsqueeze(1).to_device(logits.device());
+    let nll = -logits
+        .log_softmax(1, logits.kind())
+        .gather(1, &target, false)
+        .squeeze_dim(1);
+    let wrong = tch::no_grad(|| logits.argmax(1, false).ne_tensor(&target.squeeze_dim(1)));
+    let mask = match &batch.observed {
+        Some(o) => o.to_kind(Kind::Float),
+        None => y.ge(0).to_kind(Kind::Float),
+    }
+    .to_device(logits.device());
+    Ok((nll, wrong.to_kind(Kind::Float), mask))
+}
+
+/// The mean cross-entropy over the observed labels (recording gradients) and the metrics
+/// `finetune_xent`, `finetune_error`.
+pub(crate) fn xent_metrics(nll: &Tensor, wrong: &Tensor, mask: &Tensor) -> (Tensor, Metrics) {
+    let count = mask.sum(Kind::Float).clamp_min(1.0);
+    let loss = (nll * mask).sum(nll.kind()) / &count;
+    let error = (wrong * mask).sum(Kind::Float) / &count;
+    let metrics = vec![
+        ("finetune_xent", loss.detach().to_kind(Kind::Float)),
+        ("finetune_error", error),
+    ];
+    (loss, metrics)
+}
+
+/// A classification-error statistic of `wrong` out of `n` examples.
+pub(crate) fn error_statistic(
+    wrong: i64,
+    n: i64,
+    method: &str,
+    settings: serde_json::Value,
+) -> Statistic {
+    let e = wrong as f64 / n.max(1) as f64;
+    Statistic {
+        kind: StatisticKind::ClassificationError,
+        method: method.into(),
+        settings,
+        value: e,
+        std_err: Some((e * (1.0 - e) / n.max(1) as f64).sqrt()),
+        n,
     }
 }
 
@@ -93,14 +206,19 @@ impl Dbn {
         if self.finetune_started.double_value(&[]) != 0.0 {
             return;
         }
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (lw, _, lc) = layer.params();
+            clf.load_layer(l, lw, lc);
+        }
         tch::no_grad(|| {
-            for (layer, (w, c)) in self.layers.iter().zip(&clf.layers) {
-                let (lw, _, lc) = layer.params();
-                w.shallow_clone().copy_(lw);
-                c.shallow_clone().copy_(lc);
-            }
             let _ = self.finetune_started.shallow_clone().fill_(1.0);
         });
+    }
+
+    /// The classifier's scores of a batch's inputs.
+    fn finetune_logits(&self, clf: &Classifier, batch: &Batch) -> Tensor {
+        let kind = self.layers[0].params().0.kind();
+        clf.logits(&batch.x.reshape([-1, self.visible()]).to_kind(kind))
     }
 
     /// One back-propagation step of the classifier on a labelled batch (rows whose label is
@@ -111,66 +229,28 @@ impl Dbn {
             .as_ref()
             .expect("fine-tuning has a classifier");
         self.start_finetuning(clf);
-        let (nll, wrong, mask) = self.classify(batch)?;
-        let count = mask.sum(Kind::Float).clamp_min(1.0);
-        let loss = (&nll * &mask).sum(nll.kind()) / &count;
-        let error = (wrong * &mask).sum(Kind::Float) / &count;
+        let (nll, wrong, mask) = labelled_xent(&self.finetune_logits(clf, batch), batch, "dbn")?;
+        let (loss, metrics) = xent_metrics(&nll, &wrong, &mask);
+        let scale = self.cfg.finetune_lr_scale;
         let clf = self
             .classifier
             .as_mut()
             .expect("fine-tuning has a classifier");
-        // The trainer sets every optimizer's rate before each step: scale it for this one.
-        let lr = clf.opt.lr();
-        clf.opt.set_lr(lr * self.cfg.finetune_lr_scale);
-        let stepped = clf.opt.backward_step(&loss);
-        clf.opt.set_lr(lr);
-        stepped?;
-        Ok(vec![
-            ("finetune_xent", loss.detach().to_kind(Kind::Float)),
-            ("finetune_error", error),
-        ])
+        clf.step(&loss, scale)?;
+        Ok(metrics)
     }
 
     /// The same metrics on a held-out batch, without an update.
     pub(super) fn finetune_metrics(&self, batch: &Batch) -> Result<Metrics> {
-        tch::no_grad(|| {
-            let (nll, wrong, mask) = self.classify(batch)?;
-            let count = mask.sum(Kind::Float).clamp_min(1.0);
-            Ok(vec![
-                (
-                    "finetune_xent",
-                    (nll.to_kind(Kind::Float) * &mask).sum(Kind::Float) / &count,
-                ),
-                ("finetune_error", (wrong * &mask).sum(Kind::Float) / &count),
-            ])
-        })
-    }
-
-    /// Per row: the cross-entropy −log p(y | x), whether argmax is wrong (`f32`), and
-    /// whether the label is observed (`f32`).
-    fn classify(&self, batch: &Batch) -> Result<(Tensor, Tensor, Tensor)> {
         let clf = self
             .classifier
             .as_ref()
             .expect("fine-tuning has a classifier");
-        let y = batch
-            .y
-            .as_ref()
-            .ok_or_else(|| Error::Msg("dbn fine-tuning: a training batch without labels".into()))?;
-        let kind = self.layers[0].params().0.kind();
-        let x = batch.x.reshape([-1, self.visible()]).to_kind(kind);
-        let logits = clf.logits(&x);
-        let target = y.clamp_min(0).unsqueeze(1);
-        let nll = -logits
-            .log_softmax(1, kind)
-            .gather(1, &target, false)
-            .squeeze_dim(1);
-        let wrong = tch::no_grad(|| logits.argmax(1, false).ne_tensor(&target.squeeze_dim(1)));
-        let mask = match &batch.observed {
-            Some(o) => o.to_kind(Kind::Float),
-            None => y.ge(0).to_kind(Kind::Float),
-        };
-        Ok((nll, wrong.to_kind(Kind::Float), mask))
+        tch::no_grad(|| {
+            let (nll, wrong, mask) =
+                labelled_xent(&self.finetune_logits(clf, batch), batch, "dbn")?;
+            Ok(xent_metrics(&nll, &wrong, &mask).1)
+        })
     }
 
     /// The fine-tuned classifier's error on `split` (argmax of its softmax), once
@@ -186,26 +266,16 @@ impl Dbn {
         if self.finetune_started.double_value(&[]) == 0.0 {
             return Ok(Vec::new());
         }
-        let n = split.len();
         let kind = self.layers[0].params().0.kind();
-        let mut wrong = 0i64;
-        let mut start = 0;
-        while start < n {
-            let len = cfg.data.eval_batch_size.max(1).min(n - start);
-            let x = split.x.narrow(0, start, len).reshape([-1, self.visible()]);
-            let pred = tch::no_grad(|| clf.logits(&x.to_kind(kind)).argmax(1, false));
-            let truth = y.narrow(0, start, len).to_device(pred.device());
-            wrong += pred.ne_tensor(&truth).sum(Kind::Int64).int64_value(&[]);
-            start += len;
-        }
-        let e = wrong as f64 / n.max(1) as f64;
-        Ok(vec![Statistic {
-            kind: StatisticKind::ClassificationError,
-            method: "argmax of the fine-tuned up-pass MLP + softmax".into(),
-            settings: serde_json::json!({ "layers": self.cfg.hidden }),
-            value: e,
-            std_err: Some((e * (1.0 - e) / n.max(1) as f64).sqrt()),
-            n,
-        }])
+        let d = self.visible();
+        let wrong = clf.count_errors(&split.x, y, cfg.data.eval_batch_size, |x| {
+            x.reshape([-1, d]).to_kind(kind)
+        });
+        Ok(vec![error_statistic(
+            wrong,
+            split.len(),
+            "argmax of the fine-tuned up-pass MLP + softmax",
+            serde_json::json!({ "layers": self.cfg.hidden }),
+        )])
     }
 }

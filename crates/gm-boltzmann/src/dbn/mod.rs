@@ -45,6 +45,7 @@ mod model;
 mod train;
 
 pub use config::{DbnConfig, Propagate, MAX_LAYERS};
+pub(crate) use model::steps_per_epoch;
 pub use model::{build, Dbn};
 
 use gm_core::model::{ModelEntry, ModelRegistry};

@@ -221,7 +221,7 @@ fn classifier(cfg: &DbnConfig, ctx: &BuildContext<'_>, kind: Kind) -> Result<Opt
 }
 
 /// Batches per epoch of the trainer on `n_train` examples (as `gm_core::train` counts them).
-fn steps_per_epoch(cfg: &RunConfig, n_train: i64) -> i64 {
+pub(crate) fn steps_per_epoch(cfg: &RunConfig, n_train: i64) -> i64 {
     let bs = cfg.data.batch_size.max(1);
     let n = if cfg.data.drop_last {
         n_train / bs
