@@ -281,6 +281,18 @@ pub trait Conditional {
     fn sample_class(&self, n: i64, class: i64) -> Result<Tensor>;
 }
 
+/// An error unless `class` is one of the `classes` classes of model `model` (for
+/// [`Conditional::sample_class`]).
+pub fn check_class(model: &str, class: i64, classes: i64) -> Result<()> {
+    if (0..classes).contains(&class) {
+        return Ok(());
+    }
+    Err(Error::Msg(format!(
+        "{model}: class {class} is out of range: the model has classes 0..={}",
+        classes - 1
+    )))
+}
+
 /// How a completion relates to the model's conditional p(x_hidden | x_observed).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CompletionKind {

@@ -602,13 +602,7 @@ impl Conditional for Adversarial {
     }
 
     fn sample_class(&self, n: i64, class: i64) -> Result<Tensor> {
-        if !(0..self.spec.classes).contains(&class) {
-            return Err(Error::Msg(format!(
-                "{}: class {class} is out of range: the model has classes 0..={}",
-                self.spec.name,
-                self.spec.classes - 1
-            )));
-        }
+        gm_core::model::check_class(self.spec.name, class, self.spec.classes)?;
         let y = self.one_hot(&Tensor::full([n], class, (Kind::Int64, self.device())))?;
         Ok(self.with_shape(self.generate(&self.noise(n), Some(&y))))
     }

@@ -13,7 +13,7 @@
 
 use super::config::DbmConfig;
 use super::model::Dbm;
-use crate::dbn::finetune::{error_statistic, labelled_xent, xent_metrics, Classifier};
+use crate::dbn::finetune::{error_statistic, Classifier};
 use crate::dbn::steps_per_epoch;
 use gm_core::config::RunConfig;
 use gm_core::data::{Batch, Split};
@@ -116,16 +116,13 @@ impl Dbm {
             .as_ref()
             .expect("fine-tuning has a classifier");
         self.start_finetuning(clf);
-        let logits = clf.logits(&self.finetune_input(&batch.x));
-        let (nll, wrong, mask) = labelled_xent(&logits, batch, "dbm")?;
-        let (loss, metrics) = xent_metrics(&nll, &wrong, &mask);
+        let input = self.finetune_input(&batch.x);
         let scale = self.cfg.finetune_lr_scale;
         let clf = self
             .classifier
             .as_mut()
             .expect("fine-tuning has a classifier");
-        clf.step(&loss, scale)?;
-        Ok(metrics)
+        clf.train_on(&input, batch, "dbm", scale)
     }
 
     /// The same metrics on a held-out batch, without an update.
@@ -134,11 +131,7 @@ impl Dbm {
             .classifier
             .as_ref()
             .expect("fine-tuning has a classifier");
-        tch::no_grad(|| {
-            let logits = clf.logits(&self.finetune_input(&batch.x));
-            let (nll, wrong, mask) = labelled_xent(&logits, batch, "dbm")?;
-            Ok(xent_metrics(&nll, &wrong, &mask).1)
-        })
+        clf.metrics_on(&self.finetune_input(&batch.x), batch, "dbm")
     }
 
     /// The fine-tuned MLP's error on `split`, once fine-tuning has started; none otherwise.

@@ -108,6 +108,30 @@ impl Classifier {
         stepped
     }
 
+    /// One fine-tuning step on the labelled `batch` whose inputs are `input` `[N, D]`
+    /// (rows with unobserved labels left out), at the run's rate × `scale`; metrics
+    /// `finetune_xent`, `finetune_error`. `model` names the model in errors.
+    pub(crate) fn train_on(
+        &mut self,
+        input: &Tensor,
+        batch: &Batch,
+        model: &str,
+        scale: f64,
+    ) -> Result<Metrics> {
+        let (nll, wrong, mask) = labelled_xent(&self.logits(input), batch, model)?;
+        let (loss, metrics) = xent_metrics(&nll, &wrong, &mask);
+        self.step(&loss, scale)?;
+        Ok(metrics)
+    }
+
+    /// The metrics of [`Classifier::train_on`] without an update.
+    pub(crate) fn metrics_on(&self, input: &Tensor, batch: &Batch, model: &str) -> Result<Metrics> {
+        tch::no_grad(|| {
+            let (nll, wrong, mask) = labelled_xent(&self.logits(input), batch, model)?;
+            Ok(xent_metrics(&nll, &wrong, &mask).1)
+        })
+    }
+
     /// The examples of `x` `[N, …]` whose argmax class is not `y`, counted over chunks of
     /// `chunk` rows mapped to the classifier's input by `input`.
     pub(crate) fn count_errors(
@@ -215,29 +239,26 @@ impl Dbn {
         });
     }
 
-    /// The classifier's scores of a batch's inputs.
-    fn finetune_logits(&self, clf: &Classifier, batch: &Batch) -> Tensor {
+    /// The classifier's input for a batch: its examples as `[N, D]` in the layers' kind.
+    fn finetune_input(&self, batch: &Batch) -> Tensor {
         let kind = self.layers[0].params().0.kind();
-        clf.logits(&batch.x.reshape([-1, self.visible()]).to_kind(kind))
+        batch.x.reshape([-1, self.visible()]).to_kind(kind)
     }
 
-    /// One back-propagation step of the classifier on a labelled batch (rows whose label is
-    /// unobserved are left out). Metrics: `finetune_xent`, `finetune_error`.
+    /// One back-propagation step of the classifier on a labelled batch.
     pub(super) fn finetune_step(&mut self, batch: &Batch) -> Result<Metrics> {
+        let input = self.finetune_input(batch);
         let clf = self
             .classifier
             .as_ref()
             .expect("fine-tuning has a classifier");
         self.start_finetuning(clf);
-        let (nll, wrong, mask) = labelled_xent(&self.finetune_logits(clf, batch), batch, "dbn")?;
-        let (loss, metrics) = xent_metrics(&nll, &wrong, &mask);
         let scale = self.cfg.finetune_lr_scale;
         let clf = self
             .classifier
             .as_mut()
             .expect("fine-tuning has a classifier");
-        clf.step(&loss, scale)?;
-        Ok(metrics)
+        clf.train_on(&input, batch, "dbn", scale)
     }
 
     /// The same metrics on a held-out batch, without an update.
@@ -246,11 +267,7 @@ impl Dbn {
             .classifier
             .as_ref()
             .expect("fine-tuning has a classifier");
-        tch::no_grad(|| {
-            let (nll, wrong, mask) =
-                labelled_xent(&self.finetune_logits(clf, batch), batch, "dbn")?;
-            Ok(xent_metrics(&nll, &wrong, &mask).1)
-        })
+        clf.metrics_on(&self.finetune_input(batch), batch, "dbn")
     }
 
     /// The fine-tuned classifier's error on `split` (argmax of its softmax), once

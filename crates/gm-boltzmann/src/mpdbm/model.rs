@@ -340,12 +340,7 @@ impl Conditional for MpDbm {
 
     /// p(v = 1 | h_1) after `sample_steps` block-Gibbs sweeps with the label clamped.
     fn sample_class(&self, n: i64, class: i64) -> Result<Tensor> {
-        if !(0..self.classes).contains(&class) {
-            return Err(Error::Msg(format!(
-                "mp-dbm: class {class} is out of range: the model has classes 0..={}",
-                self.classes - 1
-            )));
-        }
+        gm_core::model::check_class("mp-dbm", class, self.classes)?;
         Ok(self.as_shaped(self.gibbs_sample(n, Some(class), self.cfg.sample_steps)))
     }
 }

@@ -270,7 +270,9 @@ fn multi_prediction_training_classifies_and_completes_bars_and_stripes() {
 #[test]
 fn bad_configs_and_data_are_refused_with_the_field_named() {
     let (c, d) = bars("hidden = [8]");
-    assert!(build(&c, &d).is_ok());
+    let m = build(&c, &d).unwrap();
+    let e = m.sample_class(1, 2).expect_err("class 2 of 2 accepted");
+    assert!(e.to_string().contains("classes 0..=1"), "{e}");
     for (field, line) in [
         ("model.hidden", "hidden = []"),
         ("model.hidden", "hidden = [4, 0]"),

@@ -303,12 +303,7 @@ impl Conditional for M2 {
 
     /// Decoder means E[x | y = class, z], z ~ N(0, I).
     fn sample_class(&self, n: i64, class: i64) -> Result<Tensor> {
-        if !(0..self.classes).contains(&class) {
-            return Err(Error::Msg(format!(
-                "m2: class {class} is out of range: the model has classes 0..={}",
-                self.classes - 1
-            )));
-        }
+        gm_core::model::check_class("m2", class, self.classes)?;
         Ok(self.sample_labels(&Tensor::full([n], class, (Kind::Int64, self.device()))))
     }
 }

@@ -579,13 +579,7 @@ impl Conditional for Vae {
 
     /// Decoder means E[x | y = class, z], z ~ N(0, I).
     fn sample_class(&self, n: i64, class: i64) -> Result<Tensor> {
-        if !(0..self.classes).contains(&class) {
-            return Err(Error::Msg(format!(
-                "{}: class {class} is out of range: the model has classes 0..={}",
-                self.name,
-                self.classes - 1
-            )));
-        }
+        gm_core::model::check_class(self.name, class, self.classes)?;
         let y = self.class_one_hot(n, class)?;
         let z = Tensor::randn([n, self.cfg.latent], (Kind::Float, self.device()));
         let mut shape = vec![n];
