@@ -269,6 +269,7 @@ fn multi_prediction_training_classifies_and_completes_bars_and_stripes() {
 
 #[test]
 fn bad_configs_and_data_are_refused_with_the_field_named() {
+    let _rng = gm_core::rng_guard::lock();
     let (c, d) = bars("hidden = [8]");
     let m = build(&c, &d).unwrap();
     let e = m.sample_class(1, 2).expect_err("class 2 of 2 accepted");
