@@ -126,8 +126,10 @@ impl MpDbm {
     /// labels `y` `[N, K]` (zero rows where unknown), under the masks `v_mask` `[N, D]`
     /// and `y_mask` `[N, 1]` (1 = input): Σ over target pixels of their cross-entropy under
     /// the final Q, plus `label_weight` × the label's when it is a target. A label is a
-    /// target only where it is known (`y` has a one in its row) and not an input.
+    /// target only where it is known (`y` has a one in its row) and not an input; an
+    /// unknown label is never an input either: it is inferred.
     pub fn loss(&self, v: &Tensor, y: &Tensor, v_mask: &Tensor, y_mask: &Tensor) -> Tensor {
+        let y_mask = &(y_mask * y.sum_dim_intlist(1, true, self.kind));
         let obs = Observed {
             v,
             v_mask,

@@ -268,6 +268,30 @@ fn multi_prediction_training_classifies_and_completes_bars_and_stripes() {
 }
 
 #[test]
+fn an_unknown_label_is_inferred_never_clamped_nor_a_target() {
+    let _rng = gm_core::rng_guard::seeded(14);
+    let m = random_model(6, 3, "[4, 3]", 1.0);
+    let v = Tensor::rand([5, 6], F64).lt(0.5).to_kind(Kind::Double);
+    let v_mask = Tensor::rand([5, 6], F64).lt(0.5).to_kind(Kind::Double);
+    let unknown = Tensor::zeros([5, 3], F64);
+    let (input, free) = (Tensor::ones([5, 1], F64), Tensor::zeros([5, 1], F64));
+    let a = tch::no_grad(|| m.loss(&v, &unknown, &v_mask, &input));
+    let b = tch::no_grad(|| m.loss(&v, &unknown, &v_mask, &free));
+    assert!(max_abs(&a, &b) < 1e-12, "{a:?} vs {b:?}");
+    // A known label as an input changes the pixels' predictions.
+    let known = Tensor::arange(5, (Kind::Int64, Device::Cpu))
+        .remainder(3)
+        .one_hot(3)
+        .to_kind(Kind::Double);
+    let c = tch::no_grad(|| m.loss(&v, &known, &v_mask, &input));
+    assert!(max_abs(&a, &c) > 1e-6);
+}
+
+fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
 fn bad_configs_and_data_are_refused_with_the_field_named() {
     let _rng = gm_core::rng_guard::lock();
     let (c, d) = bars("hidden = [8]");
