@@ -16,7 +16,7 @@
 //!
 //! [`VARIANTS`] runs the resume, sample and likelihood checks again for options that add
 //! state or change the update (centering, a DBM's fine-tuning, a second stochastic layer,
-//! WGAN-GP, a learned reverse variance).
+//! M1+M2's two phases, WGAN-GP, a learned reverse variance).
 //!
 //! Failures of all entries are collected and reported together. One test function: the
 //! entries run one after another, since every run seeds libtorch's global generator (and
@@ -114,6 +114,10 @@ const VARIANTS: &[(&str, &str)] = &[
     (
         "vae",
         "hidden = [8]\nlatent = 2\ntop_latent = 2\ntop_hidden = [4]",
+    ),
+    (
+        "m2",
+        "hidden = [8]\nclassifier_hidden = [8]\nlatent = 2\nm1_latent = 2\nm1_hidden = [8]\nm1_steps = 3",
     ),
     (
         "gan",

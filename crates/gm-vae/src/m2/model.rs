@@ -1,7 +1,8 @@
 use super::config::M2Config;
-use crate::vae::{chunked, kl_to_standard_normal, LOG_2PI};
+use super::m1::M1;
+use crate::vae::{chunked, kl_to_standard_normal, Likelihood, LOG_2PI};
 use gm_core::config::RunConfig;
-use gm_core::data::{Batch, Binarization, Split};
+use gm_core::data::{Batch, Binarization, Dataset, Split};
 use gm_core::model::{
     params_table, parse_params, BuildContext, Conditional, LikelihoodKind, LogLikelihood, Metrics,
     Model, Statistic, StatisticKind,
@@ -13,13 +14,17 @@ use gm_eval::importance::{importance_log_likelihood, mean_and_std_err};
 use tch::nn::{self, Module, VarStore};
 use tch::{Device, Kind, Tensor};
 
-/// The M2 model: classifier q(y | x), encoder q(z | x, y), decoder p(x | y, z).
+/// The M2 model: classifier q(y | x), encoder q(z | x, y), decoder p(x | y, z); with an
+/// M1 below it (M1+M2), x is M1's code z₁.
 pub struct M2 {
-    cfg: M2Config,
+    pub(crate) cfg: M2Config,
     pub(crate) classes: i64,
     shape: Vec<i64>,
     pub(crate) dim: i64,
-    vs: VarStore,
+    /// Gaussian p(x | y, z) (mean and log-variance per dimension) instead of Bernoulli.
+    gaussian: bool,
+    pub(crate) m1: Option<M1>,
+    pub(crate) vs: VarStore,
     enc: Mlp,
     enc_head: nn::Linear,
     dec: Mlp,
@@ -62,7 +67,7 @@ impl Bounds {
 }
 
 impl M2 {
-    /// A new M2 for the binary, labelled data of `ctx`.
+    /// A new M2 (or M1+M2) for the labelled data of `ctx`.
     pub fn new(cfg: M2Config, ctx: &BuildContext<'_>) -> Result<Self> {
         cfg.validate()?;
         let data = ctx.data;
@@ -76,17 +81,15 @@ impl M2 {
                 ))
             }
         };
-        if !data.binary {
-            return Err(Error::config(
-                "data.binarize",
-                "none",
-                format!(
-                    "binary data for m2's Bernoulli decoder: set data.binarize (dataset {} is real-valued)",
-                    data.name
-                ),
-            ));
-        }
-        let dim: i64 = data.shape.iter().product();
+        let m1 = (cfg.m1_latent > 0)
+            .then(|| M1::new(&cfg, ctx))
+            .transpose()?;
+        let gaussian = resolve_likelihood(&cfg, data, m1.is_some())?;
+        let dim: i64 = match &m1 {
+            Some(_) => cfg.m1_latent,
+            None => data.shape.iter().product(),
+        };
+        let per_dim = if gaussian { 2 } else { 1 };
         let vs = VarStore::new(ctx.device);
         let root = vs.root();
         let lin = |path: nn::Path, i: i64, o: i64| nn::linear(path, i, o, Default::default());
@@ -94,7 +97,7 @@ impl M2 {
         let enc_head = lin(&root / "encoder" / "head", enc.out_dim(), 2 * cfg.latent);
         let rev: Vec<i64> = cfg.hidden.iter().rev().copied().collect();
         let dec = Mlp::new(&(&root / "decoder"), "fc", cfg.latent + classes, &rev);
-        let dec_head = lin(&root / "decoder" / "head", dec.out_dim(), dim);
+        let dec_head = lin(&root / "decoder" / "head", dec.out_dim(), per_dim * dim);
         let cls = Mlp::new(&(&root / "classifier"), "fc", dim, &cfg.classifier_hidden);
         let cls_head = lin(&root / "classifier" / "head", cls.out_dim(), classes);
         let opt = Optimizer::new(&vs, &ctx.cfg.optim)?;
@@ -121,6 +124,8 @@ impl M2 {
             classes,
             shape: data.shape.clone(),
             dim,
+            gaussian,
+            m1,
             vs,
             enc,
             enc_head,
@@ -161,7 +166,8 @@ impl M2 {
         (parts.pop().expect("two halves"), log_var)
     }
 
-    /// Decoder logits for `z` `[C, …, B, latent]` with class codes `y` broadcast to it.
+    /// Decoder output (logits, or Gaussian mean and log-variance) for `z`
+    /// `[C, …, B, latent]` with class codes `y` broadcast to it.
     pub(crate) fn decode_logits(&self, z: &Tensor, y: &Tensor) -> Tensor {
         let mut shape = z.size();
         *shape.last_mut().expect("a last dimension") = self.classes;
@@ -170,13 +176,28 @@ impl M2 {
             .forward(&self.dec.forward(&h, self.cfg.activation))
     }
 
-    /// L(x, c) for every class with one z sample each, and log q(y | x).
+    /// log p(x | y, z) from the decoder's output, summed over the last dimension; `x`
+    /// `[B, D]` broadcasts against `out` `[…, B, D′]`.
+    pub(crate) fn log_px(&self, out: &Tensor, x: &Tensor) -> Tensor {
+        if !self.gaussian {
+            return bernoulli_log_prob(out, x);
+        }
+        let mean = out.narrow(-1, 0, self.dim);
+        let log_var = out
+            .narrow(-1, self.dim, self.dim)
+            .clamp_min(self.cfg.min_log_var);
+        let sq = (x - mean).square() * (-&log_var).exp();
+        ((sq + log_var + LOG_2PI) * -0.5).sum_dim_intlist(-1, false, Kind::Float)
+    }
+
+    /// L(x, c) for every class with one z sample each, and log q(y | x); `x` is M2's data
+    /// (M1's codes under M1+M2).
     pub(crate) fn bounds(&self, x: &Tensor) -> Bounds {
         let x = x.reshape([-1, self.dim]);
         let (mu, log_var) = self.encode_all(&x);
         let z = &mu + (&log_var * 0.5).exp() * mu.randn_like();
-        let logits = self.decode_logits(&z, &self.class_codes(x.size()[0]));
-        let log_px = bernoulli_log_prob(&logits, &x);
+        let out = self.decode_logits(&z, &self.class_codes(x.size()[0]));
+        let log_px = self.log_px(&out, &x);
         let log_py = -(self.classes as f64).ln();
         Bounds {
             per_class: log_px + log_py - kl_to_standard_normal(&mu, &log_var),
@@ -206,7 +227,8 @@ impl M2 {
     }
 
     /// `labelled_batch` observed examples drawn with replacement from the pool (binarized
-    /// afresh under dynamic binarization), when the run hides some labels.
+    /// afresh under dynamic binarization), when the run hides some labels; raw inputs, not
+    /// M1's codes.
     pub(crate) fn labelled_draw(&self) -> Option<(Tensor, Tensor)> {
         let (x, y, dynamic) = self.pool.as_ref()?;
         if self.cfg.labelled_batch == 0 {
@@ -222,13 +244,27 @@ impl M2 {
         Some((xs, y.index_select(0, &idx)))
     }
 
-    /// The loss and metrics of a batch: −(mean of L on labelled and U on unlabelled
-    /// examples) + α · a mean cross-entropy of q(y | x): on `extra` labelled examples when
-    /// given (training with hidden labels), else on the batch's labelled ones; the
-    /// classification error of q(y | x) on the batch's labelled ones.
-    fn batch_metrics(&self, batch: &Batch, extra: Option<(Tensor, Tensor)>) -> Result<Metrics> {
+    /// M2's data for inputs `x`: `x` itself, or M1's codes (drawn, or their means).
+    pub(crate) fn features(&self, x: &Tensor, draw: bool) -> Tensor {
+        match &self.m1 {
+            Some(m1) => m1.codes(x, draw),
+            None => x.shallow_clone(),
+        }
+    }
+
+    /// The loss and metrics of a batch with M2's data `x` and the labels of `batch`:
+    /// −(mean of L on labelled and U on unlabelled examples) + α · a mean cross-entropy of
+    /// q(y | x): on `extra` labelled examples when given (training with hidden labels), else
+    /// on the batch's labelled ones; the classification error of q(y | x) on the batch's
+    /// labelled ones.
+    fn batch_metrics(
+        &self,
+        x: &Tensor,
+        batch: &Batch,
+        extra: Option<(Tensor, Tensor)>,
+    ) -> Result<Metrics> {
         let (y, observed) = self.labels(batch)?;
-        let b = self.bounds(&batch.x);
+        let b = self.bounds(x);
         let bound = b.labelled(&y).where_self(&observed, &b.unlabelled());
         let obs = observed.to_kind(Kind::Float);
         let n_obs = obs.sum(Kind::Float).clamp_min(1.0);
@@ -271,7 +307,7 @@ impl M2 {
         );
         let z = mu.unsqueeze(1) + (log_var.unsqueeze(1) * 0.5).exp() * &eps;
         let codes = self.class_codes(b).unsqueeze(1);
-        let log_px = bernoulli_log_prob(&self.decode_logits(&z, &codes), &x);
+        let log_px = self.log_px(&self.decode_logits(&z, &codes), &x);
         let sum = |t: Tensor| t.sum_dim_intlist(-1, false, Kind::Float);
         let half = 0.5 * LOG_2PI * self.cfg.latent as f64;
         let log_pz = sum(z.square() * -0.5) - half;
@@ -279,14 +315,98 @@ impl M2 {
         (log_px + log_pz - log_qz).reshape([self.classes * k, b])
     }
 
-    /// Decoder means for labels `y` `i64 [n]`, z ~ N(0, I), shaped like the data.
+    /// Samples for labels `y` `i64 [n]`, z ~ N(0, I), shaped like the data: Bernoulli
+    /// means; Gaussian draws x ~ N(μ, σ²); under M1+M2 a code drawn so, decoded by M1's means.
     fn sample_labels(&self, y: &Tensor) -> Tensor {
         let n = y.size()[0];
         let z = Tensor::randn([n, self.cfg.latent], (Kind::Float, self.device()));
         let codes = y.one_hot(self.classes).to_kind(Kind::Float);
         let mut shape = vec![n];
         shape.extend_from_slice(&self.shape);
-        tch::no_grad(|| self.decode_logits(&z, &codes).sigmoid()).reshape(shape.as_slice())
+        let x = tch::no_grad(|| {
+            let out = self.decode_logits(&z, &codes);
+            if !self.gaussian {
+                return out.sigmoid();
+            }
+            let mean = out.narrow(-1, 0, self.dim);
+            let log_var = out
+                .narrow(-1, self.dim, self.dim)
+                .clamp_min(self.cfg.min_log_var);
+            let draw = &mean + (log_var * 0.5).exp() * mean.randn_like();
+            match &self.m1 {
+                Some(m1) => m1.vae.decode_mean(&draw),
+                None => draw,
+            }
+        });
+        x.reshape(shape.as_slice())
+    }
+}
+
+impl M2 {
+    /// Under M1+M2, `metrics` with M1's ELBO on `x` (one z₁ draw) and the phase (1: M1
+    /// trains, 2: M2 trains) added; in phase 1 (`m1_phase`) the loss is M1's, −ELBO.
+    fn with_m1(&self, mut metrics: Metrics, x: &Tensor, m1_phase: bool) -> Result<Metrics> {
+        let Some(m1) = &self.m1 else {
+            return Ok(metrics);
+        };
+        let elbo = m1.vae.elbo(x, None).mean(Kind::Float);
+        let phase = if m1_phase { 1.0 } else { 2.0 };
+        if m1_phase {
+            metrics[0].1 = -&elbo;
+        }
+        metrics.push(("m1_elbo", elbo));
+        metrics.push(("phase", Tensor::from(phase).to_device(x.device())));
+        Ok(metrics)
+    }
+
+    /// The M1+M2 lower bound on log p(x) = log ∫ p(x | z₁) p(z₁) dz₁ with p(z₁) M2's
+    /// marginal: E_q(z₁|x)[log p(x | z₁) − log q(z₁ | x) + U(z₁)], U(z₁) ≤ log p(z₁) M2's
+    /// bound with y summed out; one z₁ and one z₂ draw per example.
+    fn stacked_bound(&self, x: &Tensor, cfg: &RunConfig) -> Result<LogLikelihood> {
+        let m1 = self.m1.as_ref().expect("called under M1+M2");
+        let n = x.size()[0];
+        let values = chunked(n, cfg.data.eval_batch_size, |start, len| {
+            tch::no_grad(|| {
+                let (terms, z1) = m1.bound_terms(&x.narrow(0, start, len));
+                terms + self.bounds(&z1).unlabelled()
+            })
+        });
+        let (mean, std_err) = mean_and_std_err(&values)?;
+        Ok(LogLikelihood {
+            kind: LikelihoodKind::LowerBound,
+            method: "m1+m2-bound".into(),
+            settings: serde_json::json!({
+                "z1_samples": 1,
+                "z2_samples": 1,
+                "bound": "E_q(z1|x)[log p(x|z1) - log q(z1|x) + U(z1)], U M2's bound with y summed out",
+            }),
+            mean,
+            std_err,
+            n,
+        })
+    }
+}
+
+/// Whether M2's decoder is Gaussian: Bernoulli needs binary data and M2 alone; M1's codes
+/// are real-valued.
+fn resolve_likelihood(cfg: &M2Config, data: &Dataset, stacked: bool) -> Result<bool> {
+    match (cfg.likelihood, stacked) {
+        (Likelihood::Bernoulli, true) => Err(Error::config(
+            "model.likelihood",
+            "\"bernoulli\"",
+            "\"gaussian\" or \"auto\": with m1_latent > 0, M2 models M1's real-valued codes",
+        )),
+        (Likelihood::Bernoulli, false) if !data.binary => Err(Error::config(
+            "model.likelihood",
+            "\"bernoulli\"",
+            format!(
+                "binary data for a Bernoulli decoder: set data.binarize (dataset {} is real-valued), or model.likelihood = \"gaussian\"",
+                data.name
+            ),
+        )),
+        (Likelihood::Bernoulli, false) => Ok(false),
+        (Likelihood::Gaussian, _) | (Likelihood::Auto, true) => Ok(true),
+        (Likelihood::Auto, false) => Ok(!data.binary),
     }
 }
 
@@ -317,17 +437,55 @@ impl Model for M2 {
         "m2"
     }
 
-    gm_core::single_network!(vs, opt, "adam");
+    fn var_stores(&self) -> Vec<(&'static str, &VarStore)> {
+        let mut v = vec![("model", &self.vs)];
+        v.extend(self.m1.as_ref().map(|m1| ("m1", &m1.vae.vs)));
+        v
+    }
 
+    fn var_stores_mut(&mut self) -> Vec<(&'static str, &mut VarStore)> {
+        let mut v = vec![("model", &mut self.vs)];
+        v.extend(self.m1.as_mut().map(|m1| ("m1", &mut m1.vae.vs)));
+        v
+    }
+
+    fn optimizers(&mut self) -> Vec<(&'static str, &mut Optimizer)> {
+        let mut v = vec![("adam", &mut self.opt)];
+        v.extend(self.m1.as_mut().map(|m1| ("m1-adam", &mut m1.vae.opt)));
+        v
+    }
+
+    fn optimizers_ref(&self) -> Vec<(&'static str, &Optimizer)> {
+        let mut v = vec![("adam", &self.opt)];
+        v.extend(self.m1.as_ref().map(|m1| ("m1-adam", &m1.vae.opt)));
+        v
+    }
+
+    /// M2's update; under M1+M2 first M1's for `m1_steps` updates (M2's metrics then
+    /// measured on the codes without an update).
     fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
-        let extra = self.labelled_draw();
-        let m = self.batch_metrics(batch, extra)?;
+        if let Some(m1) = self.m1.as_mut().filter(|m1| m1.training()) {
+            m1.vae.train_step(&Batch::inputs(&batch.x))?;
+            return tch::no_grad(|| {
+                let m = self.batch_metrics(&self.features(&batch.x, true), batch, None)?;
+                self.with_m1(m, &batch.x, true)
+            });
+        }
+        let extra = self
+            .labelled_draw()
+            .map(|(x, y)| (self.features(&x, true), y));
+        let m = self.batch_metrics(&self.features(&batch.x, true), batch, extra)?;
         self.opt.backward_step(&m[0].1)?;
-        Ok(m.into_iter().map(|(k, t)| (k, t.detach())).collect())
+        let m = m.into_iter().map(|(k, t)| (k, t.detach())).collect();
+        tch::no_grad(|| self.with_m1(m, &batch.x, false))
     }
 
     fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
-        tch::no_grad(|| self.batch_metrics(batch, None))
+        tch::no_grad(|| {
+            let m = self.batch_metrics(&self.features(&batch.x, true), batch, None)?;
+            let m1_phase = self.m1.as_ref().is_some_and(M1::training);
+            self.with_m1(m, &batch.x, m1_phase)
+        })
     }
 
     /// Decoder means with y drawn uniformly.
@@ -337,6 +495,9 @@ impl Model for M2 {
     }
 
     fn log_likelihoods(&self, x: &Tensor, cfg: &RunConfig) -> Result<Vec<LogLikelihood>> {
+        if self.m1.is_some() {
+            return Ok(vec![self.stacked_bound(x, cfg)?]);
+        }
         let n = x.size()[0];
         let us = chunked(n, cfg.data.eval_batch_size, |start, len| {
             tch::no_grad(|| self.bounds(&x.narrow(0, start, len)).unlabelled())
@@ -373,16 +534,21 @@ impl Model for M2 {
         };
         let n = split.len();
         let pred = chunked(n, cfg.data.eval_batch_size, |start, len| {
-            tch::no_grad(|| self.log_q_y(&split.x.narrow(0, start, len))).argmax(1, false)
+            let x = self.features(&split.x.narrow(0, start, len), false);
+            tch::no_grad(|| self.log_q_y(&x)).argmax(1, false)
         });
         let e = pred
             .ne_tensor(&y.to_device(pred.device()))
             .to_kind(Kind::Double)
             .mean(Kind::Double)
             .double_value(&[]);
+        let method = match self.m1 {
+            Some(_) => "argmax q(y|z1) at z1 = the mean of M1's q(z1|x)",
+            None => "argmax q(y|x)",
+        };
         Ok(vec![Statistic {
             kind: StatisticKind::ClassificationError,
-            method: "argmax q(y|x)".into(),
+            method: method.into(),
             settings: serde_json::json!({}),
             value: e,
             std_err: Some((e * (1.0 - e) / n as f64).sqrt()),

@@ -29,7 +29,7 @@ pub struct Vae {
     likelihood: Likelihood,
     shape: Vec<i64>,
     pub(crate) dim: i64,
-    vs: VarStore,
+    pub(crate) vs: VarStore,
     enc: Mlp,
     enc_head: nn::Linear,
     dec: Mlp,
@@ -37,7 +37,7 @@ pub struct Vae {
     conv: Option<ConvBody>,
     /// The second stochastic layer (`top_latent` > 0).
     pub(crate) top: Option<TopLayer>,
-    opt: Optimizer,
+    pub(crate) opt: Optimizer,
 }
 
 /// The convolutional ends of a VAE with `arch = "conv"`: the encoder's convolutions before
