@@ -47,6 +47,7 @@ const TINY: &[(&str, &str)] = &[
     ("vae", "hidden = [8]\nlatent = 2"),
     ("iwae", "hidden = [8]\nlatent = 2\niw_samples = 3"),
     ("m2", "hidden = [8]\nclassifier_hidden = [8]\nlatent = 2"),
+    ("glow", "steps = 2\nhidden = [8]\nchannels = [4]"),
     ("nade", "hidden = 8"),
     ("made", "hidden = [8]"),
     ("rnade", "hidden = 8\ncomponents = 2"),

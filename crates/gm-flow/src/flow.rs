@@ -42,6 +42,17 @@ pub trait Flow {
 
     /// y = f⁻¹(z), shaped `[B, ..shape]`.
     fn inverse(&self, z: &Tensor) -> Tensor;
+
+    /// Whether [`Flow::data_init`] should run on the first training batch.
+    fn wants_data_init(&self) -> bool {
+        false
+    }
+
+    /// Sets data-dependent initial values (Glow's actnorm) from the first training batch
+    /// `y` (model space, this process's rows of the global batch).
+    fn data_init(&self, _y: &Tensor) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// log N(z; 0, I) summed over the last dimension of `z` `[B, D]`.
@@ -292,6 +303,10 @@ impl<F: Flow> Model for FlowModel<F> {
     gm_core::single_network!(vs, opt, "adam");
 
     fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
+        if self.opt.steps() == 0 && self.flow.wants_data_init() {
+            let (y, _) = self.space.to_model(&batch.x);
+            tch::no_grad(|| self.flow.data_init(&y))?;
+        }
         let m = self.metrics(&batch.x);
         self.opt.backward_step(&m[0].1)?;
         Ok(m.into_iter().map(|(k, t)| (k, t.detach())).collect())

@@ -2,7 +2,8 @@
 //! variables (seed `001_*.txt` §2), log p(x) = log p_z(f(x)) + log |det ∂f/∂x|.
 //!
 //! [`realnvp`] is RealNVP (Dinh et al. 2017: affine couplings, checkerboard / channel masks,
-//! multiscale); [`maf`] is the masked autoregressive flow (Papamakarios et al. 2017: MADE
+//! multiscale); [`glow`] is Glow (Kingma & Dhariwal 2018: actnorm, invertible 1×1
+//! convolutions, affine couplings, multiscale with learned split priors); [`maf`] is the masked autoregressive flow (Papamakarios et al. 2017: MADE
 //! transforms, orderings reversed between layers). [`flow`] holds what they share: the
 //! data space (real vectors as they are; images uniformly dequantized, reported as a
 //! lower bound on the discrete likelihood in nats and bits per dimension) and the model
@@ -30,6 +31,7 @@
 //! The `gm` command builds models by name from [`register`]ed entries.
 
 pub mod flow;
+pub mod glow;
 pub mod maf;
 pub mod realnvp;
 
@@ -44,6 +46,14 @@ pub fn register(registry: &mut ModelRegistry) {
         default_dataset: "two-moons",
         needs_labels: false,
         build: realnvp::build,
+    });
+    registry.add(ModelEntry {
+        name: "glow",
+        family: "gm-flow",
+        description: "Glow (Kingma & Dhariwal 2018): actnorm, invertible 1×1 convolutions (LU), affine couplings, multiscale with learned split priors; exact log-likelihood (images: dequantized bound, bits/dim)",
+        default_dataset: "two-moons",
+        needs_labels: false,
+        build: glow::build,
     });
     registry.add(ModelEntry {
         name: "maf",

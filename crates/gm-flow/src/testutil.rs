@@ -10,8 +10,9 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 /// The flow `new` builds for examples shaped `shape` with the TOML `params` over the
-/// defaults, every weight and bias (not the tanh scales) set to N(0, 0.3²) draws so that no
-/// layer is the identity it starts as.
+/// defaults, every trainable weight and bias (not the tanh scales; fixed tensors such as
+/// Glow's permutation stay) set to N(0, 0.3²) draws so that no layer is the identity it
+/// starts as.
 pub fn perturbed<C: FlowConfig, F: Flow>(
     new: NewFlow<C, F>,
     shape: &[i64],
@@ -20,7 +21,9 @@ pub fn perturbed<C: FlowConfig, F: Flow>(
     let cfg: C = toml::from_str(params).unwrap();
     let vs = VarStore::new(Device::Cpu);
     let f = new(&vs.root(), &cfg, shape).unwrap();
-    gm_core::kit::randomize(&vs, 0.3, |name, _| !name.ends_with("scale"));
+    gm_core::kit::randomize(&vs, 0.3, |name, t| {
+        !name.ends_with("scale") && t.requires_grad()
+    });
     (vs, f)
 }
 
