@@ -1,6 +1,6 @@
 use crate::flow::FlowConfig;
-use crate::realnvp::widths;
-use gm_core::{checks, Error, Result};
+use crate::realnvp::{odd_kernel, widths};
+use gm_core::{checks, Result};
 use serde::{Deserialize, Serialize};
 
 /// `[model]` fields of `glow`.
@@ -57,14 +57,6 @@ impl FlowConfig for GlowConfig {
         )?;
         widths("model.hidden", &self.hidden)?;
         widths("model.channels", &self.channels)?;
-        checks::at_least("model.kernel", self.kernel, 1, "an odd kernel side")?;
-        if self.kernel % 2 == 0 {
-            return Err(Error::config(
-                "model.kernel",
-                self.kernel,
-                "an odd kernel side (same padding)",
-            ));
-        }
-        Ok(())
+        odd_kernel(self.kernel)
     }
 }

@@ -71,6 +71,19 @@ pub(crate) fn widths(field: &str, v: &[i64]) -> Result<()> {
     Ok(())
 }
 
+/// `model.kernel` is a positive odd side (same padding), or an error naming it.
+pub(crate) fn odd_kernel(kernel: i64) -> Result<()> {
+    checks::at_least("model.kernel", kernel, 1, "an odd kernel side")?;
+    if kernel % 2 == 0 {
+        return Err(Error::config(
+            "model.kernel",
+            kernel,
+            "an odd kernel side (same padding)",
+        ));
+    }
+    Ok(())
+}
+
 impl FlowConfig for RealNvpConfig {
     fn levels(&self) -> i64 {
         self.levels
@@ -89,14 +102,7 @@ impl FlowConfig for RealNvpConfig {
         )?;
         widths("model.hidden", &self.hidden)?;
         widths("model.channels", &self.channels)?;
-        checks::at_least("model.kernel", self.kernel, 1, "an odd kernel side")?;
-        if self.kernel % 2 == 0 {
-            return Err(Error::config(
-                "model.kernel",
-                self.kernel,
-                "an odd kernel side (same padding)",
-            ));
-        }
+        odd_kernel(self.kernel)?;
         checks::at_least("model.scales", self.scales, 0, "0 or more scales")?;
         checks::at_least(
             "model.per_scale",

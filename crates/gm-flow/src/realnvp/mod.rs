@@ -35,7 +35,7 @@
 mod config;
 mod model;
 
-pub(crate) use config::widths;
+pub(crate) use config::{odd_kernel, widths};
 pub use config::{MaskKind, RealNvpConfig};
 pub use model::{build, flow_model, mask, squeeze, unsqueeze, Coupling, RealNvp};
 

@@ -1,6 +1,6 @@
 use super::config::M2Config;
 use super::m1::M1;
-use crate::vae::{chunked, kl_to_standard_normal, Likelihood, LOG_2PI};
+use crate::vae::{chunked, gaussian_log_prob, kl_to_standard_normal, Likelihood, LOG_2PI};
 use gm_core::config::RunConfig;
 use gm_core::data::{Batch, Binarization, Dataset, Split};
 use gm_core::model::{
@@ -179,15 +179,11 @@ impl M2 {
     /// log p(x | y, z) from the decoder's output, summed over the last dimension; `x`
     /// `[B, D]` broadcasts against `out` `[…, B, D′]`.
     pub(crate) fn log_px(&self, out: &Tensor, x: &Tensor) -> Tensor {
-        if !self.gaussian {
-            return bernoulli_log_prob(out, x);
+        if self.gaussian {
+            gaussian_log_prob(out, x, self.dim, self.cfg.min_log_var)
+        } else {
+            bernoulli_log_prob(out, x)
         }
-        let mean = out.narrow(-1, 0, self.dim);
-        let log_var = out
-            .narrow(-1, self.dim, self.dim)
-            .clamp_min(self.cfg.min_log_var);
-        let sq = (x - mean).square() * (-&log_var).exp();
-        ((sq + log_var + LOG_2PI) * -0.5).sum_dim_intlist(-1, false, Kind::Float)
     }
 
     /// L(x, c) for every class with one z sample each, and log q(y | x); `x` is M2's data

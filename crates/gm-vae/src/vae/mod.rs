@@ -33,7 +33,7 @@ pub use model::{
     build, build_conditional, build_iwae, kl_to_standard_normal, Vae, ACTIVE_UNIT_THRESHOLD,
     COMPLETION_ITERATIONS, IWAE_DEFAULT_SAMPLES,
 };
-pub(crate) use model::{chunked, LOG_2PI};
+pub(crate) use model::{chunked, gaussian_log_prob, LOG_2PI};
 
 #[cfg(test)]
 mod tests;

@@ -138,6 +138,15 @@ pub(crate) fn chunked(n: i64, chunk: i64, mut f: impl FnMut(i64, i64) -> Tensor)
 /// Draws of z per example averaged for the posterior mean of z₂ (two-layer active units).
 const TOP_MEAN_DRAWS: i64 = 16;
 
+/// log N(x; μ, e^{log σ²}) summed over the last dimension, with `out` `[…, B, 2D]` holding μ
+/// then log σ² (clamped below at `min_log_var`); `x` `[B, D]` broadcasts against it.
+pub(crate) fn gaussian_log_prob(out: &Tensor, x: &Tensor, dim: i64, min_log_var: f64) -> Tensor {
+    let mean = out.narrow(-1, 0, dim);
+    let log_var = out.narrow(-1, dim, dim).clamp_min(min_log_var);
+    let sq = (x - mean).square() * (-&log_var).exp();
+    ((sq + log_var + LOG_2PI) * -0.5).sum_dim_intlist(-1, false, Kind::Float)
+}
+
 /// Active units among the columns of `means` (posterior means `[N, L]`): dimensions whose
 /// variance over the examples exceeds [`ACTIVE_UNIT_THRESHOLD`].
 fn active_units(means: &Tensor, method: &str) -> Result<Statistic> {
@@ -411,14 +420,7 @@ impl Vae {
                 let sq = (x - out).square().sum_dim_intlist(-1, false, Kind::Float);
                 sq * (-0.5 / var) - 0.5 * self.dim as f64 * (var.ln() + LOG_2PI)
             }
-            Likelihood::Gaussian => {
-                let mean = out.narrow(-1, 0, self.dim);
-                let log_var = out
-                    .narrow(-1, self.dim, self.dim)
-                    .clamp_min(self.cfg.min_log_var);
-                let sq = (x - mean).square() * (-&log_var).exp();
-                ((sq + log_var + LOG_2PI) * -0.5).sum_dim_intlist(-1, false, Kind::Float)
-            }
+            Likelihood::Gaussian => gaussian_log_prob(out, x, self.dim, self.cfg.min_log_var),
             _ => {
                 if out.dim() == x.dim() {
                     -out.binary_cross_entropy_with_logits::<Tensor>(x, None, None, Reduction::None)
