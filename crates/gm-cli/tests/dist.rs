@@ -66,6 +66,10 @@ const RBM_PCD: &str = rbm_toml!(
     "rule = \"pcd\"\nk = 1\ncentering = true\nsparsity_cost = 0.1\nsparsity_target = 0.2\n"
 );
 
+/// Parallel tempering with 10 chains of 3 replicas each, split 5 / 5 (each chain's
+/// replicas and swaps on one process).
+const RBM_PT: &str = rbm_toml!("5", "rule = \"pt\"\nk = 1\npt_replicas = 3\n");
+
 /// Algorithm 20.1 with its 10 persistent chains split 5 / 5, centering on.
 const DBM: &str = r#"
 seed = 7
@@ -153,8 +157,8 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 fn two_processes_end_with_the_weights_of_one() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("runs");
-    // 800 Adam steps of the VAE, 200 CD-1 steps of the RBM (100 per epoch), 200 PCD-1 steps
-    // with split chains, 200 DBM updates with split chains: the runs differ by the order of
+    // 800 Adam steps of the VAE, 200 CD-1 steps of the RBM (100 per epoch), 200 PCD-1 and
+    // 200 parallel-tempering steps with split chains, 200 DBM updates with split chains: the runs differ by the order of
     // summation only, an error that grows with the steps (measured for the CD-1 RBM: 1e-7
     // after 100, 4e-7 after 200, 4e-6 after 400). The checkpoints hold the chains and the
     // centering offsets too.
@@ -162,6 +166,7 @@ fn two_processes_end_with_the_weights_of_one() {
         ("vae", VAE, 8),
         ("rbm", RBM, 2),
         ("rbm-pcd", RBM_PCD, 2),
+        ("rbm-pt", RBM_PT, 2),
         ("dbm", DBM, 2),
     ] {
         let cfg = write(tmp.path(), &format!("{name}.toml"), text);
@@ -173,7 +178,7 @@ fn two_processes_end_with_the_weights_of_one() {
         for (r, child) in two_ranks(&cfg, &out, &two).into_iter().enumerate() {
             let o = child.wait_with_output().unwrap();
             assert!(o.status.success(), "rank {r}: {}", stderr(&o));
-            if name == "rbm-pcd" || name == "dbm" {
+            if ["rbm-pcd", "rbm-pt", "dbm"].contains(&name) {
                 let said = format!(
                     "rank {r} advances persistent chains {}..{} of 10",
                     5 * r,

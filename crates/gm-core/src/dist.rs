@@ -154,6 +154,19 @@ pub fn randn_rows(size: &[i64], options: (Kind, tch::Device)) -> Tensor {
     }
 }
 
+/// Uniform [0, 1) draws of `size`; with one row per example of a sharded step, this rank's
+/// rows of the draw for the whole batch (as [`randn_rows`]).
+pub fn rand_rows(size: &[i64], options: (Kind, tch::Device)) -> Tensor {
+    match shard_for(size) {
+        Some(s) => {
+            let mut global = size.to_vec();
+            global[0] = s.global;
+            Tensor::rand(global.as_slice(), options).narrow(0, s.offset, s.len)
+        }
+        None => Tensor::rand(size, options),
+    }
+}
+
 /// [`randn_rows`] of `t`'s size and kind.
 pub fn randn_rows_like(t: &Tensor) -> Tensor {
     randn_rows(&t.size(), (t.kind(), t.device()))

@@ -125,38 +125,51 @@ impl Rbm {
     /// Parallel tempering: k block-Gibbs sweeps of every replica at its own β (p_β ∝ e^{−βE}),
     /// then Metropolis swaps of neighbouring replicas, even pairs then odd pairs, accepted
     /// with probability min(1, e^{F_a(x_a) + F_b(x_b) − F_a(x_b) − F_b(x_a)}) where F_β is
-    /// the free energy at β. Returns the β = 1 replica and the swap acceptance rate.
+    /// the free energy at β. Each chain's replicas move together, so chains as many as the
+    /// global batch split across processes like it (`dist::advance_chains`). Returns this
+    /// process's chains at β = 1 and the swap acceptance rate over all of them.
     pub(super) fn tempered_sweeps(&mut self) -> Result<(Tensor, Tensor)> {
-        let chains = self
-            .chains
-            .as_ref()
-            .expect("PT keeps chains")
-            .shallow_clone();
-        let betas = self
-            .betas
-            .as_ref()
-            .expect("PT has a ladder")
-            .shallow_clone();
-        let (r, c) = (chains.size()[0], chains.size()[1]);
+        let chains = self.chains.as_ref().expect("PT keeps chains");
+        let betas = self.betas.as_ref().expect("PT has a ladder");
+        let mut rate = None;
+        // Stored [R, C, D]; advanced as [C, R, D], a chain's replicas in one row.
+        let mut mine = gm_core::dist::advance_chains(&[chains.transpose(0, 1)], |x| {
+            let (v, r) = self.tempered_rows(&x[0], betas);
+            rate = Some(r);
+            vec![v]
+        })?;
+        let rate = gm_core::dist::global_mean(&rate.expect("the chains advanced"))?;
+        Ok((mine.remove(0).select(1, 0), rate))
+    }
+
+    /// The sweeps and swaps of [`Rbm::tempered_sweeps`] on chains `x` `[C, R, D]`; their new
+    /// states and the mean acceptance of their swaps.
+    fn tempered_rows(&self, x: &Tensor, betas: &Tensor) -> (Tensor, Tensor) {
+        let (c, r) = (x.size()[0], x.size()[1]);
         let (nv, nh) = (self.nv, self.nh);
-        let beta3 = betas.view([r, 1, 1]);
-        let mut x = chains.shallow_clone();
+        let beta3 = betas.view([1, r, 1]);
+        let mut x = x.contiguous();
         for _ in 0..self.cfg.k {
-            let mut u = self.c.addmm(&x.view([r * c, nv]), &self.w).view([r, c, nh]);
+            let mut u = self.c.addmm(&x.view([c * r, nv]), &self.w).view([c, r, nh]);
             let _ = u.g_mul_(&beta3);
             let h = bernoulli(&u.sigmoid_());
             let mut a = self
                 .b
-                .addmm(&h.view([r * c, nh]), &self.w.tr())
-                .view([r, c, nv]);
+                .addmm(&h.view([c * r, nh]), &self.w.tr())
+                .view([c, r, nv]);
             let _ = a.g_mul_(&beta3);
             x = bernoulli(&a.sigmoid_());
         }
-        // F_β(x) = −β x·b − Σ_j softplus(β (c + xW)_j), [P, C], for x [P, C, D], β [P].
+        // F_β(x) = −β x·b − Σ_j softplus(β (c + xW)_j), [C, P], for x [C, P, D], β [P].
         let free = |x: &Tensor, u: &Tensor, beta: &Tensor| -> Tensor {
             let p = beta.size()[0];
-            -x.matmul(&self.b) * beta.view([p, 1])
-                - softplus(&(u * beta.view([p, 1, 1]))).sum_dim_intlist(2, false, self.kind)
+            -x.matmul(&self.b) * beta.view([1, p])
+                - softplus(&(u * beta.view([1, p, 1]))).sum_dim_intlist(2, false, self.kind)
+        };
+        let hidden_input = |x: &Tensor, p: i64| {
+            self.c
+                .addmm(&x.reshape([c * p, nv]), &self.w)
+                .view([c, p, nh])
         };
         let mut accepted = Vec::new();
         for parity in 0..2 {
@@ -167,29 +180,21 @@ impl Rbm {
             let p = lo.len() as i64;
             let lo = Tensor::from_slice(&lo).to_device(x.device());
             let hi = &lo + 1;
-            let (xl, xh) = (x.index_select(0, &lo), x.index_select(0, &hi));
+            let (xl, xh) = (x.index_select(1, &lo), x.index_select(1, &hi));
             let (bl, bh) = (betas.index_select(0, &lo), betas.index_select(0, &hi));
-            let ul = self
-                .c
-                .addmm(&xl.view([p * c, nv]), &self.w)
-                .view([p, c, nh]);
-            let uh = self
-                .c
-                .addmm(&xh.view([p * c, nv]), &self.w)
-                .view([p, c, nh]);
+            let (ul, uh) = (hidden_input(&xl, p), hidden_input(&xh, p));
             let log_a = free(&xl, &ul, &bl) + free(&xh, &uh, &bh)
                 - free(&xh, &uh, &bl)
                 - free(&xl, &ul, &bh);
-            let acc = log_a.rand_like().log().lt_tensor(&log_a);
+            let draw = gm_core::dist::rand_rows(&[c, p], (log_a.kind(), log_a.device()));
+            let acc = draw.log().lt_tensor(&log_a);
             let m = acc.unsqueeze(2);
             let new_l = xh.where_self(&m, &xl);
             let new_h = xl.where_self(&m, &xh);
-            x = x.index_copy(0, &lo, &new_l).index_copy(0, &hi, &new_h);
+            x = x.index_copy(1, &lo, &new_l).index_copy(1, &hi, &new_h);
             accepted.push(acc.to_kind(Kind::Float).flatten(0, -1));
         }
-        let rate = Tensor::cat(&accepted, 0).mean(Kind::Float);
-        chains.shallow_clone().copy_(&x);
-        Ok((x.get(0), rate))
+        (x, Tensor::cat(&accepted, 0).mean(Kind::Float))
     }
 
     /// The CD / PCD / PT gradient (of the quantity minimised: the negative log-likelihood
