@@ -70,6 +70,24 @@ const RBM_PCD: &str = rbm_toml!(
 /// replicas and swaps on one process).
 const RBM_PT: &str = rbm_toml!("5", "rule = \"pt\"\nk = 1\npt_replicas = 3\n");
 
+/// A Gaussian–Bernoulli RBM on two-moons by PCD with its 10 chains split 5 / 5.
+const GRBM_PCD: &str = r#"
+seed = 8
+[model]
+name = "grbm"
+hidden = 8
+persistent = true
+[data]
+dataset = "two-moons"
+synthetic_size = 400
+batch_size = 10
+[optim]
+kind = "sgd"
+lr = 0.05
+[train]
+epochs = 2
+"#;
+
 /// Algorithm 20.1 with its 10 persistent chains split 5 / 5, centering on.
 const DBM: &str = r#"
 seed = 7
@@ -91,7 +109,7 @@ epochs = 2
 /// `gm train <model> --config <cfg> --out <out> --name <name>` as rank `rank` of `world`
 /// (no rank: a plain single process).
 fn train(cfg: &Path, out: &Path, name: &str, rank: Option<(usize, u16)>) -> Command {
-    let model = ["rbm", "nade", "dbm"]
+    let model = ["rbm", "grbm", "nade", "dbm"]
         .into_iter()
         .find(|m| name.starts_with(m))
         .unwrap_or("vae");
@@ -167,6 +185,7 @@ fn two_processes_end_with_the_weights_of_one() {
         ("rbm", RBM, 2),
         ("rbm-pcd", RBM_PCD, 2),
         ("rbm-pt", RBM_PT, 2),
+        ("grbm-pcd", GRBM_PCD, 2),
         ("dbm", DBM, 2),
     ] {
         let cfg = write(tmp.path(), &format!("{name}.toml"), text);
@@ -178,7 +197,7 @@ fn two_processes_end_with_the_weights_of_one() {
         for (r, child) in two_ranks(&cfg, &out, &two).into_iter().enumerate() {
             let o = child.wait_with_output().unwrap();
             assert!(o.status.success(), "rank {r}: {}", stderr(&o));
-            if ["rbm-pcd", "rbm-pt", "dbm"].contains(&name) {
+            if ["rbm-pcd", "rbm-pt", "grbm-pcd", "dbm"].contains(&name) {
                 let said = format!(
                     "rank {r} advances persistent chains {}..{} of 10",
                     5 * r,

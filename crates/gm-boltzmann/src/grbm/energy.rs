@@ -56,10 +56,11 @@ pub fn sample_hidden(v: &Tensor, w: &Tensor, c: &Tensor, beta: &Tensor) -> Tenso
     bernoulli(&hidden_probs(v, w, c, beta))
 }
 
-/// v ~ p(v | h) = N(b + W h, diag(β)⁻¹).
+/// v ~ p(v | h) = N(b + W h, diag(β)⁻¹) (in a sharded step, this rank's rows of the draws
+/// one process makes).
 pub fn sample_visible(h: &Tensor, w: &Tensor, b: &Tensor, beta: &Tensor) -> Tensor {
     let mean = visible_mean(h, w, b);
-    let noise = mean.randn_like() * beta.rsqrt();
+    let noise = gm_core::dist::randn_rows_like(&mean) * beta.rsqrt();
     mean + noise
 }
 

@@ -461,22 +461,22 @@ impl Grbm {
     }
 
     /// Standardised data, its negatives after `k` sweeps (from the data, or from the
-    /// persistent chains, which are advanced), and both pre-activations.
-    fn negatives(&self, x: &Tensor, k: i64) -> (Tensor, Tensor, Tensor, Tensor) {
+    /// persistent chains, which are advanced: split across processes like the batch when
+    /// as many), and both pre-activations.
+    fn negatives(&self, x: &Tensor, k: i64) -> Result<(Tensor, Tensor, Tensor, Tensor)> {
         tch::no_grad(|| {
             let beta = self.beta();
             let v = self.standardize(x);
             let u_pos = energy::hidden_input(&v, &self.w, &self.c, &beta);
-            let (neg, _) = match &self.chains {
-                Some(c) => {
-                    let out = self.gibbs(c, k);
-                    c.shallow_clone().copy_(&out.0);
-                    out
-                }
-                None => self.gibbs_from_probs(&u_pos.sigmoid(), k),
+            let neg = match &self.chains {
+                Some(c) => gm_core::dist::advance_chains(&[c.shallow_clone()], |mine| {
+                    vec![self.gibbs(&mine[0], k).0]
+                })?
+                .remove(0),
+                None => self.gibbs_from_probs(&u_pos.sigmoid(), k).0,
             };
             let u_neg = energy::hidden_input(&neg, &self.w, &self.c, &beta);
-            (v, u_pos, neg, u_neg)
+            Ok((v, u_pos, neg, u_neg))
         })
     }
 
@@ -534,7 +534,7 @@ impl Model for Grbm {
 
     fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
         let x = &batch.x;
-        let (v, u_pos, neg, u_neg) = self.negatives(x, self.cfg.cd_k);
+        let (v, u_pos, neg, u_neg) = self.negatives(x, self.cfg.cd_k)?;
         let metrics = self.proxies(x, &v, &u_pos, &neg, &u_neg);
         match self.cfg.update {
             Update::Hand => {
