@@ -862,6 +862,23 @@ fn draw_quality_samples(
     Ok((samples.reshape(shape.as_slice()), note))
 }
 
+/// The samples whose values are all finite, and `note` saying how many were left out (a
+/// sampler that overflowed; the metrics then describe the finite ones only).
+fn finite_samples(model: &str, samples: tch::Tensor, note: String) -> (tch::Tensor, String) {
+    let n = samples.size()[0];
+    let ok = samples.reshape([n, -1]).isfinite().all_dim(1, false);
+    let bad = n - ok.sum(tch::Kind::Int64).int64_value(&[]);
+    if bad == 0 {
+        return (samples, note);
+    }
+    tracing::warn!(
+        "{model}: {bad} of {n} samples are not finite (NaN or ±inf) and are left out of the sample-quality metrics"
+    );
+    let keep = ok.nonzero().squeeze_dim(1);
+    let note = format!("{note}; {bad} of {n} samples not finite, left out");
+    (samples.index_select(0, &keep), note)
+}
+
 /// Sample-quality metrics and their test-split floors; writes `figures/nn-grid.png`. Like
 /// is compared with like: on binary data the training reference is binarized as the model
 /// saw it, the samples are 0/1 draws and the feature network is the one trained on the
@@ -872,7 +889,7 @@ fn eval_quality(
     cfg: &RunConfig,
     ctx: &RecordContext,
     a: &EvalArgs,
-    mut samples: tch::Tensor,
+    samples: tch::Tensor,
     note: String,
 ) -> Result<Vec<ResultRecord>> {
     let device = model.device();
@@ -898,6 +915,8 @@ fn eval_quality(
             None
         }
     };
+    let (samples, note) = finite_samples(model.name(), samples, note);
+    let mut samples = samples;
     let n = samples.size()[0];
     let samples_are = if !data.binary {
         "the model's samples (grey values)"

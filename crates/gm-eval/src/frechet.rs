@@ -52,6 +52,16 @@ impl GaussianStats {
         }
         let n = x.size()[0];
         let x = tch::no_grad(|| x.reshape([n, -1]).to_kind(Kind::Double));
+        let bad = n - x
+            .isfinite()
+            .all_dim(1, false)
+            .sum(Kind::Int64)
+            .int64_value(&[]);
+        if bad > 0 {
+            return Err(Error::Msg(format!(
+                "Fréchet distance: {bad} of {n} feature vectors are not finite (NaN or inf in the samples?)"
+            )));
+        }
         let mean = x.mean_dim(0, false, Kind::Double);
         let c = &x - mean.unsqueeze(0);
         let cov = c.tr().matmul(&c) / (n - 1) as f64;
@@ -74,11 +84,15 @@ pub struct FrechetResult {
 
 /// The symmetric square root of a symmetric positive semi-definite matrix, with negative
 /// eigenvalues (rounding) clamped to zero.
-fn sqrt_psd(a: &Tensor) -> Tensor {
+fn sqrt_psd(a: &Tensor) -> Result<Tensor> {
     let sym = (a + a.tr()) * 0.5;
-    let (vals, vecs) = sym.linalg_eigh("L");
+    let (vals, vecs) = sym.f_linalg_eigh("L").map_err(|e| {
+        Error::Msg(format!(
+            "Fréchet distance: no eigendecomposition of a covariance: {e}"
+        ))
+    })?;
     let root = vals.clamp_min(0.0).sqrt();
-    (&vecs * root.unsqueeze(0)).matmul(&vecs.tr())
+    Ok((&vecs * root.unsqueeze(0)).matmul(&vecs.tr()))
 }
 
 /// d² between two Gaussians given by their statistics.
@@ -93,7 +107,7 @@ pub fn frechet_distance_stats(a: &GaussianStats, b: &GaussianStats) -> Result<f6
     let _guard = tch::no_grad_guard();
     let (m1, m2) = (a.mean.to_kind(Kind::Double), b.mean.to_kind(Kind::Double));
     let (s1, s2) = (a.cov.to_kind(Kind::Double), b.cov.to_kind(Kind::Double));
-    let s1h = sqrt_psd(&s1);
+    let s1h = sqrt_psd(&s1)?;
     let m = s1h.matmul(&s2).matmul(&s1h);
     let m = (&m + m.tr()) * 0.5;
     let eig = m.linalg_eigvalsh("L");
