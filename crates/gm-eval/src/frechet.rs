@@ -148,6 +148,22 @@ mod tests {
 
     const F64: (Kind, Device) = (Kind::Double, Device::Cpu);
 
+    /// Non-finite feature vectors are an error that counts them, not a panic in the
+    /// eigendecomposition.
+    #[test]
+    fn non_finite_features_are_a_counted_error() {
+        let x = Tensor::from_slice(&[0.0, 1.0, f64::NAN, 2.0, 3.0, f64::INFINITY, 1.0, 1.0])
+            .view([4, 2]);
+        let y = Tensor::from_slice(&[0.0, 1.0, 2.0, 2.0, 3.0, 1.0]).view([3, 2]);
+        let e = frechet_distance(&x, &y).expect_err("NaN and inf rows");
+        assert!(
+            e.to_string()
+                .contains("2 of 4 feature vectors are not finite"),
+            "{e}"
+        );
+        assert!(frechet_distance(&y, &y).is_ok());
+    }
+
     fn stats(mean: &[f64], cov: &[f64]) -> GaussianStats {
         let d = mean.len() as i64;
         GaussianStats {
