@@ -1009,3 +1009,26 @@ pub fn list() -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::finite_samples;
+    use tch::{Kind, Tensor};
+
+    /// Rows with a NaN or an infinity leave; the note counts them; finite rows stay in order.
+    #[test]
+    fn non_finite_samples_are_left_out_and_counted() {
+        let x = Tensor::arange(16, (Kind::Float, tch::Device::Cpu)).view([4, 1, 2, 2]);
+        let _ = x.get(1).get(0).get(0).get(1).fill_(f64::NAN);
+        let _ = x.get(3).get(0).get(1).get(0).fill_(f64::NEG_INFINITY);
+        let (kept, note) = finite_samples("m", x.copy(), "drawn".into());
+        assert_eq!(kept.size(), [2, 1, 2, 2]);
+        assert!(kept.equal(&Tensor::cat(
+            &[x.get(0).unsqueeze(0), x.get(2).unsqueeze(0)],
+            0
+        )));
+        assert_eq!(note, "drawn; 2 of 4 samples not finite, left out");
+        let (all, same) = finite_samples("m", kept.copy(), "drawn".into());
+        assert_eq!((all.size()[0], same.as_str()), (2, "drawn"));
+    }
+}

@@ -70,41 +70,26 @@ const RBM_PCD: &str = rbm_toml!(
 /// replicas and swaps on one process).
 const RBM_PT: &str = rbm_toml!("5", "rule = \"pt\"\nk = 1\npt_replicas = 3\n");
 
+/// The `[optim]` and `[train]` tables of the GRBM and DBM runs: SGD at 0.05, two epochs.
+macro_rules! sgd_two_epochs {
+    () => {
+        "[optim]\nkind = \"sgd\"\nlr = 0.05\n[train]\nepochs = 2\n"
+    };
+}
+
 /// A Gaussian–Bernoulli RBM on two-moons by PCD with its 10 chains split 5 / 5.
-const GRBM_PCD: &str = r#"
-seed = 8
-[model]
-name = "grbm"
-hidden = 8
-persistent = true
-[data]
-dataset = "two-moons"
-synthetic_size = 400
-batch_size = 10
-[optim]
-kind = "sgd"
-lr = 0.05
-[train]
-epochs = 2
-"#;
+const GRBM_PCD: &str = concat!(
+    "seed = 8\n[model]\nname = \"grbm\"\nhidden = 8\npersistent = true\n",
+    "[data]\ndataset = \"two-moons\"\nsynthetic_size = 400\nbatch_size = 10\n",
+    sgd_two_epochs!()
+);
 
 /// Algorithm 20.1 with its 10 persistent chains split 5 / 5, centering on.
-const DBM: &str = r#"
-seed = 7
-[model]
-name = "dbm"
-hidden = [8, 4]
-gibbs_steps = 2
-centering = true
-[data]
-dataset = "bars-and-stripes"
-batch_size = 10
-[optim]
-kind = "sgd"
-lr = 0.05
-[train]
-epochs = 2
-"#;
+const DBM: &str = concat!(
+    "seed = 7\n[model]\nname = \"dbm\"\nhidden = [8, 4]\ngibbs_steps = 2\ncentering = true\n",
+    "[data]\ndataset = \"bars-and-stripes\"\nbatch_size = 10\n",
+    sgd_two_epochs!()
+);
 
 /// `gm train <model> --config <cfg> --out <out> --name <name>` as rank `rank` of `world`
 /// (no rank: a plain single process).
