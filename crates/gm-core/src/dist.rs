@@ -144,27 +144,30 @@ pub fn shard_for(size: &[i64]) -> Option<Shard> {
 /// Standard normal draws of `size`; with one row per example of a sharded step, this
 /// rank's rows of the draw for the whole batch.
 pub fn randn_rows(size: &[i64], options: (Kind, tch::Device)) -> Tensor {
+    draw_rows(size, options, |s, o| Tensor::randn(s, o))
+}
+
+/// `draw` of `size`, or, in a sharded step with one row per example, this rank's rows of
+/// `draw` for the whole batch.
+fn draw_rows(
+    size: &[i64],
+    options: (Kind, tch::Device),
+    draw: fn(&[i64], (Kind, tch::Device)) -> Tensor,
+) -> Tensor {
     match shard_for(size) {
         Some(s) => {
             let mut global = size.to_vec();
             global[0] = s.global;
-            Tensor::randn(global.as_slice(), options).narrow(0, s.offset, s.len)
+            draw(global.as_slice(), options).narrow(0, s.offset, s.len)
         }
-        None => Tensor::randn(size, options),
+        None => draw(size, options),
     }
 }
 
 /// Uniform [0, 1) draws of `size`; with one row per example of a sharded step, this rank's
 /// rows of the draw for the whole batch (as [`randn_rows`]).
 pub fn rand_rows(size: &[i64], options: (Kind, tch::Device)) -> Tensor {
-    match shard_for(size) {
-        Some(s) => {
-            let mut global = size.to_vec();
-            global[0] = s.global;
-            Tensor::rand(global.as_slice(), options).narrow(0, s.offset, s.len)
-        }
-        None => Tensor::rand(size, options),
-    }
+    draw_rows(size, options, |s, o| Tensor::rand(s, o))
 }
 
 /// [`randn_rows`] of `t`'s size and kind.
