@@ -187,6 +187,8 @@ pub trait FlowConfig: serde::de::DeserializeOwned + serde::Serialize {
     fn levels(&self) -> i64;
     /// α of the logit transform of image data (0: none).
     fn logit_alpha(&self) -> f64;
+    /// T of the sampling distribution N(0, T² I) of the code.
+    fn temperature(&self) -> f64;
 }
 
 /// A flow's constructor: parameters under a path, its config, the example shape.
@@ -201,11 +203,13 @@ pub fn build_model<C: FlowConfig, F: Flow>(
 ) -> Result<FlowModel<F>> {
     let cfg: C = parse_params(name, &ctx.cfg.model.params)?;
     cfg.validate()?;
+    checks::positive("model.temperature", cfg.temperature())?;
     let space = DataSpace::for_data(name, ctx.data, cfg.levels(), cfg.logit_alpha())?;
     let vs = VarStore::new(ctx.device);
     let flow = new(&(vs.root() / name), &cfg, &ctx.data.shape)?;
     let params = params_table(&cfg);
-    FlowModel::new(name, flow, space, &ctx.data.shape, params, vs, ctx.cfg)
+    let model = FlowModel::new(name, flow, space, &ctx.data.shape, params, vs, ctx.cfg)?;
+    Ok(model.with_temperature(cfg.temperature()))
 }
 
 /// A flow with its data space, parameters and optimizer: the [`Model`] of every flow.
@@ -218,6 +222,7 @@ pub struct FlowModel<F> {
     params: toml::Table,
     vs: VarStore,
     opt: Optimizer,
+    temperature: f64,
 }
 
 impl<F: Flow> FlowModel<F> {
@@ -242,7 +247,14 @@ impl<F: Flow> FlowModel<F> {
             params,
             vs,
             opt,
+            temperature: 1.0,
         })
+    }
+
+    /// Samples at temperature `t`: z ~ N(0, t² I) (1 unless set).
+    pub fn with_temperature(mut self, t: f64) -> Self {
+        self.temperature = t;
+        self
     }
 
     /// The flow.
@@ -316,9 +328,9 @@ impl<F: Flow> Model for FlowModel<F> {
         Ok(tch::no_grad(|| self.metrics(&batch.x)))
     }
 
-    /// z ~ N(0, I) through the inverse; images back in [0, 1].
+    /// z ~ N(0, T² I) (T = `temperature`) through the inverse; images back in [0, 1].
     fn sample(&self, n: i64) -> Result<Tensor> {
-        let z = Tensor::randn([n, self.dim], (Kind::Float, self.device()));
+        let z = Tensor::randn([n, self.dim], (Kind::Float, self.device())) * self.temperature;
         let y = tch::no_grad(|| self.flow.inverse(&z));
         let mut shape = vec![n];
         shape.extend_from_slice(&self.shape);

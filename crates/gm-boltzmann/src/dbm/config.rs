@@ -38,8 +38,19 @@ pub struct PretrainConfig {
     pub method: PretrainMethod,
     /// k, Gibbs sweeps per update.
     pub gibbs_steps: i64,
-    /// SGD learning rate of the RBMs.
+    /// SGD learning rate of the RBMs (the step is lr × the batch-mean gradient).
     pub lr: f64,
+    /// Momentum of the RBMs' SGD after the first `momentum_after` epochs (Salakhutdinov &
+    /// Hinton's code: 0.9); 0 is plain SGD.
+    pub momentum: f64,
+    /// Momentum during the first `momentum_after` epochs (their code: 0.5); default
+    /// `momentum`.
+    pub initial_momentum: Option<f64>,
+    /// Epochs run at `initial_momentum`.
+    pub momentum_after: i64,
+    /// L2 penalty λ on the RBMs' weights: the weight step adds −lr · λ · W (their code:
+    /// 0.001).
+    pub weight_decay: f64,
     /// The RBMs to train, 1 … L (RBM l joins layers l − 1 and l); default all. The others
     /// keep their initial weights but are composed all the same.
     pub layers: Option<Vec<i64>>,
@@ -52,6 +63,10 @@ impl Default for PretrainConfig {
             method: PretrainMethod::Cd,
             gibbs_steps: 1,
             lr: 0.05,
+            momentum: 0.0,
+            initial_momentum: None,
+            momentum_after: 5,
+            weight_decay: 0.0,
             layers: None,
         }
     }
@@ -73,6 +88,23 @@ impl PretrainConfig {
             "at least 1 Gibbs sweep",
         )?;
         checks::positive("model.pretrain.lr", self.lr)?;
+        let momentum = "a momentum in [0, 1)";
+        checks::in_range(
+            "model.pretrain.momentum",
+            self.momentum,
+            0.0..=0.999,
+            momentum,
+        )?;
+        if let Some(m) = self.initial_momentum {
+            checks::in_range("model.pretrain.initial_momentum", m, 0.0..=0.999, momentum)?;
+        }
+        checks::at_least(
+            "model.pretrain.momentum_after",
+            self.momentum_after,
+            0,
+            "a number of epochs at the initial momentum",
+        )?;
+        checks::non_negative("model.pretrain.weight_decay", self.weight_decay)?;
         for &l in self.layers.iter().flatten() {
             checks::in_range(
                 "model.pretrain.layers",
@@ -84,6 +116,14 @@ impl PretrainConfig {
             )?;
         }
         Ok(())
+    }
+
+    /// The momentum of epoch `epoch` (0-based).
+    pub fn momentum_at(&self, epoch: i64) -> f64 {
+        match self.initial_momentum {
+            Some(m) if epoch < self.momentum_after => m,
+            _ => self.momentum,
+        }
     }
 
     /// Whether RBM `l` is trained (pre-training on and `l` listed or no list).

@@ -7,9 +7,10 @@
 //! p(x_{l−1} | x_l) = σ(a + α_down · x_l Wᵀ), where α_up = 2 for the bottom RBM (the visible
 //! layer duplicated with tied weights, its copies kept equal), α_down = 2 for the top one
 //! (the top-down input doubled) and both are 1 otherwise. Each RBM is trained by CD-k or
-//! PCD-k (`method`, `gibbs_steps`) with plain SGD (`lr`) for `epochs` passes over its data:
-//! the training images for RBM 1, samples of σ(c + α_up x W) of the RBM below for the
-//! others.
+//! PCD-k (`method`, `gibbs_steps`) with SGD (`lr`, `momentum` after `initial_momentum` for
+//! the first `momentum_after` epochs, `weight_decay` on W) for `epochs` passes over its
+//! data: the training images for RBM 1, samples of σ(c + α_up x W) of the RBM below for
+//! the others.
 //!
 //! **Composition.** In the DBM every hidden layer below the top receives input from both
 //! neighbours, where each RBM saw input from one side only, doubled for the end RBMs. So
@@ -23,6 +24,14 @@ use super::model::Dbm;
 use gm_core::sampling::bernoulli::sample as bernoulli;
 use gm_core::Result;
 use tch::{Kind, Tensor};
+
+/// The settings of one pre-training update.
+struct Step {
+    k: i64,
+    lr: f64,
+    momentum: f64,
+    weight_decay: f64,
+}
 
 /// One RBM of the greedy stack: W `[n_{l−1}, n_l]`, visible biases a, hidden biases c and
 /// the input multipliers of its two conditionals.
@@ -62,23 +71,39 @@ impl LayerRbm {
         (v, ph, h)
     }
 
-    /// One SGD step of CD-k (or PCD-k from `chains`, advanced in place) on the batch `v`.
-    fn update(&mut self, v: &Tensor, chains: Option<&mut Tensor>, k: i64, lr: f64) {
+    /// One SGD step of CD-k (or PCD-k from `chains`, advanced in place) on the batch `v`,
+    /// moving the velocities `vel` (W, a, c) by `step`.
+    fn update(
+        &mut self,
+        v: &Tensor,
+        chains: Option<&mut Tensor>,
+        step: &Step,
+        vel: &mut [Tensor; 3],
+    ) {
         let ph = self.hidden_probs(v);
         let start = match &chains {
             Some(c) => c.shallow_clone(),
             None => bernoulli(&ph),
         };
-        let (vn, phn, hn) = self.gibbs(&start, k);
+        let (vn, phn, hn) = self.gibbs(&start, step.k);
         if let Some(c) = chains {
             *c = hn;
         }
         let (n, m) = (v.size()[0] as f64, vn.size()[0] as f64);
-        let dw = v.tr().mm(&ph) / n - vn.tr().mm(&phn) / m;
         let kind = v.kind();
-        self.w += dw * lr;
-        self.a += (v.mean_dim(0, false, kind) - vn.mean_dim(0, false, kind)) * lr;
-        self.c += (ph.mean_dim(0, false, kind) - phn.mean_dim(0, false, kind)) * lr;
+        let grads = [
+            v.tr().mm(&ph) / n - vn.tr().mm(&phn) / m - &self.w * step.weight_decay,
+            v.mean_dim(0, false, kind) - vn.mean_dim(0, false, kind),
+            ph.mean_dim(0, false, kind) - phn.mean_dim(0, false, kind),
+        ];
+        for ((p, vel), g) in [&mut self.w, &mut self.a, &mut self.c]
+            .into_iter()
+            .zip(vel.iter_mut())
+            .zip(grads)
+        {
+            *vel = &*vel * step.momentum + g * step.lr;
+            *p += &*vel;
+        }
     }
 }
 
@@ -131,7 +156,7 @@ impl Dbm {
     }
 
     /// `p.epochs` passes of CD-k / PCD-k over `data` `[N, n]` in shuffled batches.
-    fn train_rbm(&self, rbm: &mut LayerRbm, data: &Tensor, p: &PretrainConfig) {
+    pub(super) fn train_rbm(&self, rbm: &mut LayerRbm, data: &Tensor, p: &PretrainConfig) {
         let n = data.size()[0];
         let b = self.pretrain_batch.min(n);
         let mut chains = match p.method {
@@ -142,11 +167,18 @@ impl Dbm {
             ))),
             PretrainMethod::Cd => None,
         };
-        for _ in 0..p.epochs {
+        let mut vel = [&rbm.w, &rbm.a, &rbm.c].map(Tensor::zeros_like);
+        for epoch in 0..p.epochs {
+            let step = Step {
+                k: p.gibbs_steps,
+                lr: p.lr,
+                momentum: p.momentum_at(epoch),
+                weight_decay: p.weight_decay,
+            };
             let perm = Tensor::randperm(n, (Kind::Int64, data.device()));
             for start in (0..n - b + 1).step_by(b as usize) {
                 let v = data.index_select(0, &perm.narrow(0, start, b));
-                rbm.update(&v, chains.as_mut(), p.gibbs_steps, p.lr);
+                rbm.update(&v, chains.as_mut(), &step, &mut vel);
             }
         }
     }

@@ -671,6 +671,19 @@ fn invalid_configs_are_rejected_naming_the_field() {
             "model.pretrain.gibbs_steps",
         ),
         ("pretrain = { lr = 0.0 }", "model.pretrain.lr"),
+        ("pretrain = { momentum = 1.0 }", "model.pretrain.momentum"),
+        (
+            "pretrain = { initial_momentum = -0.1 }",
+            "model.pretrain.initial_momentum",
+        ),
+        (
+            "pretrain = { momentum_after = -1 }",
+            "model.pretrain.momentum_after",
+        ),
+        (
+            "pretrain = { weight_decay = -0.001 }",
+            "model.pretrain.weight_decay",
+        ),
         ("centering_rate = 0.0", "model.centering_rate"),
         ("centering_rate = 1.5", "model.centering_rate"),
         ("finetune_after = 0", "model.finetune_after"),
@@ -908,5 +921,54 @@ fn time_one_epoch_784_500_1000() {
         iters / n as f64,
         600.0 * joint,
         pre
+    );
+}
+
+/// Pre-training's momentum is the heavy-ball recursion v ← m v + lr g, W ← W + v, with
+/// `initial_momentum` for the first `momentum_after` epochs: at a learning rate small
+/// enough that the samples do not change, the updates of 3 momentum epochs equal the plain
+/// ones combined as 1.75 g₁ + 1.5 g₂ + g₃ (m = 0 then 0.5), weight decay included.
+#[test]
+fn pretraining_momentum_is_heavy_ball_with_its_schedule() {
+    let _rng = gm_core::rng_guard::lock();
+    let dbm = random_dbm(6, "[4, 3]", 0.5, "");
+    let data = Tensor::rand([8, 6], F64).lt(0.5).to_kind(Kind::Double);
+    let run = |epochs: i64, momentum: f64| {
+        let p: DbmConfig = parse_params(
+            "dbm",
+            &cfg(
+                &format!(
+                    "hidden = [4, 3]\npretrain = {{ epochs = {epochs}, lr = 1e-7, \
+                     weight_decay = 0.3, momentum = {momentum}, initial_momentum = 0.0, \
+                     momentum_after = 1 }}"
+                ),
+                "dataset = \"bars-and-stripes\"",
+            )
+            .model
+            .params,
+        )
+        .unwrap();
+        tch::manual_seed(7);
+        let mut rbm = pretrain::LayerRbm {
+            w: dbm.params().0[0].detach().copy(),
+            a: Tensor::zeros([6], F64),
+            c: Tensor::full([4], 0.2, F64),
+            up: 2.0,
+            down: 1.0,
+        };
+        let w0 = rbm.w.copy();
+        dbm.train_rbm(&mut rbm, &data, &p.pretrain);
+        rbm.w - w0
+    };
+    let s: Vec<Tensor> = (1..=3).map(|e| run(e, 0.0)).collect();
+    let g = [s[0].copy(), &s[1] - &s[0], &s[2] - &s[1]];
+    let expected = &g[0] * 1.75 + &g[1] * 1.5 + &g[2];
+    let got = run(3, 0.5);
+    let scale = expected.abs().max().double_value(&[]);
+    assert!(scale > 1e-8, "no update: {scale}");
+    assert!(
+        max_abs(&got, &expected) < 1e-6 * scale,
+        "{} vs scale {scale}",
+        max_abs(&got, &expected)
     );
 }

@@ -22,6 +22,8 @@ pub struct GlowConfig {
     pub levels: i64,
     /// Images: α of a logit transform; 0 (Glow's choice) models the dequantized pixels.
     pub logit_alpha: f64,
+    /// Samples draw z ~ N(0, T² I) (T < 1: Glow's reduced-temperature samples).
+    pub temperature: f64,
 }
 
 impl Default for GlowConfig {
@@ -34,6 +36,7 @@ impl Default for GlowConfig {
             kernel: 3,
             levels: 256,
             logit_alpha: 0.0,
+            temperature: 1.0,
         }
     }
 }
@@ -45,6 +48,10 @@ impl FlowConfig for GlowConfig {
 
     fn logit_alpha(&self) -> f64 {
         self.logit_alpha
+    }
+
+    fn temperature(&self) -> f64 {
+        self.temperature
     }
 
     fn validate(&self) -> Result<()> {

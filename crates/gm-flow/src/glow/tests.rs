@@ -1,5 +1,7 @@
 use super::*;
+use crate::flow::Flow;
 use crate::testutil::*;
+use gm_core::model::Model;
 use tch::{Device, Kind, Tensor};
 
 const CASES: [(&[i64], &str); 4] = [
@@ -122,5 +124,31 @@ fn bad_configs_are_one_error_naming_the_field() {
             field,
             "{params}"
         );
+    }
+}
+
+/// `temperature = T` samples z ~ N(0, T² I): the codes of the samples (the forward map
+/// of what the inverse made) have standard deviation T; T ≤ 0 is refused.
+#[test]
+fn samples_at_a_temperature_have_codes_of_that_scale() {
+    let _rng = crate::test_rng_lock();
+    tch::manual_seed(6);
+    for t in [1.0, 0.6] {
+        let (cfg, data) = two_moons("glow", &format!("{TWO_MOONS}\ntemperature = {t}"));
+        let m = trained(flow_model, &cfg, &data, 20);
+        let x = m.sample(20_000).unwrap();
+        let (z, _) = tch::no_grad(|| m.flow().forward(&x));
+        let sd = z.std(true).double_value(&[]);
+        assert!((sd - t).abs() < 0.02, "T = {t}: sd of the codes {sd}");
+    }
+    let (cfg, data) = two_moons("glow", &format!("{TWO_MOONS}\ntemperature = 0.0"));
+    let ctx = gm_core::model::BuildContext {
+        cfg: &cfg,
+        data: &data,
+        device: Device::Cpu,
+    };
+    match flow_model(&ctx) {
+        Err(gm_core::Error::Config { field, .. }) => assert_eq!(field, "model.temperature"),
+        _ => panic!("temperature 0 accepted"),
     }
 }

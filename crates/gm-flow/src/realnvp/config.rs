@@ -41,6 +41,8 @@ pub struct RealNvpConfig {
     pub levels: i64,
     /// Images: α of the logit transform s = logit(α + (1 − 2α) y); 0 turns it off.
     pub logit_alpha: f64,
+    /// Samples draw z ~ N(0, T² I) (T < 1: Glow's reduced-temperature samples).
+    pub temperature: f64,
 }
 
 impl Default for RealNvpConfig {
@@ -55,6 +57,7 @@ impl Default for RealNvpConfig {
             per_scale: 3,
             levels: 256,
             logit_alpha: 1e-6,
+            temperature: 1.0,
         }
     }
 }
@@ -91,6 +94,10 @@ impl FlowConfig for RealNvpConfig {
 
     fn logit_alpha(&self) -> f64 {
         self.logit_alpha
+    }
+
+    fn temperature(&self) -> f64 {
+        self.temperature
     }
 
     fn validate(&self) -> Result<()> {
