@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
 """PyTorch reference of gm's `bench-vae`: the same VAE, trained the same way, timed the same way.
 
+With --iw-samples K > 1 it is the IWAE of Burda et al. (2015) with the same networks: the
+encoder once, K draws z ~ q(z|x) of shape [K, B, 50], the decoder on all of them, log weights
+log p(x|z) + log p(z) - log q(z|x), loss = -mean over the batch of (logsumexp over K - log K);
+the test metrics are the K-sample ELBO estimate (mean log weight) and the bound L_K.
+
 Model (as configs/vae-binarized-mnist.toml and gm_vae::vae): encoder 784-200-200 (tanh) and one
 linear head 200 -> 100 giving (mu, log sigma^2); decoder 50-200-200 (tanh) -> 784 Bernoulli
 logits; weights initialised as gm's (tch's default: Kaiming-uniform for ReLU gain, bound
@@ -19,6 +24,7 @@ Writes one JSON object with the keys `cargo xtask bench` requires (see xtask/src
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -33,13 +39,16 @@ from common import (DIM, LOG_EVERY, THREADING_ENV, WARMUP_STEPS, data_dir, matmu
                     peak_rss_mb, read_amat)
 
 HIDDEN, LATENT = 200, 50
+LOG_2PI = math.log(2 * math.pi)
 EVAL_BATCH = 1000
 
 
-def flops_per_example():
-    """Forward multiply-adds of the six layers, x2 for flops, x3 for forward + backward."""
-    layers = [(DIM, HIDDEN), (HIDDEN, HIDDEN), (HIDDEN, 2 * LATENT), (LATENT, HIDDEN), (HIDDEN, HIDDEN), (HIDDEN, DIM)]
-    return 3 * 2 * sum(i * o for i, o in layers)
+def flops_per_example(k=1):
+    """Forward multiply-adds of the encoder once and the decoder k times, x2 for flops, x3 for
+    forward + backward."""
+    encoder = [(DIM, HIDDEN), (HIDDEN, HIDDEN), (HIDDEN, 2 * LATENT)]
+    decoder = [(LATENT, HIDDEN), (HIDDEN, HIDDEN), (HIDDEN, DIM)]
+    return 3 * 2 * (sum(i * o for i, o in encoder) + k * sum(i * o for i, o in decoder))
 
 
 class VAE(nn.Module):
@@ -75,6 +84,22 @@ class VAE(nn.Module):
         kl = 0.5 * (mu.square() + log_var.exp() - log_var - 1.0).sum(1)
         return rec, kl
 
+    def log_weights(self, x, k):
+        """log p(x, z) - log q(z|x) for k draws of z per example, [k, B]."""
+        mu, log_var = self.encode(x)
+        eps = torch.randn((k,) + mu.shape)
+        z = mu + torch.exp(0.5 * log_var) * eps
+        logits = self.decode(z)
+        log_px = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+        log_pz = -0.5 * (z.square() + LOG_2PI).sum(-1)
+        log_qz = -0.5 * (eps.square() + log_var + LOG_2PI).sum(-1)
+        return log_px + log_pz - log_qz
+
+
+def iwae_bound(lw):
+    """L_k per example from log weights [k, B]."""
+    return torch.logsumexp(lw, 0) - math.log(lw.shape[0])
+
 
 def adam_implementation(params) -> str:
     """Which Adam PyTorch picks by default for these parameters (for the record)."""
@@ -95,11 +120,13 @@ def main():
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--dataset", default="binarized-mnist")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--iw-samples", type=int, default=1)
     a = p.parse_args()
     if a.dataset != "binarized-mnist":
         sys.exit("the reference reads binarized-mnist only")
-    if a.steps <= 0 or a.threads <= 0 or a.batch_size <= 0:
-        sys.exit("--steps, --threads and --batch-size must be positive")
+    if a.steps <= 0 or a.threads <= 0 or a.batch_size <= 0 or a.iw_samples <= 0:
+        sys.exit("--steps, --threads, --batch-size and --iw-samples must be positive")
+    k = a.iw_samples
     torch.set_num_threads(a.threads)
     matmul = matmul_gflops()
 
@@ -124,8 +151,11 @@ def main():
             epoch += 1
 
     def step(x):
-        rec, kl = model(x)
-        loss = (rec + kl).mean()
+        if k > 1:
+            loss = -iwae_bound(model.log_weights(x, k)).mean()
+        else:
+            rec, kl = model(x)
+            loss = (rec + kl).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -174,11 +204,19 @@ def main():
     torch.manual_seed(a.seed + 1)
     model.eval()
     total = torch.zeros((), dtype=torch.float64)
+    total_iwae = torch.zeros((), dtype=torch.float64)
     with torch.no_grad():
         for s in range(0, test.shape[0], EVAL_BATCH):
-            rec, kl = model(test[s : s + EVAL_BATCH])
-            total += (-(rec + kl)).sum(dtype=torch.float64)
+            x = test[s : s + EVAL_BATCH]
+            if k > 1:
+                lw = model.log_weights(x, k)
+                total += lw.mean(0).sum(dtype=torch.float64)
+                total_iwae += iwae_bound(lw).sum(dtype=torch.float64)
+            else:
+                rec, kl = model(x)
+                total += (-(rec + kl)).sum(dtype=torch.float64)
     test_elbo = (total / test.shape[0]).item()
+    test_iwae = (total_iwae / test.shape[0]).item()
     eval_seconds = time.perf_counter() - t_eval
 
     peak = peak_rss_mb()
@@ -191,7 +229,7 @@ def main():
         "seconds": seconds,
         "ms_per_step": 1000.0 * seconds / a.steps,
         "examples_per_sec": examples / seconds,
-        "gflops": examples * flops_per_example() / seconds / 1e9,
+        "gflops": examples * flops_per_example(k) / seconds / 1e9,
         "matmul_gflops": matmul,
         "test_elbo": test_elbo,
         "test_examples": test.shape[0],
@@ -202,7 +240,9 @@ def main():
         "peak_rss_mb": peak,
         "dataset": "binarized-mnist",
         "binarization": "static-file",
-        "model": "vae 784-200-200-50 tanh, Bernoulli decoder, analytic KL",
+        "iw_samples": k,
+        "model": (f"iwae k={k} 784-200-200-50 tanh, Bernoulli decoder" if k > 1
+                  else "vae 784-200-200-50 tanh, Bernoulli decoder, analytic KL"),
         "optimizer": {
             "kind": "adam",
             "lr": 1e-3,
@@ -219,11 +259,14 @@ def main():
         "torch_version": torch.__version__,
         "python": sys.version.split()[0],
     }
+    if k > 1:
+        result["test_iwae"] = test_iwae
     a.json.write_text(json.dumps(result, indent=2) + "\n")
+    bound = f", L_{k} {test_iwae:.2f}" if k > 1 else ""
     print(
-        f"pytorch vae: {a.steps} steps x {a.batch_size} in {seconds:.2f}s "
+        f"pytorch {'iwae' if k > 1 else 'vae'}: {a.steps} steps x {a.batch_size} in {seconds:.2f}s "
         f"({examples / seconds:.0f} examples/s, {1000.0 * seconds / a.steps:.2f} ms/step), "
-        f"test ELBO {test_elbo:.2f} nats, peak RSS {peak:.0f} MB, {a.threads} threads"
+        f"test ELBO {test_elbo:.2f}{bound} nats, peak RSS {peak:.0f} MB, {a.threads} threads"
     )
 
 

@@ -35,11 +35,22 @@ pub const LOG_EVERY: u64 = 20;
 /// step), as in the PyTorch reference. A test checks that the `[model]` and `[optim]` tables
 /// agree with the config file.
 pub fn vae_config_toml(dataset: &str, batch_size: i64) -> String {
+    iwae_config_toml(dataset, batch_size, 1)
+}
+
+/// The same model trained on the k-sample bound (`iwae`, `iw_samples = k`) when `k` > 1,
+/// as `configs/iwae-binarized-mnist.toml` with its k; the plain VAE when `k` = 1.
+pub fn iwae_config_toml(dataset: &str, batch_size: i64, k: i64) -> String {
+    let model = if k > 1 {
+        format!("name = \"iwae\"\niw_samples = {k}")
+    } else {
+        "name = \"vae\"".to_string()
+    };
     format!(
         r#"seed = 0
 
 [model]
-name = "vae"
+{model}
 hidden = [200, 200]
 latent = 50
 likelihood = "bernoulli"
@@ -64,7 +75,12 @@ epochs = 1
 
 /// [`vae_config_toml`] parsed and validated.
 pub fn vae_run_config(dataset: &str, batch_size: i64) -> Result<RunConfig> {
-    let cfg = RunConfig::from_toml_str(&vae_config_toml(dataset, batch_size))?;
+    iwae_run_config(dataset, batch_size, 1)
+}
+
+/// [`iwae_config_toml`] parsed and validated.
+pub fn iwae_run_config(dataset: &str, batch_size: i64, k: i64) -> Result<RunConfig> {
+    let cfg = RunConfig::from_toml_str(&iwae_config_toml(dataset, batch_size, k))?;
     cfg.validate()?;
     Ok(cfg)
 }
@@ -265,24 +281,26 @@ mod tests {
 
     #[test]
     fn config_agrees_with_the_repository_config() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../configs/vae-binarized-mnist.toml"
-        );
-        let Ok(file) = RunConfig::from_file(std::path::Path::new(path)) else {
-            // The config file is not part of every checkout (e.g. a packaged crate).
-            return;
-        };
-        let ours = vae_run_config("binarized-mnist", 100).unwrap();
-        assert_eq!(ours.model, file.model);
-        assert_eq!(ours.data.dataset, file.data.dataset);
-        assert_eq!(ours.data.batch_size, file.data.batch_size);
-        let (a, b) = (&ours.optim, &file.optim);
-        assert_eq!(a.kind, b.kind);
-        assert_eq!(
-            (a.lr, a.beta1, a.beta2, a.eps, a.weight_decay),
-            (b.lr, b.beta1, b.beta2, b.eps, b.weight_decay)
-        );
+        for (file, k) in [
+            ("vae-binarized-mnist.toml", 1),
+            ("iwae-binarized-mnist.toml", 5),
+        ] {
+            let path = format!("{}/../configs/{file}", env!("CARGO_MANIFEST_DIR"));
+            let Ok(file) = RunConfig::from_file(std::path::Path::new(&path)) else {
+                // The config file is not part of every checkout (e.g. a packaged crate).
+                return;
+            };
+            let ours = iwae_run_config("binarized-mnist", 100, k).unwrap();
+            assert_eq!(ours.model, file.model);
+            assert_eq!(ours.data.dataset, file.data.dataset);
+            assert_eq!(ours.data.batch_size, file.data.batch_size);
+            let (a, b) = (&ours.optim, &file.optim);
+            assert_eq!(a.kind, b.kind);
+            assert_eq!(
+                (a.lr, a.beta1, a.beta2, a.eps, a.weight_decay),
+                (b.lr, b.beta1, b.beta2, b.eps, b.weight_decay)
+            );
+        }
     }
 
     #[test]

@@ -91,6 +91,24 @@ pub const BENCHES: &[Bench] = &[
         columns: &[("batch_size", "batch", 0), ("test_elbo", "test ELBO", 2)],
     },
     Bench {
+        name: "iwae",
+        about: "IWAE training steps (k = 50 draws of z, batch 100, the VAE's 784-200-200-50 \
+                networks) + test ELBO and L_50 on static binarized MNIST",
+        package: "gm-benches",
+        bin: "bench-vae",
+        script: "benches/reference/vae.py",
+        args: &["--iw-samples", "50"],
+        references: PLAIN,
+        default_steps: 300,
+        quick_steps: 20,
+        datasets: &["binarized-mnist"],
+        columns: &[
+            ("batch_size", "batch", 0),
+            ("test_elbo", "test ELBO", 2),
+            ("test_iwae", "test L_50", 2),
+        ],
+    },
+    Bench {
         name: "ais",
         about: "AIS log Z of a fixed 784-500 RBM, 100 chains, 14,500 temperatures \
                 (Salakhutdinov & Murray 2008); --steps 0 = that schedule, N = linear(N)",

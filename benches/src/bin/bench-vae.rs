@@ -1,13 +1,17 @@
 //! `bench-vae`: times VAE training steps on binarized MNIST and computes the test ELBO, for
-//! `cargo xtask bench vae` (which runs `benches/reference/vae.py`, the same model in PyTorch,
-//! with the same arguments and records both).
+//! `cargo xtask bench vae` and `cargo xtask bench iwae` (which run
+//! `benches/reference/vae.py`, the same model in PyTorch, with the same arguments and record
+//! both).
 //!
 //! The model is the one of `configs/vae-binarized-mnist.toml` (784-200-200-50, tanh,
-//! Bernoulli decoder, Adam lr 1e-3, eps 1e-4), built through `gm_vae::vae::build`. After
-//! [`gm_benches::WARMUP_STEPS`] untimed steps, `--steps` steps over seeded, shuffled batches
-//! are timed, each doing the trainer's per-step work ([`gm_benches::StepLoop`]); then the
-//! ELBO (one z sample per example, analytic KL) is averaged over the test split in batches of
-//! 1000.
+//! Bernoulli decoder, Adam lr 1e-3, eps 1e-4), built through `gm_vae::vae::build`; with
+//! `--iw-samples K` > 1 the IWAE of `configs/iwae-binarized-mnist.toml` with that k
+//! (`gm_vae::vae::build_iwae`: one encoder pass, K draws of z, the decoder on all K·B codes,
+//! the loss −mean L_K). After [`gm_benches::WARMUP_STEPS`] untimed steps, `--steps` steps
+//! over seeded, shuffled batches are timed, each doing the trainer's per-step work
+//! ([`gm_benches::StepLoop`]); then the test metrics are averaged over the test split in
+//! batches of 1000: the ELBO (one z sample per example, analytic KL) or, for the IWAE, the
+//! K-sample ELBO estimate and the bound L_K.
 //!
 //! ```text
 //! cargo run --release -p gm-benches --bin bench-vae -- --steps 2000 --threads 2 --json out.json
@@ -19,23 +23,19 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use gm_benches::{
-    busy_machine_warning, load_average, matmul_gflops, peak_rss_mb, threading_env, vae_run_config,
+    busy_machine_warning, iwae_run_config, load_average, matmul_gflops, peak_rss_mb, threading_env,
     StepLoop, MATMUL_N, WARMUP_STEPS,
 };
 
-/// Flops of one example's training step: the six layers' forward multiply-adds (784-200,
-/// 200-200, 200-100, 50-200, 200-200, 200-784), ×2 for flops, ×3 for forward + backward
-/// (`flops_per_example` of the reference).
-fn flops_per_example() -> f64 {
-    let layers = [
-        (784, 200),
-        (200, 200),
-        (200, 100),
-        (50, 200),
-        (200, 200),
-        (200, 784),
-    ];
-    3.0 * 2.0 * layers.iter().map(|(i, o)| (i * o) as f64).sum::<f64>()
+/// Flops of one example's training step with `k` draws of z: the encoder's forward
+/// multiply-adds (784-200, 200-200, 200-100) once and the decoder's (50-200, 200-200,
+/// 200-784) k times, ×2 for flops, ×3 for forward + backward (`flops_per_example` of the
+/// reference).
+fn flops_per_example(k: i64) -> f64 {
+    let macs = |layers: &[(i64, i64)]| layers.iter().map(|(i, o)| (i * o) as f64).sum::<f64>();
+    let encoder = macs(&[(784, 200), (200, 200), (200, 100)]);
+    let decoder = macs(&[(50, 200), (200, 200), (200, 784)]);
+    3.0 * 2.0 * (encoder + k as f64 * decoder)
 }
 use gm_core::data::{self, Batches};
 use gm_core::model::BuildContext;
@@ -60,6 +60,9 @@ struct Args {
     /// Dataset (binary; its test split gives the ELBO).
     #[arg(long, default_value = "binarized-mnist")]
     dataset: String,
+    /// Draws of z per example: 1 is the VAE, K > 1 the IWAE trained on L_K.
+    #[arg(long, default_value_t = 1)]
+    iw_samples: i64,
     /// Seed of the model's initialisation, the shuffles and the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -71,15 +74,16 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    if args.steps == 0 || args.threads == 0 || args.batch_size <= 0 {
-        bail!("--steps, --threads and --batch-size must be positive");
+    if args.steps == 0 || args.threads == 0 || args.batch_size <= 0 || args.iw_samples <= 0 {
+        bail!("--steps, --threads, --batch-size and --iw-samples must be positive");
     }
+    let k = args.iw_samples;
     if args.tune_allocator {
         gm_core::device::tune_allocator();
     }
     tch::set_num_threads(args.threads as i32);
     let matmul = matmul_gflops(MATMUL_N);
-    let mut cfg = vae_run_config(&args.dataset, args.batch_size)?;
+    let mut cfg = iwae_run_config(&args.dataset, args.batch_size, k)?;
     cfg.seed = args.seed;
 
     let t_load = Instant::now();
@@ -97,11 +101,16 @@ fn main() -> Result<()> {
         );
     }
     tch::manual_seed(args.seed as i64);
-    let mut model = gm_vae::vae::build(&BuildContext {
+    let ctx = BuildContext {
         cfg: &cfg,
         data: &ds,
         device: Device::Cpu,
-    })?;
+    };
+    let mut model = if k > 1 {
+        gm_vae::vae::build_iwae(&ctx)?
+    } else {
+        gm_vae::vae::build(&ctx)?
+    };
 
     // Batches over as many epochs as it takes; the trainer's order for (seed, epoch).
     let bs = cfg.data.batch_size;
@@ -158,15 +167,23 @@ fn main() -> Result<()> {
     tch::manual_seed(args.seed as i64 + 1);
     let test = gm_core::train::evaluate(model.as_ref(), &ds.test, cfg.data.eval_batch_size)?;
     let eval_seconds = t_eval.elapsed().as_secs_f64();
-    let test_elbo = test
-        .iter()
-        .find(|(k, _)| k == "elbo")
-        .map(|(_, v)| *v)
-        .context("the VAE reports no elbo metric")?;
+    let metric = |name: &str| {
+        test.iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, v)| *v)
+            .with_context(|| format!("the model reports no {name} metric"))
+    };
+    let test_elbo = metric("elbo")?;
+    let test_iwae = if k > 1 { Some(metric("iwae")?) } else { None };
+    let model_name = if k > 1 {
+        format!("iwae k={k} 784-200-200-50 tanh, Bernoulli decoder")
+    } else {
+        "vae 784-200-200-50 tanh, Bernoulli decoder, analytic KL".to_string()
+    };
 
     let peak = peak_rss_mb().context("reading VmHWM from /proc/self/status")?;
     let examples_per_sec = examples as f64 / seconds;
-    let result = json!({
+    let mut result = json!({
         "impl": "gm",
         "steps": args.steps,
         "warmup_steps": WARMUP_STEPS,
@@ -175,7 +192,7 @@ fn main() -> Result<()> {
         "seconds": seconds,
         "ms_per_step": 1000.0 * seconds / args.steps as f64,
         "examples_per_sec": examples_per_sec,
-        "gflops": examples_per_sec * flops_per_example() / 1e9,
+        "gflops": examples_per_sec * flops_per_example(k) / 1e9,
         "matmul_gflops": matmul,
         "test_elbo": test_elbo,
         "test_examples": ds.test.len(),
@@ -186,7 +203,8 @@ fn main() -> Result<()> {
         "peak_rss_mb": peak,
         "dataset": ds.name,
         "binarization": ds.binarization.to_string(),
-        "model": "vae 784-200-200-50 tanh, Bernoulli decoder, analytic KL",
+        "iw_samples": k,
+        "model": model_name,
         "optimizer": {"kind": "adam", "lr": cfg.optim.lr, "beta1": cfg.optim.beta1,
                       "beta2": cfg.optim.beta2, "eps": cfg.optim.eps,
                       "implementation": "gm_core::optim::Optimizer (flat buffer)"},
@@ -197,13 +215,18 @@ fn main() -> Result<()> {
         "env": threading_env(),
         "allocator": if args.tune_allocator { "gm_core::device::tune_allocator" } else { "glibc default" },
     });
+    if let Some(b) = test_iwae {
+        result["test_iwae"] = json!(b);
+    }
     std::fs::write(&args.json, serde_json::to_string_pretty(&result)? + "\n")
         .with_context(|| format!("writing {}", args.json.display()))?;
     println!(
-        "gm vae: {} steps x {bs} in {seconds:.2}s ({examples_per_sec:.0} examples/s, {:.2} ms/step), \
-         test ELBO {test_elbo:.2} nats, peak RSS {peak:.0} MB, {} threads",
+        "gm {}: {} steps x {bs} in {seconds:.2}s ({examples_per_sec:.0} examples/s, {:.2} ms/step), \
+         test ELBO {test_elbo:.2}{} nats, peak RSS {peak:.0} MB, {} threads",
+        if k > 1 { "iwae" } else { "vae" },
         args.steps,
         1000.0 * seconds / args.steps as f64,
+        test_iwae.map_or(String::new(), |b| format!(", L_{k} {b:.2}")),
         args.threads
     );
     Ok(())

@@ -972,3 +972,97 @@ fn pretraining_momentum_is_heavy_ball_with_its_schedule() {
         max_abs(&got, &expected)
     );
 }
+
+#[test]
+#[ignore = "scratch"]
+fn scratch_pretrain_diag() {
+    let _rng = gm_core::rng_guard::seeded(0);
+    tch::set_num_threads(1);
+    let extra = std::env::var("PRE").unwrap_or_default();
+    let mut text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../configs/dbm-finetune-mnist.toml"),
+    )
+    .unwrap();
+    if let Ok(lr) = std::env::var("LR") {
+        text = text.replace(
+            "lr = 0.005\nmomentum = 0.9",
+            &format!("lr = {lr}\nmomentum = 0.9"),
+        );
+    }
+    text = text.replace(
+        "[model.pretrain]\nepochs = 20\nmethod = \"pcd\"\ngibbs_steps = 1\nlr = 0.05\n",
+        &extra,
+    );
+    let c = RunConfig::from_toml_str(&text).unwrap();
+    let d = data::load(&c.data.dataset, &c.data.options).unwrap();
+    let mut m = build(&c, &d).unwrap();
+    m.pretrained = None;
+    let steps: i64 = std::env::var("STEPS")
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(0);
+    let x = m.flat(&d.train.x.narrow(0, 0, 10000));
+    let t = std::time::Instant::now();
+    let rbms = m.pretrain_rbms(&x);
+    eprintln!("pretrain {:.1}s", t.elapsed().as_secs_f64());
+    let v = m.flat(&d.valid.x.narrow(0, 0, 1000));
+    let h1 = rbms[0].hidden_probs(&v);
+    let r1 = rbms[0].visible_probs(&h1);
+    let re = |a: &Tensor, b: &Tensor| {
+        (a - b)
+            .square()
+            .sum_dim_intlist(1, false, Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[])
+    };
+    eprintln!(
+        "rbm1 recon {:.2} |W| max {:.3} std {:.4} h1 mean {:.3}",
+        re(&v, &r1),
+        rbms[0].w.abs().max().double_value(&[]),
+        rbms[0].w.std(true).double_value(&[]),
+        h1.mean(Kind::Float).double_value(&[])
+    );
+    let h1s = gm_core::sampling::bernoulli::sample(&h1);
+    let h2 = rbms[1].hidden_probs(&h1s);
+    let r2 = rbms[1].visible_probs(&h2);
+    eprintln!(
+        "rbm2 recon {:.2} |W| max {:.3} std {:.4} h2 mean {:.3}",
+        re(&h1s, &r2),
+        rbms[1].w.abs().max().double_value(&[]),
+        rbms[1].w.std(true).double_value(&[]),
+        h2.mean(Kind::Float).double_value(&[])
+    );
+    m.compose(&rbms);
+    if let Ok(b) = std::env::var("BURN") {
+        let mut x: Vec<Tensor> = m.chains.iter().map(|t| t.copy()).collect();
+        m.gibbs(&mut x, b.parse().unwrap());
+        for (c, t) in m.chains.iter().zip(&x) {
+            c.shallow_clone().copy_(t);
+        }
+    }
+    let mf = m.mean_field(&v);
+    let met = m.mean_field_metrics(&mf);
+    for (k, t) in met {
+        eprintln!("dbm {k} {:.4}", t.double_value(&[]));
+    }
+    eprintln!(
+        "mu1 mean {:.3} mu2 mean {:.3}",
+        mf.means[1].mean(Kind::Float).double_value(&[]),
+        mf.means[2].mean(Kind::Float).double_value(&[])
+    );
+
+    for s in 0..steps {
+        let i = (s * 100) % 10000;
+        let b = Batch::inputs(&d.train.x.narrow(0, i, 100));
+        m.train_step(&b).unwrap();
+        if (s + 1) % 100 == 0 {
+            let mf = m.mean_field(&v);
+            let met = m.mean_field_metrics(&mf);
+            let g: Vec<String> = met
+                .iter()
+                .map(|(k, t)| format!("{k} {:.3}", t.double_value(&[])))
+                .collect();
+            eprintln!("step {} {}", s + 1, g.join(" "));
+        }
+    }
+}

@@ -421,14 +421,18 @@ impl Vae {
                 sq * (-0.5 / var) - 0.5 * self.dim as f64 * (var.ln() + LOG_2PI)
             }
             Likelihood::Gaussian => gaussian_log_prob(out, x, self.dim, self.cfg.min_log_var),
+            // Logits and x broadcast against each other (views, no copies): one fused
+            // kernel each way.
             _ => {
-                if out.dim() == x.dim() {
-                    -out.binary_cross_entropy_with_logits::<Tensor>(x, None, None, Reduction::None)
-                        .sum_dim_intlist(-1, false, Kind::Float)
-                } else {
-                    // −BCE(l, x) = x·l − softplus(l), with x broadcast over samples.
-                    (out * x - out.softplus()).sum_dim_intlist(-1, false, Kind::Float)
-                }
+                let both = Tensor::broadcast_tensors(&[out, x]);
+                -both[0]
+                    .binary_cross_entropy_with_logits::<Tensor>(
+                        &both[1],
+                        None,
+                        None,
+                        Reduction::None,
+                    )
+                    .sum_dim_intlist(-1, false, Kind::Float)
             }
         }
     }
@@ -501,8 +505,7 @@ impl Vae {
     pub fn log_weights_with(&self, x: &Tensor, y: Option<&Tensor>, k: i64) -> Tensor {
         let x = x.reshape([-1, self.dim]);
         let (mu, log_var) = self.encode_with(&x, y);
-        let size = [k, x.size()[0], self.cfg.latent];
-        let q = top::draw(&mu.expand(size, false), &log_var.expand(size, false));
+        let q = top::draw_k(&mu, &log_var, k);
         let out = self.decode_raw_with(&q.z, y);
         let log_px = self.log_px_given_z(&out, &x);
         let log_prior = match &self.top {
@@ -808,8 +811,7 @@ impl Model for Vae {
             let means2 = chunked(n, cfg.data.eval_batch_size, |start, len| {
                 tch::no_grad(|| {
                     let (mu, log_var) = self.encode(&split.x.narrow(0, start, len));
-                    let size = [TOP_MEAN_DRAWS, len, self.cfg.latent];
-                    let z = top::draw(&mu.expand(size, false), &log_var.expand(size, false)).z;
+                    let z = top::draw_k(&mu, &log_var, TOP_MEAN_DRAWS).z;
                     t.posterior(&z, self.cfg.activation)
                         .0
                         .mean_dim(0, false, Kind::Float)

@@ -89,13 +89,26 @@ pub(crate) fn halves(t: &Tensor) -> (Tensor, Tensor) {
 /// `mu` is `[B, L]` or `[k, B, L]`; each example's noise is its rows of the whole batch's
 /// under data-parallel training.
 pub(crate) fn draw(mu: &Tensor, log_var: &Tensor) -> Draw {
-    let eps = match mu.size().as_slice() {
-        &[k, b, l] => {
-            gm_core::dist::randn_rows(&[b, k, l], (mu.kind(), mu.device())).transpose(0, 1)
-        }
-        _ => gm_core::dist::randn_rows_like(mu),
-    };
-    let z = mu + (log_var * 0.5).exp() * &eps;
+    match mu.size().as_slice() {
+        &[k, b, l] => with_noise(mu, log_var, &k_rows(k, b, l, mu)),
+        _ => with_noise(mu, log_var, &gm_core::dist::randn_rows_like(mu)),
+    }
+}
+
+/// `k` draws per example from μ, log σ² `[B, L]`: z `[k, B, L]`, log q `[k, B]`; the same
+/// values as [`draw`] of the two expanded to `[k, B, L]`, without computing σ k times.
+pub(crate) fn draw_k(mu: &Tensor, log_var: &Tensor, k: i64) -> Draw {
+    let (b, l) = (mu.size()[0], mu.size()[1]);
+    with_noise(mu, log_var, &k_rows(k, b, l, mu))
+}
+
+/// ε `[k, B, L]`, drawn per example (row) as `[B, k, L]`.
+fn k_rows(k: i64, b: i64, l: i64, like: &Tensor) -> Tensor {
+    gm_core::dist::randn_rows(&[b, k, l], (like.kind(), like.device())).transpose(0, 1)
+}
+
+fn with_noise(mu: &Tensor, log_var: &Tensor, eps: &Tensor) -> Draw {
+    let z = mu + (log_var * 0.5).exp() * eps;
     let log_q = ((eps.square() + log_var + LOG_2PI) * -0.5).sum_dim_intlist(-1, false, Kind::Float);
     Draw { z, log_q }
 }
