@@ -47,6 +47,16 @@ impl M1 {
         })
     }
 
+    /// A draw z₁ ~ q(z₁ | x) `[B, m1_latent]` (M2's data) and the mean over the batch of
+    /// M1's one-draw ELBO log p(x | z₁) + log p(z₁) − log q(z₁ | x) at it, without gradients.
+    pub(crate) fn codes_and_elbo(&self, x: &Tensor) -> (Tensor, Tensor) {
+        tch::no_grad(|| {
+            let (terms, z) = self.bound_terms(x);
+            let log_prior = ((z.square() + LOG_2PI) * -0.5).sum_dim_intlist(-1, false, Kind::Float);
+            (z, (terms + log_prior).mean(Kind::Float))
+        })
+    }
+
     /// log p(x | z₁) − log q(z₁ | x) with z₁ ~ q(z₁ | x) `[B]`, and that z₁ `[B, m1_latent]`:
     /// with any lower bound on log p(z₁) added, a lower bound on log p(x).
     pub(crate) fn bound_terms(&self, x: &Tensor) -> (Tensor, Tensor) {

@@ -339,20 +339,33 @@ impl M2 {
 }
 
 impl M2 {
-    /// Under M1+M2, `metrics` with M1's ELBO on `x` (one z₁ draw) and the phase (1: M1
-    /// trains, 2: M2 trains) added; in phase 1 (`m1_phase`) the loss is M1's, −ELBO.
-    fn with_m1(&self, mut metrics: Metrics, x: &Tensor, m1_phase: bool) -> Result<Metrics> {
-        let Some(m1) = &self.m1 else {
-            return Ok(metrics);
+    /// Under M1+M2 (`m1_elbo` given: M1's mean one-draw ELBO on the batch), `metrics` with
+    /// that ELBO and the phase (1: M1 trains, 2: M2 trains) added; in phase 1 (`m1_phase`)
+    /// the loss is M1's, −ELBO.
+    fn with_m1(&self, mut metrics: Metrics, m1_elbo: Option<Tensor>, m1_phase: bool) -> Metrics {
+        let Some(elbo) = m1_elbo else {
+            return metrics;
         };
-        let elbo = m1.vae.elbo(x, None).mean(Kind::Float);
         let phase = if m1_phase { 1.0 } else { 2.0 };
         if m1_phase {
             metrics[0].1 = -&elbo;
         }
+        let device = elbo.device();
         metrics.push(("m1_elbo", elbo));
-        metrics.push(("phase", Tensor::from(phase).to_device(x.device())));
-        Ok(metrics)
+        metrics.push(("phase", Tensor::from(phase).to_device(device)));
+        metrics
+    }
+
+    /// M2's data for `x` (under M1+M2 a draw of M1's codes) and, under M1+M2, M1's mean
+    /// ELBO at that draw: one pass of M1 for both.
+    fn features_and_m1_elbo(&self, x: &Tensor) -> (Tensor, Option<Tensor>) {
+        match &self.m1 {
+            Some(m1) => {
+                let (z, elbo) = m1.codes_and_elbo(x);
+                (z, Some(elbo))
+            }
+            None => (x.shallow_clone(), None),
+        }
     }
 
     /// The M1+M2 lower bound on log p(x) = log ∫ p(x | z₁) p(z₁) dz₁ with p(z₁) M2's
@@ -461,26 +474,33 @@ impl Model for M2 {
     /// measured on the codes without an update).
     fn train_step(&mut self, batch: &Batch) -> Result<Metrics> {
         if let Some(m1) = self.m1.as_mut().filter(|m1| m1.training()) {
-            m1.vae.train_step(&Batch::inputs(&batch.x))?;
+            // M1's own metrics give its ELBO (before its update, as M2's metrics are).
+            let m1_metrics = m1.vae.train_step(&Batch::inputs(&batch.x))?;
+            let elbo = m1_metrics
+                .into_iter()
+                .find(|(k, _)| *k == "elbo")
+                .map(|(_, t)| t);
             return tch::no_grad(|| {
                 let m = self.batch_metrics(&self.features(&batch.x, true), batch, None)?;
-                self.with_m1(m, &batch.x, true)
+                Ok(self.with_m1(m, elbo, true))
             });
         }
         let extra = self
             .labelled_draw()
             .map(|(x, y)| (self.features(&x, true), y));
-        let m = self.batch_metrics(&self.features(&batch.x, true), batch, extra)?;
+        let (features, m1_elbo) = self.features_and_m1_elbo(&batch.x);
+        let m = self.batch_metrics(&features, batch, extra)?;
         self.opt.backward_step(&m[0].1)?;
         let m = m.into_iter().map(|(k, t)| (k, t.detach())).collect();
-        tch::no_grad(|| self.with_m1(m, &batch.x, false))
+        Ok(self.with_m1(m, m1_elbo, false))
     }
 
     fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
         tch::no_grad(|| {
-            let m = self.batch_metrics(&self.features(&batch.x, true), batch, None)?;
+            let (features, m1_elbo) = self.features_and_m1_elbo(&batch.x);
+            let m = self.batch_metrics(&features, batch, None)?;
             let m1_phase = self.m1.as_ref().is_some_and(M1::training);
-            self.with_m1(m, &batch.x, m1_phase)
+            Ok(self.with_m1(m, m1_elbo, m1_phase))
         })
     }
 
