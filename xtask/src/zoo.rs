@@ -218,6 +218,17 @@ pub const ENTRIES: &[Entry] = &[
         method: None,
     },
     Entry {
+        name: "dbn-pcd",
+        family: "dbn",
+        model: "dbn",
+        config: "configs/dbn-pcd-mnist.toml",
+        published: None,
+        source: "no published bound for this PCD-1 stack (Salakhutdinov & Murray 2008: 86.22 \
+                 for 784-500-2000 from CD-25 RBMs, their own binarization)",
+        eval_args: &["--samples", "1000"],
+        method: None,
+    },
+    Entry {
         name: "dbn-finetune",
         family: "dbn",
         model: "dbn",
