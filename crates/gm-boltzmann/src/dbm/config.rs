@@ -88,7 +88,7 @@ impl PretrainConfig {
             "at least 1 Gibbs sweep",
         )?;
         checks::positive("model.pretrain.lr", self.lr)?;
-        let momentum = "a momentum in [0, 1)";
+        let momentum = "a momentum in [0, 0.999]";
         checks::in_range(
             "model.pretrain.momentum",
             self.momentum,

@@ -479,10 +479,11 @@ impl Model for M2 {
             let elbo = m1_metrics
                 .into_iter()
                 .find(|(k, _)| *k == "elbo")
-                .map(|(_, t)| t);
+                .map(|(_, t)| t)
+                .ok_or_else(|| gm_core::Error::Msg("M1 reported no elbo metric".into()))?;
             return tch::no_grad(|| {
                 let m = self.batch_metrics(&self.features(&batch.x, true), batch, None)?;
-                Ok(self.with_m1(m, elbo, true))
+                Ok(self.with_m1(m, Some(elbo), true))
             });
         }
         let extra = self
