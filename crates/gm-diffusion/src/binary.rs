@@ -4,9 +4,12 @@
 //! Forward, per pixel: q(x_t = 1 | x_{t−1}) = (1 − β_t) x_{t−1} + β_t / 2 (with probability
 //! β_t the pixel is redrawn uniformly), so q(x_t = 1 | x_0) = ᾱ_t x_0 + (1 − ᾱ_t) / 2 and
 //! x_T is nearly Bernoulli(½). The posterior q(x_{t−1} | x_t, x_0) is Bayes' rule on these
-//! two kernels. Reverse: a network gives logits of p̃(x_0 | x_t), and
-//! p(x_{t−1} = 1 | x_t) = Σ_{x̃_0} q(x_{t−1} = 1 | x_t, x̃_0) p̃(x̃_0 | x_t), which at t = 1 is
-//! p̃(x_0 | x_1) itself. Every pixel is independent given x_t.
+//! two kernels. Reverse: a network gives logits of p̃(x_0 | x_t), and by default
+//! ([`Reverse::Joint`], D3PM's eq. 4) p(x_{t−1} | x_t) ∝ Σ_{x̃_0} q(x_{t−1}, x_t | x̃_0)
+//! p̃(x̃_0 | x_t): the posterior q(x_{t−1} | x_t, x̃_0) averaged over p̃ reweighted by the
+//! evidence q(x_t | x̃_0), which adds (2x_t − 1) ln((1 + ᾱ_t) / (1 − ᾱ_t)) to the logits, so
+//! the network need not learn to copy x_t. [`Reverse::Posterior`] averages over p̃ itself.
+//! At t = 1 either is the (reweighted) p̃(x_0 | x_1). Every pixel is independent given x_t.
 //!
 //! The bound on log p(x_0), in nats: −KL(q(x_T | x_0) ‖ Bernoulli(½)) − Σ_{t≥2} E_q
 //! KL(q(x_{t−1} | x_t, x_0) ‖ p(x_{t−1} | x_t)) + E_q log p(x_0 | x_1), each KL between
@@ -16,17 +19,32 @@
 use crate::bound::sum_over_timesteps;
 use crate::gaussian::Denoiser;
 use crate::schedule::{at, Schedule};
+use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 /// Probabilities are kept in [EPS, 1 − EPS] before logs.
 const EPS: f64 = 1e-6;
 
-/// A binomial diffusion: the schedule and its ᾱ_t table on a device.
+/// How the reverse step uses the network's p̃(x̃_0 | x_t).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Reverse {
+    /// p(x_{t−1} | x_t) ∝ Σ_{x̃_0} q(x_{t−1}, x_t | x̃_0) p̃(x̃_0 | x_t) (D3PM, Austin et al. 2021).
+    #[default]
+    Joint,
+    /// p(x_{t−1} | x_t) = Σ_{x̃_0} q(x_{t−1} | x_t, x̃_0) p̃(x̃_0 | x_t).
+    Posterior,
+}
+
+/// A binomial diffusion: the schedule, its ᾱ_t tables on a device, the reverse form.
 #[derive(Debug)]
 pub struct BinaryDiffusion {
     schedule: Schedule,
     alpha_bar: Tensor,
     beta: Tensor,
+    /// ln((1 + ᾱ_t) / (1 − ᾱ_t)): the log-likelihood ratio of x_t = 1 under x_0 = 1 vs 0.
+    evidence: Tensor,
+    reverse: Reverse,
 }
 
 /// KL(Bernoulli(p) ‖ Bernoulli(q)) per entry.
@@ -43,7 +61,7 @@ fn per_example(v: Tensor) -> Tensor {
 }
 
 impl BinaryDiffusion {
-    /// The diffusion of `schedule`, tables in `kind` on `device`.
+    /// The diffusion of `schedule`, tables in `kind` on `device`, reverse form `Joint`.
     pub fn new(schedule: Schedule, kind: Kind, device: Device) -> Self {
         let ab: Vec<f64> = (0..=schedule.steps())
             .map(|t| schedule.alpha_bar(t))
@@ -51,11 +69,40 @@ impl BinaryDiffusion {
         let beta: Vec<f64> = (0..=schedule.steps())
             .map(|t| if t == 0 { 0.0 } else { schedule.beta(t) })
             .collect();
+        // t = 0 (x_t = x_0) is never asked for; 0 keeps the table finite.
+        let evidence: Vec<f64> = ab
+            .iter()
+            .enumerate()
+            .map(|(t, a)| {
+                if t == 0 {
+                    0.0
+                } else {
+                    ((1.0 + a) / (1.0 - a)).ln()
+                }
+            })
+            .collect();
         let table = |v: &[f64]| Tensor::from_slice(v).to_kind(kind).to_device(device);
         BinaryDiffusion {
             alpha_bar: table(&ab),
             beta: table(&beta),
+            evidence: table(&evidence),
+            reverse: Reverse::Joint,
             schedule,
+        }
+    }
+
+    /// The same diffusion with reverse form `reverse`.
+    pub fn with_reverse(mut self, reverse: Reverse) -> Self {
+        self.reverse = reverse;
+        self
+    }
+
+    /// The logits of the x̃_0 weights the reverse step averages over: the network's `logits`
+    /// plus, for `Joint`, the evidence (2x_t − 1) ln((1 + ᾱ_t) / (1 − ᾱ_t)) of q(x_t | x̃_0).
+    pub fn weight_logits(&self, logits: &Tensor, xt: &Tensor, t: &Tensor) -> Tensor {
+        match self.reverse {
+            Reverse::Posterior => logits.shallow_clone(),
+            Reverse::Joint => logits + (xt * 2.0 - 1.0) * at(&self.evidence, t, xt),
         }
     }
 
@@ -93,9 +140,10 @@ impl BinaryDiffusion {
         &num / (&num + a0 * (1.0 - &m))
     }
 
-    /// p(x_{t−1} = 1 | x_t) = Σ_{x̃_0} q(x_{t−1} = 1 | x_t, x̃_0) p̃(x̃_0 | x_t), p̃ from `logits`.
+    /// p(x_{t−1} = 1 | x_t) = Σ_{x̃_0} q(x_{t−1} = 1 | x_t, x̃_0) w(x̃_0), w from the
+    /// network's `logits` through [`Self::weight_logits`].
     pub fn reverse(&self, logits: &Tensor, xt: &Tensor, t: &Tensor) -> Tensor {
-        let p1 = logits.sigmoid();
+        let p1 = self.weight_logits(logits, xt, t).sigmoid();
         let one = self.posterior(&xt.ones_like(), xt, t);
         let zero = self.posterior(&xt.zeros_like(), xt, t);
         &p1 * one + (1.0 - &p1) * zero
@@ -109,7 +157,7 @@ impl BinaryDiffusion {
 
     /// The bound's term at each example's t `[B]` (nats `[B]`): −log p(x_0 | x_1) where
     /// t = 1, else KL(q(x_{t−1} | x_t, x_0) ‖ p(x_{t−1} | x_t)), at a draw x_t ~ q(x_t | x_0);
-    /// and the network's logits of x_0 there.
+    /// and the network's own logits of p̃(x_0 | x_t) there.
     pub fn term(
         &self,
         net: &dyn Denoiser,
@@ -121,7 +169,8 @@ impl BinaryDiffusion {
         let logits = net.predict(&xt, t, train);
         let p = self.reverse(&logits, &xt, t);
         let kl = per_example(bernoulli_kl(&self.posterior(x0, &xt, t), &p));
-        let nll = per_example(logits.binary_cross_entropy_with_logits::<Tensor>(
+        let decoder = self.weight_logits(&logits, &xt, t);
+        let nll = per_example(decoder.binary_cross_entropy_with_logits::<Tensor>(
             x0,
             None,
             None,

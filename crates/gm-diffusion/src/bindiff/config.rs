@@ -1,3 +1,4 @@
+use crate::binary::Reverse;
 use crate::nets::{check_channels, NetKind, NetSpec};
 use crate::schedule::{Schedule, ScheduleKind};
 use gm_core::{checks, Error, Result};
@@ -17,6 +18,9 @@ pub struct BinaryDiffusionConfig {
     pub beta_end: f64,
     /// Weight of the auxiliary cross-entropy of p̃(x_0 | x_t) (D3PM; 0: the bound alone).
     pub aux_weight: f64,
+    /// The reverse step: `"joint"` (D3PM's q(x_{t−1}, x_t | x̃_0), the evidence of x_t added
+    /// to the network's logits) or `"posterior"` (q(x_{t−1} | x_t, x̃_0) over p̃ alone).
+    pub reverse: Reverse,
     /// The network: `"auto"` (a U-Net on images, an MLP on vectors), `"mlp"`, `"unet"`.
     pub net: NetKind,
     /// Hidden widths of the MLP.
@@ -39,6 +43,7 @@ impl Default for BinaryDiffusionConfig {
             beta_start: 1e-3,
             beta_end: 0.1,
             aux_weight: 1e-3,
+            reverse: Reverse::Joint,
             net: NetKind::Auto,
             hidden: vec![512, 512],
             channels: vec![32, 64, 64],

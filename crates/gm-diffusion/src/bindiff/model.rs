@@ -45,7 +45,8 @@ impl BinaryDiffusionModel {
         let vs = VarStore::new(ctx.device);
         let shape = ctx.data.shape.clone();
         let net = build_net(&(vs.root() / "binary_diffusion"), cfg.net(), &shape)?;
-        let diffusion = BinaryDiffusion::new(cfg.schedule()?, Kind::Float, ctx.device);
+        let diffusion = BinaryDiffusion::new(cfg.schedule()?, Kind::Float, ctx.device)
+            .with_reverse(cfg.reverse);
         let opt = Optimizer::new(&vs, &ctx.cfg.optim)?;
         Ok(BinaryDiffusionModel {
             cfg,

@@ -1,4 +1,4 @@
-use crate::binary::BinaryDiffusion;
+use crate::binary::{BinaryDiffusion, Reverse};
 use crate::gaussian::Denoiser;
 use crate::schedule::Schedule;
 use gm_core::prelude::*;
@@ -62,6 +62,56 @@ fn marginal_and_posterior_match_the_enumerated_chain() {
     }
 }
 
+/// Both reverse forms against their definitions on the enumerated chain: for x̃_0 ∈ {0, 1},
+/// q(x_{t−1}, x_t | x̃_0) = q(x_{t−1} | x̃_0) q(x_t | x_{t−1}); `Joint` normalises
+/// Σ_{x̃_0} q(x_{t−1}, x_t | x̃_0) p̃(x̃_0) over x_{t−1}, `Posterior` averages the normalised
+/// q(x_{t−1} | x_t, x̃_0) over p̃.
+#[test]
+fn reverse_forms_match_their_definitions() {
+    let s = Schedule::linear(12, 0.02, 0.4).unwrap();
+    for form in [Reverse::Joint, Reverse::Posterior] {
+        let d = BinaryDiffusion::new(s.clone(), Kind::Double, Device::Cpu).with_reverse(form);
+        // q[x0][a] = q(x_{t−1} = a | x̃_0 = x0), advanced step by step.
+        let mut q = [[1.0, 0.0], [0.0, 1.0]];
+        for t in 1..=12 {
+            let k = kernel(&s, t);
+            for logit in [-2.3f64, 0.4, 3.1] {
+                let w1 = 1.0 / (1.0 + (-logit).exp());
+                let w = [1.0 - w1, w1];
+                for xt in [0usize, 1] {
+                    let joint = |x0: usize, a: usize| q[x0][a] * k[a][xt];
+                    let want = match form {
+                        Reverse::Joint => {
+                            let m = |a| w[0] * joint(0, a) + w[1] * joint(1, a);
+                            m(1) / (m(0) + m(1))
+                        }
+                        Reverse::Posterior => (0..2)
+                            .map(|x0| w[x0] * joint(x0, 1) / (joint(x0, 0) + joint(x0, 1)))
+                            .sum(),
+                    };
+                    let got = d
+                        .reverse(
+                            &Tensor::from_slice(&[logit]).view([1, 1]),
+                            &Tensor::from_slice(&[xt as f64]).view([1, 1]),
+                            &Tensor::from_slice(&[t]),
+                        )
+                        .double_value(&[0, 0]);
+                    assert!(
+                        (got - want).abs() < 1e-12,
+                        "{form:?}: t = {t}, logit {logit}, xt = {xt}: {got} vs {want}"
+                    );
+                }
+            }
+            q = q.map(|r| {
+                [
+                    r[0] * k[0][0] + r[1] * k[1][0],
+                    r[0] * k[0][1] + r[1] * k[1][1],
+                ]
+            });
+        }
+    }
+}
+
 /// All 4^T paths of a 2-pixel model: log p_θ(x_0) exactly. The reverse process is
 /// normalised, the bound (every term, averaged over 100,000 draws) lies below the exact
 /// value, and it equals the plain Monte-Carlo average of log p(x_{0:T}) − log q(x_{1:T} | x_0).
@@ -71,7 +121,14 @@ fn bound_against_enumeration_of_a_two_pixel_model() {
     tch::manual_seed(0);
     let steps = 3;
     let s = Schedule::linear(steps, 0.3, 0.9).unwrap();
-    let d = BinaryDiffusion::new(s, Kind::Double, Device::Cpu);
+    for form in [Reverse::Joint, Reverse::Posterior] {
+        let d = BinaryDiffusion::new(s.clone(), Kind::Double, Device::Cpu).with_reverse(form);
+        two_pixel_bound(&d);
+    }
+}
+
+fn two_pixel_bound(d: &BinaryDiffusion) {
+    let steps = d.steps();
     let states: Vec<[f64; 2]> = vec![[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]];
     let all = Tensor::from_slice(&states.concat()).view([4, 2]);
     // r[t][a][b] = p(x_{t−1} = b | x_t = a), b and a state indices.
