@@ -243,6 +243,41 @@ fn bound_is_the_exact_sum_over_h1_and_below_log_p() {
     );
 }
 
+/// Hinton et al. (2006)'s argument for greedy stacking: a second RBM that is the first one
+/// turned upside down (W₂ = W₁ᵀ, the biases swapped) makes the DBN the first RBM itself, and
+/// q(h1 | v) its exact posterior, so log p(v) equals the RBM's and the bound is tight. The
+/// RBM's log p(v) is written out here by enumeration; gm's sampled bound (the entropy of q
+/// taken analytically, so not variance-free) is checked against it.
+#[test]
+fn a_flipped_second_rbm_makes_the_bound_the_first_rbms_log_p() {
+    let _rng = crate::test_rng_lock();
+    tch::manual_seed(21);
+    let dbn = random_dbn(5, "[3, 5]", 1.0, "");
+    let (w, b, c) = params64(&dbn.layers()[0]);
+    tch::no_grad(|| {
+        let (wt, bt, ct) = dbn.top().params();
+        wt.shallow_clone().copy_(&w.tr());
+        bt.shallow_clone().copy_(&c);
+        ct.shallow_clone().copy_(&b);
+    });
+    let (v, h) = (all_states(5), all_states(3));
+    // log Σ_h e^{−E(v, h)} − log Z of the bottom RBM.
+    let log_unnorm = (v.mv(&b).unsqueeze(1) + h.mv(&c).unsqueeze(0) + v.mm(&w).mm(&h.tr()))
+        .logsumexp([1], false);
+    let rbm_log_p = &log_unnorm - log_unnorm.logsumexp([0], false);
+    let exact = hand_log_p(&dbn, &v);
+    assert!(
+        max_abs(&exact, &rbm_log_p) < 1e-10,
+        "DBN log p vs the RBM's"
+    );
+    let tight = max_abs(&hand_bound(&dbn, &v), &rbm_log_p);
+    assert!(tight < 1e-10, "the exact bound is not tight: {tight}");
+    let est = dbn.bound_before_log_z(&v, 100_000, 32) - hand_log_z_top(&dbn);
+    let err = max_abs(&est, &rbm_log_p);
+    println!("flipped 5-3-5 DBN: sampled bound vs the RBM's log p, max error {err:.4}");
+    assert!(err < 0.015, "sampled bound (100,000 draws) vs log p: {err}");
+}
+
 #[test]
 fn three_layer_bound_is_the_exact_sum_over_h1_and_h2() {
     let _rng = crate::test_rng_lock();
