@@ -98,6 +98,14 @@ pub struct EvalArgs {
     /// Importance samples per example (default: the run config's eval.is_samples).
     #[arg(long)]
     pub k: Option<i64>,
+    /// AIS chains (default: the run config's eval.ais_chains).
+    #[arg(long)]
+    pub ais_chains: Option<i64>,
+    /// AIS with this many evenly spaced temperatures instead of the run config's schedule
+    /// (eval.ais_steps; Salakhutdinov & Murray's 14,500 when unset): run it longer to see
+    /// whether log Ẑ has converged.
+    #[arg(long)]
+    pub ais_steps: Option<usize>,
     /// Evaluate likelihoods on N test examples evenly spaced through the split (recorded
     /// with the results).
     #[arg(long)]
@@ -591,6 +599,12 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let hash = gm_eval::results::config_hash(&cfg);
     if let Some(k) = a.k {
         cfg.eval.is_samples = k;
+    }
+    if let Some(c) = a.ais_chains {
+        cfg.eval.ais_chains = c;
+    }
+    if a.ais_steps.is_some() {
+        cfg.eval.ais_steps = a.ais_steps;
     }
     if let Some(l) = a.limit {
         cfg.eval.limit = Some(l);

@@ -471,3 +471,50 @@ fn eval_parzen_gives_a_labelled_parzen_record_for_a_gan() {
     assert!((0.01..=1.0).contains(&sigma), "{sigma}");
     assert!(p[0]["value"].as_f64().unwrap().is_finite());
 }
+
+/// `--ais-chains` / `--ais-steps` override the run config's AIS for one evaluation and are
+/// recorded with it; a zero is refused naming the config field.
+#[test]
+fn eval_ais_overrides_are_used_and_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("rbm.toml");
+    std::fs::write(
+        &cfg,
+        "seed = 1\n[model]\nname = \"rbm\"\nhidden = 6\n[data]\ndataset = \"bars-and-stripes\"\n\
+         batch_size = 10\n[train]\nepochs = 2\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("runs");
+    let o = run(gm()
+        .args(["train", "rbm", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .args(["--name", "r"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(gm().arg("eval").arg(out.join("r")).args([
+        "--no-quality",
+        "--ais-chains",
+        "7",
+        "--ais-steps",
+        "123",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("r/results.json")).unwrap()).unwrap();
+    let ais: Vec<&serde_json::Value> = r
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["settings"]["method"] == "ais")
+        .collect();
+    assert_eq!(ais.len(), 1, "{r}");
+    assert_eq!(ais[0]["settings"]["chains"], 7, "{}", ais[0]);
+    assert_eq!(ais[0]["settings"]["steps"], 123, "{}", ais[0]);
+    let o = run(gm()
+        .arg("eval")
+        .arg(out.join("r"))
+        .args(["--ais-steps", "0"]));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("eval.ais_steps"), "{}", stderr(&o));
+}
