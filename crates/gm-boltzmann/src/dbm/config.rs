@@ -17,6 +17,20 @@ pub enum SampleStart {
     Chains,
 }
 
+/// What the negative phase's statistics are taken of.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum NegativePhase {
+    /// The persistent chains' states themselves (Algorithm 20.1).
+    #[default]
+    Samples,
+    /// The means of one mean-field pass started at the chains' states (odd layers given
+    /// the even states, then the even layers, v included, given those means): the factorial
+    /// distribution *Deep Learning* §20.4.4 says the best DBM results use (Salakhutdinov
+    /// & Hinton 2009). The chains themselves stay binary.
+    MeanField,
+}
+
 /// How the RBMs of greedy pre-training are trained.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -160,6 +174,8 @@ pub struct DbmConfig {
     pub sample_steps: i64,
     /// Where `sample`'s chains start.
     pub sample_start: SampleStart,
+    /// The negative phase's statistics: `"samples"` or `"mean-field"`.
+    pub negative_phase: NegativePhase,
     /// Most units enumerated for the exact log Z (the smaller of the odd and the even
     /// layers, v counted with the even ones), at most 25; 0 disables the exact path.
     pub exact_max_units: i64,
@@ -193,6 +209,7 @@ impl Default for DbmConfig {
             init_std: 0.01,
             sample_steps: 1000,
             sample_start: SampleStart::Fresh,
+            negative_phase: NegativePhase::Samples,
             exact_max_units: 20,
             dtype: Dtype::Float32,
             centering: false,

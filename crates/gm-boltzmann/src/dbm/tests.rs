@@ -972,3 +972,42 @@ fn pretraining_momentum_is_heavy_ball_with_its_schedule() {
         max_abs(&got, &expected)
     );
 }
+
+/// `negative_phase = "mean-field"`: the negative states are one mean-field pass from the
+/// chains, written out here for a 7-5-4-3 DBM: q1 = σ(b1 + x0 W1 + x2 W2ᵀ), q3 = σ(b3 +
+/// x2 W3), then q0 = σ(b0 + q1 W1ᵀ), q2 = σ(b2 + q1 W2 + q3 W3ᵀ).
+#[test]
+fn mean_field_negative_phase_is_one_pass_from_the_chains() {
+    let _rng = gm_core::rng_guard::seeded(9);
+    let dbm = random_dbm(7, "[5, 4, 3]", 0.7, "negative_phase = \"mean-field\"");
+    let mut x = dbm.fresh_chains(20);
+    dbm.gibbs(&mut x, 2);
+    let got = dbm.negative_states(x.iter().map(Tensor::shallow_clone).collect());
+    let (w, b) = dbm.params();
+    let q1 = (&b[1] + x[0].mm(&w[0]) + x[2].mm(&w[1].tr())).sigmoid();
+    let q3 = (&b[3] + x[2].mm(&w[2])).sigmoid();
+    let q0 = (&b[0] + q1.mm(&w[0].tr())).sigmoid();
+    let q2 = (&b[2] + q1.mm(&w[1]) + q3.mm(&w[2].tr())).sigmoid();
+    for (l, want) in [q0, q1, q2, q3].iter().enumerate() {
+        let err = (&got[l] - want).abs().max().double_value(&[]);
+        assert!(err < 1e-12, "layer {l}: {err}");
+    }
+    // The chains themselves are not touched; the default keeps the states.
+    let plain = random_dbm(7, "[5, 4, 3]", 0.7, "");
+    let kept = plain.negative_states(x.iter().map(Tensor::shallow_clone).collect());
+    assert!(kept.iter().zip(&x).all(|(a, b)| a.equal(b)));
+}
+
+/// On bars and stripes (16-8-4, joint training from scratch, 300 updates) the mean-field
+/// negative phase learns faster than the samples' (measured, seeds 12–15: exact log p −9.74,
+/// −9.83, −9.64, −9.36 against −10.57, −10.67, −10.62, −10.57). After 2,000 updates the two
+/// are within the seeds' spread (mean −5.03 against −5.14).
+#[test]
+fn mean_field_negative_phase_learns_faster_early() {
+    for seed in [12, 13, 14] {
+        let (samples, ..) = joint_on_bars("", seed, 300);
+        let (mf, ..) = joint_on_bars("negative_phase = \"mean-field\"", seed, 300);
+        eprintln!("seed {seed}, 300 updates: exact log p samples {samples:.4}, mean-field {mf:.4}");
+        assert!(mf > samples + 0.5, "seed {seed}: {mf} vs {samples}");
+    }
+}

@@ -10,12 +10,14 @@
 //!
 //! (μ_0 = V, C chains, λ = `weight_decay`) goes to the optimizer. It is the gradient of the
 //! surrogate mean_n E(v_n, μ_n) − mean_c E(x̃_c) + ½ λ Σ_l ‖W_l‖² with μ and X̃ held fixed
-//! ([`Dbm::surrogate`], checked against autograd in the tests).
+//! ([`Dbm::surrogate`], checked against autograd in the tests). With `negative_phase =
+//! "mean-field"`, X̃ is replaced by the means of one mean-field pass from the chains.
 //!
 //! With `centering` on (Melchior et al. 2016), the statistics are those of x_l − o_l and
 //! the offsets o_l follow running means of the positive phase; the parameters stay stored
 //! in the plain form, so inference, sampling, AIS and the exact paths are unchanged.
 
+use super::config::NegativePhase;
 use super::inference::MeanField;
 use super::model::Dbm;
 use gm_core::model::Metrics;
@@ -45,7 +47,8 @@ impl Dbm {
         self.pretrain_once()?;
         let v = self.flat(x);
         let mf = self.mean_field(&v);
-        let neg = self.advance_chains()?;
+        let chains = self.advance_chains()?;
+        let neg = self.negative_states(chains);
         self.update_offsets(&mf.means)?;
         let grads = self.hand_gradients(&mf.means, &neg);
         Ok((mf, grads))
@@ -71,6 +74,24 @@ impl Dbm {
         gm_core::dist::advance_chains(&self.chains, |mut x| {
             self.gibbs(&mut x, self.cfg.gibbs_steps);
             x
+        })
+    }
+
+    /// The negative phase's states: the chains', or with `negative_phase = "mean-field"` the
+    /// means of one mean-field pass from them (odd layers given the even states, then the
+    /// even layers given those means).
+    pub(super) fn negative_states(&self, chains: Vec<Tensor>) -> Vec<Tensor> {
+        if self.cfg.negative_phase == NegativePhase::Samples {
+            return chains;
+        }
+        tch::no_grad(|| {
+            let mut q = chains;
+            for odd in [true, false] {
+                for l in self.parity_layers(odd) {
+                    q[l] = self.input(&q, l).sigmoid();
+                }
+            }
+            q
         })
     }
 
