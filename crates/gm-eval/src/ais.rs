@@ -410,7 +410,9 @@ fn anneal<T: AisTarget + ?Sized>(
     let _guard = tch::no_grad_guard();
     let k = betas.len() - 1;
     let mut log_w: Option<Tensor> = None;
+    let progress = Progress::new(k);
     for i in 1..=k {
+        progress.report(i);
         let (from, to) = (betas[i - 1], betas[i]);
         let delta = if i < k {
             let (d, next) = target.step(&x, from, to)?;
@@ -427,6 +429,45 @@ fn anneal<T: AisTarget + ?Sized>(
         }
     }
     Ok((log_w.expect("a schedule has at least one step"), x))
+}
+
+/// Log lines every tenth of a long annealing run (at least `PROGRESS_MIN_STEPS` steps, once
+/// it has taken `PROGRESS_MIN_SECONDS`): temperatures done, seconds taken, seconds left at
+/// that pace.
+struct Progress {
+    steps: usize,
+    every: usize,
+    start: Instant,
+}
+
+const PROGRESS_MIN_STEPS: usize = 1000;
+const PROGRESS_MIN_SECONDS: f64 = 5.0;
+
+impl Progress {
+    fn new(steps: usize) -> Self {
+        Progress {
+            steps,
+            every: (steps / 10).max(1),
+            start: Instant::now(),
+        }
+    }
+
+    fn report(&self, i: usize) {
+        if self.steps < PROGRESS_MIN_STEPS || i % self.every != 0 || i == self.steps {
+            return;
+        }
+        let done = i as f64 / self.steps as f64;
+        let secs = self.start.elapsed().as_secs_f64();
+        if secs < PROGRESS_MIN_SECONDS {
+            return;
+        }
+        tracing::info!(
+            "AIS: {i} / {} temperatures ({:.0} %), {secs:.0} s, about {:.0} s left",
+            self.steps,
+            done * 100.0,
+            secs * (1.0 - done) / done
+        );
+    }
 }
 
 fn read_weights(log_w: &Tensor, chains: i64) -> Result<Vec<f64>> {
