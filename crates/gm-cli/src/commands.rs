@@ -929,8 +929,7 @@ fn eval_quality(
             None
         }
     };
-    let (samples, note) = finite_samples(model.name(), samples, note);
-    let mut samples = samples;
+    let (mut samples, note) = finite_samples(model.name(), samples, note);
     let n = samples.size()[0];
     let samples_are = if !data.binary {
         "the model's samples (grey values)"
