@@ -106,6 +106,10 @@ pub struct EvalArgs {
     /// whether log Ẑ has converged.
     #[arg(long)]
     pub ais_steps: Option<usize>,
+    /// Also run reverse AIS from the model's persistent chains (eval.ais_reverse; dbm): a
+    /// log Ẑ far above the forward one says the forward estimate has not converged.
+    #[arg(long)]
+    pub ais_reverse: bool,
     /// Evaluate likelihoods on N test examples evenly spaced through the split (recorded
     /// with the results).
     #[arg(long)]
@@ -606,6 +610,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     if a.ais_steps.is_some() {
         cfg.eval.ais_steps = a.ais_steps;
     }
+    cfg.eval.ais_reverse |= a.ais_reverse;
     if let Some(l) = a.limit {
         cfg.eval.limit = Some(l);
     }
@@ -740,6 +745,12 @@ fn eval_likelihoods(
         model.log_likelihoods(&x, cfg)?
     };
     let seconds = start.elapsed().as_secs_f64();
+    if cfg.eval.ais_reverse && !lls.iter().any(|ll| ll.method.contains("reverse-ais")) {
+        tracing::warn!(
+            "eval.ais_reverse: {} has no reverse AIS (no persistent chains); ignored",
+            cfg.model.name
+        );
+    }
     let mut records: Vec<ResultRecord> = lls
         .iter()
         .map(|ll| ctx.log_likelihood(ll, seconds))

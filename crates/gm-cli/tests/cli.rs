@@ -517,4 +517,17 @@ fn eval_ais_overrides_are_used_and_recorded() {
         .args(["--ais-steps", "0"]));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("eval.ais_steps"), "{}", stderr(&o));
+    // An RBM keeps no chains to start reverse AIS from: said, not silently skipped.
+    let o = run(gm().arg("eval").arg(out.join("r")).args([
+        "--no-quality",
+        "--ais-steps",
+        "10",
+        "--ais-reverse",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("rbm has no reverse AIS"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -21,6 +21,12 @@
 //! p_β(x_e) invariant. The chain state keeps every layer (the odd ones as last drawn; log f
 //! does not read them).
 //!
+//! **Reverse.** [`Dbm::reverse_ais_log_z`] anneals the other way, from the persistent
+//! chains after `sample_steps` more Gibbs sweeps. From exact samples it would overestimate
+//! log Z in expectation, bracketing it with the forward run; the chains are only
+//! approximate samples, so the pair is a convergence check rather than a bound: a reverse
+//! log Ẑ far above the forward one says the forward run has missed mass.
+//!
 //! Products run in the parameters' kind; log f and its differences are taken in `f64`.
 
 use super::model::{layer_input, Dbm};
@@ -29,7 +35,7 @@ use crate::rbm::MARGINAL_EPS;
 use gm_core::model::LogLikelihood;
 use gm_core::sampling::bernoulli::sample as bernoulli;
 use gm_core::Result;
-use gm_eval::ais::{self, AisResult, AisTarget, Schedule};
+use gm_eval::ais::{self, AisResult, AisTarget, Direction, Schedule};
 use tch::{Kind, Tensor};
 
 /// A DBM as an AIS target on its even layers, the odd ones summed out.
@@ -160,6 +166,18 @@ impl DbmTarget {
     }
 }
 
+/// What `gm eval` asks of a DBM's AIS: chains, temperatures, and whether to run the
+/// reverse check too.
+#[derive(Clone, Debug)]
+pub struct AisOptions {
+    /// Chains (M) of each run.
+    pub chains: i64,
+    /// The temperatures, base to target.
+    pub schedule: Schedule,
+    /// Also anneal from the persistent chains back to the base.
+    pub reverse: bool,
+}
+
 impl Dbm {
     /// The model as an AIS target, based on the base-rate model ([`DbmTarget`]).
     pub fn ais_target(&self) -> DbmTarget {
@@ -171,15 +189,33 @@ impl Dbm {
         ais::run(&self.ais_target(), schedule, chains)
     }
 
+    /// Reverse AIS estimate of log Z along `schedule`, from `chains` copies of the persistent
+    /// chains moved by `sample_steps` Gibbs sweeps (see the module docs: a check, not a
+    /// bound).
+    pub fn reverse_ais_log_z(&self, chains: i64, schedule: &Schedule) -> Result<AisResult> {
+        let mut x = self.persistent_start(chains);
+        self.gibbs(&mut x, self.cfg.sample_steps);
+        ais::run_reverse(&self.ais_target(), schedule, x)
+    }
+
     /// The mean-field bound of `x` `[N, …]` with the AIS estimate `est` of log Z in place
     /// of the true one, mean-field inference `chunk` rows at a time: a stochastic estimate
     /// of a lower bound, the test log-probability Salakhutdinov & Hinton (2009) report. Its
     /// settings carry log Ẑ, its standard error and its ±3σ interval.
     pub fn ais_bound(&self, x: &Tensor, chunk: i64, est: &AisResult) -> Result<LogLikelihood> {
         let (bound, iters) = self.chunked_bound(x, chunk.max(1), 0.0);
-        let mut ll = est.log_likelihood(&bound)?;
+        self.bound_with(&bound, iters, est)
+    }
+
+    /// The record of per-example mean-field bounds `bound` (without log Z) with log Ẑ = `est`.
+    fn bound_with(
+        &self,
+        bound: &Tensor,
+        iters: Vec<i64>,
+        est: &AisResult,
+    ) -> Result<LogLikelihood> {
+        let mut ll = est.log_likelihood(bound)?;
         let (lo, hi) = est.log_z_interval(3.0);
-        ll.method = "mean-field-bound+ais".into();
         ll.settings["log_z_interval_3sigma"] = serde_json::json!([lo, hi]);
         ll.settings["mf_tolerance"] = serde_json::json!(self.cfg.mf_tolerance);
         ll.settings["mf_iters_per_chunk"] = serde_json::json!(iters);
@@ -188,30 +224,51 @@ impl Dbm {
              (training marginals clamped to [{MARGINAL_EPS}, {}]); odd layers summed out",
             1.0 - MARGINAL_EPS
         ));
-        ll.settings["note"] = serde_json::json!(
-            "the mean-field lower bound with the AIS estimate of log Z: a stochastic \
-             estimate of a lower bound (Salakhutdinov & Hinton 2009); forward AIS \
-             underestimates log Z in expectation, so it may lie above the true bound"
-        );
+        let (method, note) = match est.direction {
+            Direction::Forward => (
+                "mean-field-bound+ais",
+                "the mean-field lower bound with the AIS estimate of log Z: a stochastic \
+                 estimate of a lower bound (Salakhutdinov & Hinton 2009); forward AIS \
+                 underestimates log Z in expectation, so it may lie above the true bound"
+                    .to_string(),
+            ),
+            Direction::Reverse => (
+                "mean-field-bound+reverse-ais",
+                format!(
+                    "the mean-field lower bound with a reverse AIS estimate of log Z, started \
+                     from the {} persistent chains after {} Gibbs sweeps: not exact samples, \
+                     so a check of the forward estimate rather than a bound",
+                    self.chains[0].size()[0],
+                    self.cfg.sample_steps
+                ),
+            ),
+        };
+        ll.method = method.into();
+        ll.settings["note"] = serde_json::json!(note);
         Ok(ll)
     }
 
     /// The likelihoods `gm eval` reports: the exact log p and mean-field bound when the
-    /// model can be enumerated, then the mean-field bound with the AIS log Ẑ.
+    /// model can be enumerated, then the mean-field bound with the forward AIS log Ẑ, and
+    /// with the reverse one when `ais.reverse` asks for it.
     pub fn evaluation_log_likelihoods(
         &self,
         x: &Tensor,
         chunk: i64,
-        chains: i64,
-        schedule: &Schedule,
+        ais: &AisOptions,
     ) -> Result<Vec<LogLikelihood>> {
         let mut out = if self.enumerable() {
             self.exact_log_likelihoods(x, chunk)?
         } else {
             Vec::new()
         };
-        let est = self.ais_log_z(chains, schedule)?;
-        out.push(self.ais_bound(x, chunk, &est)?);
+        let (bound, iters) = self.chunked_bound(x, chunk.max(1), 0.0);
+        let est = self.ais_log_z(ais.chains, &ais.schedule)?;
+        out.push(self.bound_with(&bound, iters.clone(), &est)?);
+        if ais.reverse {
+            let est = self.reverse_ais_log_z(ais.chains, &ais.schedule)?;
+            out.push(self.bound_with(&bound, iters, &est)?);
+        }
         Ok(out)
     }
 }

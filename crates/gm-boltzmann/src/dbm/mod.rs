@@ -55,7 +55,7 @@ mod model;
 pub mod pretrain;
 pub mod train;
 
-pub use ais::DbmTarget;
+pub use ais::{AisOptions, DbmTarget};
 pub use config::{DbmConfig, NegativePhase, PretrainConfig, PretrainMethod, SampleStart};
 pub use inference::MeanField;
 pub(crate) use model::{base_rate_biases, layer_input};

@@ -1,6 +1,7 @@
 //! The [`Dbm`] itself: parameters, persistent chains, energy, conditionals, block Gibbs
 //! sampling and its [`Model`] implementation.
 
+use super::ais::AisOptions;
 use super::config::{DbmConfig, SampleStart};
 use super::finetune;
 use crate::dbn::finetune::Classifier;
@@ -233,18 +234,21 @@ impl Dbm {
         tch::no_grad(|| {
             let mut x = match self.cfg.sample_start {
                 SampleStart::Fresh => self.fresh_chains(n),
-                SampleStart::Chains => {
-                    let c = self.chains[0].size()[0];
-                    let idx = Tensor::arange(n, (Kind::Int64, self.base_b.device())).remainder(c);
-                    self.chains
-                        .iter()
-                        .map(|t| t.index_select(0, &idx))
-                        .collect()
-                }
+                SampleStart::Chains => self.persistent_start(n),
             };
             self.gibbs(&mut x, self.cfg.sample_steps);
             self.input(&x, 0).sigmoid_()
         })
+    }
+
+    /// `n` chains copied from the persistent ones (chain i from chain i mod C).
+    pub fn persistent_start(&self, n: i64) -> Vec<Tensor> {
+        let c = self.chains[0].size()[0];
+        let idx = Tensor::arange(n, (Kind::Int64, self.base_b.device())).remainder(c);
+        self.chains
+            .iter()
+            .map(|t| t.index_select(0, &idx))
+            .collect()
     }
 
     /// Writes `grads` (W_1 … W_L, b_0 … b_L) into the optimizer's order and steps it.
@@ -464,7 +468,12 @@ impl Model for Dbm {
             None => Schedule::salakhutdinov_murray(),
             Some(n) => Schedule::linear(n)?,
         };
-        self.evaluation_log_likelihoods(x, cfg.data.eval_batch_size, cfg.eval.ais_chains, &schedule)
+        let ais = AisOptions {
+            chains: cfg.eval.ais_chains,
+            schedule,
+            reverse: cfg.eval.ais_reverse,
+        };
+        self.evaluation_log_likelihoods(x, cfg.data.eval_batch_size, &ais)
     }
 
     /// The linear probe's classification error on the mean-field features, and the
