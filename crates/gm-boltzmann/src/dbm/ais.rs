@@ -9,17 +9,20 @@
 //! **Path.** −E_β(x) = (1 − β)·v·b_A + β·(−E(x)): every weight and hidden bias scaled by β,
 //! the visible bias moved from b_A to b_0.
 //!
-//! **Odd layers summed out.** Every edge joins an odd and an even layer (figure 20.3), so
-//! given the even layers x_e = (v, h2, h4 …) the odd ones are independent and sum out:
+//! **One parity summed out.** Every edge joins an odd and an even layer (figure 20.3), so
+//! given the layers of one parity (the *kept* ones) the others are independent and sum
+//! out. With a_l(β) = β·u_l + [l = 0](1 − β)·b_A and u_l = b_l + x_{l−1} W_l + x_{l+1} W_{l+1}ᵀ,
 //!
-//! log f_β(x_e) = v·(b_A + β(b_0 − b_A)) + β Σ_{even l ≥ 2} x_l·b_l
-//!              + Σ_{odd l} Σ_j softplus(β·u_{l,j}),  u_l = b_l + x_{l−1} W_l + x_{l+1} W_{l+1}ᵀ,
+//! log f_β(x_kept) = Σ_{kept l} x_l·(β b_l + [l = 0](1 − β) b_A)
+//!                 + Σ_{summed l} Σ_j softplus(a_{l,j}(β)),
 //!
-//! the DBM analogue of the RBM's free energy (for L = 2 the chains run over (v, h2), as in
-//! the paper). A transition at β samples the odd layers given the even ones from p_β, then
-//! the even ones given those: a Gibbs sweep of p_β(x_e, x_o), which leaves its marginal
-//! p_β(x_e) invariant. The chain state keeps every layer (the odd ones as last drawn; log f
-//! does not read them).
+//! the DBM analogue of the RBM's free energy. `ais_state = "even"` keeps (v, h2, …) and
+//! sums the odd layers (for L = 2 the chains run over (v, h2), as in the paper);
+//! `"odd"` keeps (h1, h3, …) and sums out v with the even hidden layers — for 784-500-1000
+//! a 500-unit state instead of a 1,784-unit one. A transition at β samples the summed
+//! layers given the kept ones from p_β, then the kept ones given those: a Gibbs sweep of
+//! the joint p_β, which leaves the kept layers' marginal invariant. The chain state keeps
+//! every layer (the summed ones as last drawn; log f does not read them).
 //!
 //! **Reverse.** [`Dbm::reverse_ais_log_z`] anneals the other way, from the persistent
 //! chains after `sample_steps` more Gibbs sweeps. From exact samples it would overestimate
@@ -29,6 +32,7 @@
 //!
 //! Products run in the parameters' kind; log f and its differences are taken in `f64`.
 
+use super::config::AisState;
 use super::model::{layer_input, Dbm};
 use crate::rbm::exact::softplus;
 use crate::rbm::MARGINAL_EPS;
@@ -38,7 +42,7 @@ use gm_core::Result;
 use gm_eval::ais::{self, AisResult, AisTarget, Direction, Schedule};
 use tch::{Kind, Tensor};
 
-/// A DBM as an AIS target on its even layers, the odd ones summed out.
+/// A DBM as an AIS target on the layers of one parity, the others summed out.
 pub struct DbmTarget {
     /// W_1 … W_L.
     w: Vec<Tensor>,
@@ -46,13 +50,16 @@ pub struct DbmTarget {
     b: Vec<Tensor>,
     /// The base's visible biases b_A.
     base_b: Tensor,
+    /// The parity of the layers the chains keep.
+    kept: AisState,
     log_z_base: f64,
 }
 
 impl DbmTarget {
     /// The target of weights W_1 … W_L, biases b_0 … b_L and base visible biases `base_b`
-    /// (one float kind, one device: where the chains run).
-    pub fn new(w: &[Tensor], b: &[Tensor], base_b: &Tensor) -> Self {
+    /// (one float kind, one device: where the chains run), its chains keeping the `kept`
+    /// layers.
+    pub fn new(w: &[Tensor], b: &[Tensor], base_b: &Tensor, kept: AisState) -> Self {
         let hidden: i64 = w.iter().map(|w| w.size()[1]).sum();
         let log_z_base = softplus(&base_b.to_kind(Kind::Double))
             .sum(Kind::Double)
@@ -62,65 +69,89 @@ impl DbmTarget {
             w: w.iter().map(Tensor::detach).collect(),
             b: b.iter().map(Tensor::detach).collect(),
             base_b: base_b.detach(),
+            kept,
             log_z_base,
         }
     }
 
-    fn depth(&self) -> usize {
-        self.w.len()
+    /// The layers of one parity: 0, 2, … (`odd` false) or 1, 3, ….
+    fn layers(&self, odd: bool) -> impl Iterator<Item = usize> {
+        (usize::from(odd)..=self.w.len()).step_by(2)
     }
 
-    /// u_l = b_l + x_{l−1} W_l + x_{l+1} W_{l+1}ᵀ of every odd layer l.
-    fn odd_inputs(&self, x: &[Tensor]) -> Vec<(usize, Tensor)> {
-        (1..=self.depth())
-            .step_by(2)
+    fn kept_odd(&self) -> bool {
+        self.kept == AisState::Odd
+    }
+
+    /// u_l of every summed layer, from the kept layers of `x`.
+    fn summed_inputs(&self, x: &[Tensor]) -> Vec<(usize, Tensor)> {
+        self.layers(!self.kept_odd())
             .map(|l| {
-                let u = layer_input(&self.w, &self.b, l, Some(&x[l - 1]), x.get(l + 1));
-                (l, u)
+                let below = l.checked_sub(1).map(|k| &x[k]);
+                (l, layer_input(&self.w, &self.b, l, below, x.get(l + 1)))
             })
             .collect()
     }
 
-    /// The part of log f_β linear in β: v·(b_0 − b_A) + Σ_{even l ≥ 2} x_l·b_l, `f64 [M]`.
-    fn even_slope(&self, x: &[Tensor]) -> Tensor {
-        let d = |t: &Tensor| t.to_kind(Kind::Double);
-        let mut s = d(&x[0]).mv(&d(&(&self.b[0] - &self.base_b)));
-        for l in (2..=self.depth()).step_by(2) {
-            s += d(&x[l]).mv(&d(&self.b[l]));
+    /// a_l(β) = β·u_l, with (1 − β)·b_A added for v.
+    fn annealed(&self, l: usize, u: &Tensor, beta: f64) -> Tensor {
+        let a = u * beta;
+        if l == 0 {
+            a + &self.base_b * (1.0 - beta)
+        } else {
+            a
         }
-        s
     }
 
-    /// Σ_{odd l} Σ_j softplus(β·u_l), `f64 [M]`.
-    fn odd_term(u: &[(usize, Tensor)], beta: f64) -> Tensor {
-        u.iter()
-            .map(|(_, u)| {
-                softplus(&(u.to_kind(Kind::Double) * beta)).sum_dim_intlist(1, false, Kind::Double)
+    /// The part of log f_β linear in β: Σ_{kept l} x_l·b_l, with b_0 − b_A for v, `f64 [M]`.
+    fn kept_slope(&self, x: &[Tensor]) -> Tensor {
+        let d = |t: &Tensor| t.to_kind(Kind::Double);
+        self.layers(self.kept_odd())
+            .map(|l| {
+                let b = if l == 0 {
+                    &self.b[0] - &self.base_b
+                } else {
+                    self.b[l].shallow_clone()
+                };
+                d(&x[l]).mv(&d(&b))
             })
             .reduce(|a, b| a + b)
-            .expect("a DBM has an odd layer")
+            .expect("a DBM has layers of both parities")
     }
 
-    /// Draws the odd layers from σ(β·u_l), then the even ones given them, at β.
+    /// Σ_{summed l} Σ_j softplus(a_l(β)), `f64 [M]`.
+    fn summed_term(&self, u: &[(usize, Tensor)], beta: f64) -> Tensor {
+        u.iter()
+            .map(|(l, u)| {
+                let a = self.annealed(*l, &u.to_kind(Kind::Double), beta);
+                softplus(&a).sum_dim_intlist(1, false, Kind::Double)
+            })
+            .reduce(|a, b| a + b)
+            .expect("a DBM has layers of both parities")
+    }
+
+    /// log f_to − log f_from given the summed layers' inputs `u`.
+    fn ratio_at(&self, x: &[Tensor], u: &[(usize, Tensor)], from: f64, to: f64) -> Tensor {
+        self.kept_slope(x) * (to - from) + self.summed_term(u, to) - self.summed_term(u, from)
+    }
+
+    /// Draws the summed layers from σ(a_l(β)), then the kept ones given them, at β.
     fn sweep(&self, x: &[Tensor], u: &[(usize, Tensor)], beta: f64) -> Vec<Tensor> {
         let mut next: Vec<Tensor> = x.iter().map(Tensor::shallow_clone).collect();
         for (l, u) in u {
-            next[*l] = bernoulli(&(u * beta).sigmoid());
+            next[*l] = bernoulli(&self.annealed(*l, u, beta).sigmoid());
         }
-        for l in (0..=self.depth()).step_by(2) {
+        for l in self.layers(self.kept_odd()) {
             let below = l.checked_sub(1).map(|k| &next[k]);
-            let mut a = layer_input(&self.w, &self.b, l, below, next.get(l + 1)) * beta;
-            if l == 0 {
-                a += &self.base_b * (1.0 - beta);
-            }
-            next[l] = bernoulli(&a.sigmoid());
+            let u = layer_input(&self.w, &self.b, l, below, next.get(l + 1));
+            next[l] = bernoulli(&self.annealed(l, &u, beta).sigmoid());
         }
         next
     }
 }
 
 impl AisTarget for DbmTarget {
-    /// One `[M, n_l]` tensor per layer 0 … L (the odd ones are not read by log f).
+    /// One `[M, n_l]` tensor per layer 0 … L (the summed ones are not read by log f).
     type State = Vec<Tensor>;
 
     fn sample_base(&self, m: i64) -> Result<Vec<Tensor>> {
@@ -139,30 +170,28 @@ impl AisTarget for DbmTarget {
     }
 
     fn log_f(&self, x: &Vec<Tensor>, beta: f64) -> Result<Tensor> {
-        let v = x[0].to_kind(Kind::Double);
-        let base = v.mv(&self.base_b.to_kind(Kind::Double));
-        Ok(base + self.even_slope(x) * beta + Self::odd_term(&self.odd_inputs(x), beta))
+        let base = if self.kept_odd() {
+            Tensor::zeros([x[0].size()[0]], (Kind::Double, x[0].device()))
+        } else {
+            x[0].to_kind(Kind::Double)
+                .mv(&self.base_b.to_kind(Kind::Double))
+        };
+        let u = self.summed_inputs(x);
+        Ok(base + self.kept_slope(x) * beta + self.summed_term(&u, beta))
     }
 
     fn transition(&self, x: &Vec<Tensor>, beta: f64) -> Result<Vec<Tensor>> {
-        Ok(self.sweep(x, &self.odd_inputs(x), beta))
+        Ok(self.sweep(x, &self.summed_inputs(x), beta))
     }
 
     fn log_f_ratio(&self, x: &Vec<Tensor>, from: f64, to: f64) -> Result<Tensor> {
-        let u = self.odd_inputs(x);
+        let u = self.summed_inputs(x);
         Ok(self.ratio_at(x, &u, from, to))
     }
 
     fn step(&self, x: &Vec<Tensor>, from: f64, to: f64) -> Result<(Tensor, Vec<Tensor>)> {
-        let u = self.odd_inputs(x);
+        let u = self.summed_inputs(x);
         Ok((self.ratio_at(x, &u, from, to), self.sweep(x, &u, to)))
-    }
-}
-
-impl DbmTarget {
-    /// log f_to − log f_from given the odd layers' inputs `u`, `f64 [M]`.
-    fn ratio_at(&self, x: &[Tensor], u: &[(usize, Tensor)], from: f64, to: f64) -> Tensor {
-        self.even_slope(x) * (to - from) + Self::odd_term(u, to) - Self::odd_term(u, from)
     }
 }
 
@@ -181,7 +210,12 @@ pub struct AisOptions {
 impl Dbm {
     /// The model as an AIS target, based on the base-rate model ([`DbmTarget`]).
     pub fn ais_target(&self) -> DbmTarget {
-        DbmTarget::new(&self.weights, &self.biases, &self.base_b)
+        DbmTarget::new(
+            &self.weights,
+            &self.biases,
+            &self.base_b,
+            self.cfg.ais_state,
+        )
     }
 
     /// Forward AIS estimate of log Z with `chains` chains along `schedule`.
@@ -221,8 +255,10 @@ impl Dbm {
         ll.settings["mf_iters_per_chunk"] = serde_json::json!(iters);
         ll.settings["base"] = serde_json::json!(format!(
             "zero weights and hidden biases, visible biases of the base-rate model \
-             (training marginals clamped to [{MARGINAL_EPS}, {}]); odd layers summed out",
-            1.0 - MARGINAL_EPS
+             (training marginals clamped to [{MARGINAL_EPS}, {}]); chains on the {} \
+             layers, the others summed out",
+            1.0 - MARGINAL_EPS,
+            self.cfg.ais_state.name()
         ));
         let (method, note) = match est.direction {
             Direction::Forward => (

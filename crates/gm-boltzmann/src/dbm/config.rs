@@ -31,6 +31,27 @@ pub enum NegativePhase {
     MeanField,
 }
 
+/// Which layers the AIS chains keep ([`crate::dbm::ais`]); the others are summed out.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum AisState {
+    /// v, h2, …, the odd layers summed out (Salakhutdinov & Hinton 2009).
+    #[default]
+    Even,
+    /// h1, h3, …, v and the even hidden layers summed out.
+    Odd,
+}
+
+impl AisState {
+    /// `"even"` or `"odd"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AisState::Even => "even",
+            AisState::Odd => "odd",
+        }
+    }
+}
+
 /// How the RBMs of greedy pre-training are trained.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -176,6 +197,9 @@ pub struct DbmConfig {
     pub sample_start: SampleStart,
     /// The negative phase's statistics: `"samples"` or `"mean-field"`.
     pub negative_phase: NegativePhase,
+    /// Which layers the AIS chains keep, `"even"` (v, h2, …) or `"odd"` (h1, h3, …); the
+    /// others are summed out.
+    pub ais_state: AisState,
     /// Most units enumerated for the exact log Z (the smaller of the odd and the even
     /// layers, v counted with the even ones), at most 25; 0 disables the exact path.
     pub exact_max_units: i64,
@@ -210,6 +234,7 @@ impl Default for DbmConfig {
             sample_steps: 1000,
             sample_start: SampleStart::Fresh,
             negative_phase: NegativePhase::Samples,
+            ais_state: AisState::Even,
             exact_max_units: 20,
             dtype: Dtype::Float32,
             centering: false,

@@ -487,7 +487,7 @@ fn ais_vs_exact(dbm: &Dbm, what: &str) -> (AisResult, f64) {
     (est, exact)
 }
 
-/// AIS with the odd layers summed out, against the exact log Z, on tiny 2- and 3-layer DBMs
+/// AIS with either parity summed out, against the exact log Z, on tiny 2- and 3-layer DBMs
 /// whose log Z is far from the base's; then one weight of the top layer is changed by 2
 /// (moving the exact log Z by more than 0.3 nats) and the estimate must follow it: an
 /// estimate that summed the wrong layers or scaled the wrong energy would not.
@@ -495,24 +495,29 @@ fn ais_vs_exact(dbm: &Dbm, what: &str) -> (AisResult, f64) {
 fn ais_log_z_matches_the_exact_log_z_and_follows_a_weight_change() {
     let _rng = gm_core::rng_guard::seeded(21);
     for (d, hidden) in [(6, "[5, 4]"), (5, "[4, 4, 3]")] {
-        let dbm = random_dbm(d, hidden, 1.5, "");
-        let (est, exact) = ais_vs_exact(&dbm, &format!("{d}-{hidden}"));
-        assert!(
-            (exact - est.log_z_base).abs() > 1.0,
-            "log Z {exact} vs base {}",
-            est.log_z_base
-        );
-        assert!((est.log_z - exact).abs() < 0.05, "{d}-{hidden}");
-        let top = dbm.params().0.last().unwrap().shallow_clone();
-        tch::no_grad(|| {
-            let _ = top.get(0).get(0).g_add_scalar_(2.0);
-        });
-        let (moved, exact_moved) = ais_vs_exact(&dbm, &format!("{d}-{hidden}, W_L[0, 0] + 2"));
-        assert!((exact_moved - exact).abs() > 0.3, "{exact} → {exact_moved}");
-        assert!(
-            (moved.log_z - exact_moved).abs() < 0.05,
-            "{d}-{hidden} moved"
-        );
+        let mut dbm = random_dbm(d, hidden, 1.5, "");
+        for state in [AisState::Even, AisState::Odd] {
+            dbm.cfg.ais_state = state;
+            let what = format!("{d}-{hidden}, {} layers kept", state.name());
+            let (est, exact) = ais_vs_exact(&dbm, &what);
+            assert!(
+                (exact - est.log_z_base).abs() > 1.0,
+                "log Z {exact} vs base {}",
+                est.log_z_base
+            );
+            assert!((est.log_z - exact).abs() < 0.05, "{what}");
+            let top = dbm.params().0.last().unwrap().shallow_clone();
+            let shift = |by: f64| {
+                tch::no_grad(|| {
+                    let _ = top.get(0).get(0).g_add_scalar_(by);
+                })
+            };
+            shift(2.0);
+            let (moved, exact_moved) = ais_vs_exact(&dbm, &format!("{what}, W_L[0, 0] + 2"));
+            shift(-2.0);
+            assert!((exact_moved - exact).abs() > 0.3, "{exact} → {exact_moved}");
+            assert!((moved.log_z - exact_moved).abs() < 0.05, "{what} moved");
+        }
     }
 }
 
