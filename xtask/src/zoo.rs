@@ -251,6 +251,17 @@ pub const ENTRIES: &[Entry] = &[
         method: None,
     },
     Entry {
+        name: "dbm-784-500-500-1000",
+        family: "dbm",
+        model: "dbm",
+        config: "configs/dbm3-mnist.toml",
+        published: Some(85.10),
+        source: "Salakhutdinov & Hinton 2009: 784-500-500-1000 DBM, mean-field bound with AIS \
+                 log Z (their fixed stochastic binarization)",
+        eval_args: &["--ais-reverse"],
+        method: None,
+    },
+    Entry {
         name: "dbm-centered",
         family: "dbm",
         model: "dbm",

@@ -815,6 +815,7 @@ fn registry_builds_the_model_and_shipped_configs_validate() {
     let mut seen = 0;
     for name in [
         "dbm-mnist.toml",
+        "dbm3-mnist.toml",
         "dbm-centered-mnist.toml",
         "dbm-bars-and-stripes.toml",
     ] {
@@ -827,7 +828,7 @@ fn registry_builds_the_model_and_shipped_configs_validate() {
             .unwrap();
         seen += 1;
     }
-    assert_eq!(seen, 3);
+    assert_eq!(seen, 4);
 }
 
 /// The composition rule of greedy pre-training, checked on every state of tiny 2- and
