@@ -271,9 +271,12 @@ impl Dbm {
             Direction::Reverse => (
                 "mean-field-bound+reverse-ais",
                 format!(
-                    "the mean-field lower bound with a reverse AIS estimate of log Z, started \
-                     from the {} persistent chains after {} Gibbs sweeps: not exact samples, \
-                     so a check of the forward estimate rather than a bound",
+                    "the mean-field lower bound with a reverse AIS estimate of log Z, its {} \
+                     chains started from the {} persistent chains (chain i from chain i mod \
+                     {}) after {} more Gibbs sweeps: not exact samples, so a check of the \
+                     forward estimate rather than a bound",
+                    est.chains,
+                    self.chains[0].size()[0],
                     self.chains[0].size()[0],
                     self.cfg.sample_steps
                 ),

@@ -607,7 +607,8 @@ fn reverse_ais_from_the_chains_brackets_the_exact_log_z_with_forward_ais() {
     assert_eq!(lls[3].settings["direction"], "reverse");
     let note = lls[3].settings["note"].as_str().unwrap();
     assert!(
-        note.contains("20 persistent chains after 0 Gibbs"),
+        note.contains("its 200 chains started from the 20 persistent chains")
+            && note.contains("after 0 more Gibbs sweeps"),
         "{note}"
     );
 }
