@@ -83,7 +83,7 @@ pub const ENTRIES: &[Entry] = &[
         config: "configs/rbm-pcd-mnist.toml",
         published: None,
         source: "no published figure for this exact setting",
-        eval_args: &["--samples", "1000"],
+        eval_args: &["--samples", "1000", "--ais-reverse"],
         method: None,
     },
     Entry {
@@ -93,7 +93,7 @@ pub const ENTRIES: &[Entry] = &[
         config: "configs/rbm-centered-mnist.toml",
         published: Some(84.86),
         source: "Melchior et al. 2016 as run by PyDeep (RBM_MNIST_big), centered PCD-1, AIS",
-        eval_args: &["--samples", "1000"],
+        eval_args: &["--samples", "1000", "--ais-reverse"],
         method: None,
     },
     Entry {
@@ -103,7 +103,7 @@ pub const ENTRIES: &[Entry] = &[
         config: "configs/rbm-uncentered-mnist.toml",
         published: Some(130.81),
         source: "the same PyDeep run without centering, PCD-1, AIS",
-        eval_args: &["--samples", "1000"],
+        eval_args: &["--samples", "1000", "--ais-reverse"],
         method: None,
     },
     Entry {

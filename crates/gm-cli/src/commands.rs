@@ -106,7 +106,7 @@ pub struct EvalArgs {
     /// whether log Ẑ has converged.
     #[arg(long)]
     pub ais_steps: Option<usize>,
-    /// Also run reverse AIS from the model's persistent chains (eval.ais_reverse; dbm): a
+    /// Also run reverse AIS from the model's persistent chains (eval.ais_reverse; dbm, rbm with pcd / pt): a
     /// log Ẑ far above the forward one says the forward estimate has not converged.
     #[arg(long)]
     pub ais_reverse: bool,

@@ -285,9 +285,9 @@ pub struct EvalConfig {
     /// AIS intermediate distributions: absent = the 14,500-temperature schedule of
     /// Salakhutdinov & Murray (2008); a number = that many, linearly spaced.
     pub ais_steps: Option<usize>,
-    /// Also estimate log Z by reverse AIS started from the model's persistent chains (models
-    /// that keep them: `dbm`), reported as a record of its own: the chains are not exact
-    /// samples, so it is a check of the forward estimate, not a bound.
+    /// Also estimate log Z by reverse AIS started from the model's persistent chains
+    /// (`dbm`; `rbm` with PCD or PT), reported as a record of its own: the chains are not
+    /// exact samples, so it is a check of the forward estimate, not a bound.
     pub ais_reverse: bool,
 }
 

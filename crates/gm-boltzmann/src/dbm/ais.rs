@@ -35,7 +35,7 @@
 use super::config::AisState;
 use super::model::{layer_input, Dbm};
 use crate::rbm::exact::softplus;
-use crate::rbm::MARGINAL_EPS;
+use crate::rbm::{reverse_note, MARGINAL_EPS};
 use gm_core::model::LogLikelihood;
 use gm_core::sampling::bernoulli::sample as bernoulli;
 use gm_core::Result;
@@ -263,27 +263,19 @@ impl Dbm {
         let (method, note) = match est.direction {
             Direction::Forward => (
                 "mean-field-bound+ais",
-                "the mean-field lower bound with the AIS estimate of log Z: a stochastic \
-                 estimate of a lower bound (Salakhutdinov & Hinton 2009); forward AIS \
-                 underestimates log Z in expectation, so it may lie above the true bound"
-                    .to_string(),
+                serde_json::json!(
+                    "the mean-field lower bound with the AIS estimate of log Z: a stochastic \
+                     estimate of a lower bound (Salakhutdinov & Hinton 2009); forward AIS \
+                     underestimates log Z in expectation, so it may lie above the true bound"
+                ),
             ),
             Direction::Reverse => (
                 "mean-field-bound+reverse-ais",
-                format!(
-                    "the mean-field lower bound with a reverse AIS estimate of log Z, its {} \
-                     chains started from the {} persistent chains (chain i from chain i mod \
-                     {}) after {} more Gibbs sweeps: not exact samples, so a check of the \
-                     forward estimate rather than a bound",
-                    est.chains,
-                    self.chains[0].size()[0],
-                    self.chains[0].size()[0],
-                    self.cfg.sample_steps
-                ),
+                reverse_note(est.chains, self.chains[0].size()[0], self.cfg.sample_steps),
             ),
         };
         ll.method = method.into();
-        ll.settings["note"] = serde_json::json!(note);
+        ll.settings["note"] = note;
         Ok(ll)
     }
 

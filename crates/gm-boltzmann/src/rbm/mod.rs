@@ -36,7 +36,7 @@ mod train;
 
 pub(crate) use config::check_init_sampling_exact;
 pub use config::{Dtype, RbmConfig, Rule, Update, EXACT_MAX_UNITS_LIMIT};
-pub(crate) use model::{as_images, scaled_filters, MARGINAL_EPS};
+pub(crate) use model::{as_images, reverse_note, scaled_filters, MARGINAL_EPS};
 pub use model::{build, Rbm};
 
 use gm_core::model::{ModelEntry, ModelRegistry};

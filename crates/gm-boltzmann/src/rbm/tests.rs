@@ -630,6 +630,47 @@ fn log_likelihoods_report_exact_and_ais_that_agree() {
     assert!((ais.mean - want).abs() < 0.05, "AIS {} vs {want}", ais.mean);
 }
 
+/// Reverse AIS from PCD's chains (after `sample_steps` sweeps) recovers the exact log Z and,
+/// asked for, is a record of its own; with PT it starts from the β = 1 replica; CD keeps no
+/// chains and gets none.
+#[test]
+fn reverse_ais_from_the_persistent_chains_recovers_the_exact_log_z() {
+    let _rng = crate::test_rng_lock();
+    tch::manual_seed(23);
+    let mut c = cfg("", "", "dataset = \"bars-and-stripes\"");
+    c.eval.ais_chains = 500;
+    c.eval.ais_steps = Some(2000);
+    c.eval.ais_reverse = true;
+    let schedule = Schedule::linear(2000).unwrap();
+    for rule in ["rule = \"pcd\"", "rule = \"pt\"\npt_replicas = 3"] {
+        let model = format!("hidden = 8\nsample_steps = 200\nchains = 50\n{rule}");
+        let (m, x) = tiny(10, &model, "");
+        randomize(&m, 1.5);
+        let exact = m.exact_log_z().unwrap().unwrap().0;
+        let rev = m.reverse_ais_log_z(500, &schedule).unwrap().unwrap();
+        eprintln!(
+            "{rule}: reverse {:.4} ± {:.4}, exact {exact:.4}",
+            rev.log_z, rev.std_err
+        );
+        assert_eq!(rev.direction, gm_eval::ais::Direction::Reverse);
+        assert!((rev.log_z - exact).abs() < 0.05, "{rule}");
+        let lls = m.log_likelihoods(&x, &c).unwrap();
+        assert_eq!(lls.len(), 3);
+        assert_eq!(lls[2].method, "reverse-ais");
+        let note = lls[2].settings["note"].as_str().unwrap();
+        assert!(
+            note.contains("its 500 chains started from the 50 persistent"),
+            "{note}"
+        );
+        let shift = lls[1].mean - lls[2].mean;
+        let log_z = |i: usize| lls[i].settings["log_z"].as_f64().unwrap();
+        assert!((shift - (log_z(2) - log_z(1))).abs() < 1e-9);
+    }
+    let (cd, x) = tiny(10, "hidden = 8\nrule = \"cd\"", "");
+    assert!(cd.reverse_ais_log_z(10, &schedule).unwrap().is_none());
+    assert_eq!(cd.log_likelihoods(&x, &c).unwrap().len(), 2);
+}
+
 #[test]
 fn sample_figures_and_metrics_have_the_right_shapes() {
     let _rng = crate::test_rng_lock();

@@ -213,6 +213,30 @@ fn forward_underestimates_and_reverse_overestimates_log_z() {
     );
 }
 
+/// The mean log-weight: below log Ẑ forward and above it reverse for every run (the log of
+/// a mean is at least the mean of the logs), and with 2,000 chains on a short schedule the
+/// two sit on either side of the exact log Z, further out than the two log Ẑ.
+#[test]
+fn mean_log_weight_bounds_bracket_log_z() {
+    let _rng = gm_core::rng_guard::lock();
+    tch::manual_seed(4);
+    let t = bernoullis(20);
+    let exact = t.exact_log_z();
+    let schedule = Schedule::linear(3).unwrap();
+    let fwd = run(&t, &schedule, 2000).unwrap();
+    let rev = run_reverse(&t, &schedule, t.exact_samples(2000, 1.0)).unwrap();
+    let ((lo, lo_se), (hi, hi_se)) = (fwd.mean_log_weight_bound(), rev.mean_log_weight_bound());
+    eprintln!(
+        "{lo:.4} ± {lo_se:.4} ≤ forward {:.4} / exact {exact:.4} / reverse {:.4} ≤ {hi:.4} ± {hi_se:.4}",
+        fwd.log_z, rev.log_z
+    );
+    assert!(lo <= fwd.log_z && rev.log_z <= hi);
+    assert!(lo + 3.0 * lo_se < exact && exact < hi - 3.0 * hi_se);
+    let s = fwd.settings();
+    assert_eq!(s["log_z_mean_log_weight"].as_f64(), Some(lo));
+    assert_eq!(s["log_z_mean_log_weight_std_err"].as_f64(), Some(lo_se));
+}
+
 /// All 2^(D+H) joint states of an RBM, enumerated with the energy written out directly:
 /// returns log Z and log p(v) for the 2^D visible vectors (row i = bits of i, unit 0 first).
 fn enumerate_rbm(w: &Tensor, b: &Tensor, c: &Tensor) -> (f64, Tensor, Tensor) {
