@@ -478,7 +478,7 @@ impl Progress {
     }
 
     fn report(&self, i: usize) {
-        if self.steps < PROGRESS_MIN_STEPS || i % self.every != 0 || i == self.steps {
+        if self.steps < PROGRESS_MIN_STEPS || !i.is_multiple_of(self.every) || i == self.steps {
             return;
         }
         let done = i as f64 / self.steps as f64;
