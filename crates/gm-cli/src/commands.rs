@@ -106,8 +106,9 @@ pub struct EvalArgs {
     /// whether log Ẑ has converged.
     #[arg(long)]
     pub ais_steps: Option<usize>,
-    /// Also run reverse AIS from the model's persistent chains (eval.ais_reverse; dbm, rbm with pcd / pt): a
-    /// log Ẑ far above the forward one says the forward estimate has not converged.
+    /// Also run reverse AIS from the model's persistent chains (eval.ais_reverse; dbm, rbm
+    /// with pcd / pt): a log Ẑ far above the forward one says the forward estimate has not
+    /// converged.
     #[arg(long)]
     pub ais_reverse: bool,
     /// Evaluate likelihoods on N test examples evenly spaced through the split (recorded

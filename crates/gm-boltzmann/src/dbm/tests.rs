@@ -550,9 +550,9 @@ fn ais_bound_is_below_the_exact_log_p() {
 }
 
 /// Reverse AIS from the persistent chains, moved to equilibrium by `sample_steps` sweeps:
-/// along a long schedule it matches the exact log Z; along a short one it overestimates it
-/// while the forward run underestimates it, so the two bracket the truth. `gm eval`'s
-/// reverse record is the same bound with the reverse log Ẑ.
+/// along a long schedule it matches the exact log Z; along a short one the chains' mean
+/// log-weights, forward and reverse, lie on either side of it. `gm eval`'s reverse record is
+/// the same bound with the reverse log Ẑ.
 #[test]
 fn reverse_ais_from_the_chains_brackets_the_exact_log_z_with_forward_ais() {
     let _rng = gm_core::rng_guard::seeded(23);
