@@ -871,8 +871,13 @@ fn reverse_ais_nll(records: &[Value]) -> Option<f64> {
 /// stochastic estimates, then bounds, then Parzen-window estimates (models without a
 /// likelihood).
 /// With `method`, a record whose method starts with it comes first within its kind.
+/// Reverse-AIS records are left out: they check the forward estimate (see `reverse_ais_nll`).
 fn best_nll(records: &[Value], method: Option<&str>) -> Option<(f64, Option<f64>, String, String)> {
-    let parsed: Vec<_> = records.iter().filter_map(parse_nll).collect();
+    let parsed: Vec<_> = records
+        .iter()
+        .filter_map(parse_nll)
+        .filter(|r| !r.3.contains("reverse-ais"))
+        .collect();
     for kind in ["exact", "stochastic_estimate", "lower_bound", "parzen"] {
         let of_kind = || parsed.iter().filter(|r| r.2 == kind);
         let preferred = method.and_then(|m| of_kind().find(|r| r.3.starts_with(m)));
@@ -1062,8 +1067,10 @@ mod tests {
         let rev = json!({"split": "test", "metric": {"log_likelihood": "stochastic_estimate"},
                          "value": -97.9, "std_err": 0.9,
                          "method": "mean-field-bound+reverse-ais"});
-        let pair = [fwd.clone(), rev];
+        let pair = [fwd.clone(), rev.clone()];
         assert_eq!(best_nll(&pair, None).unwrap().0, 79.0);
+        assert_eq!(best_nll(&[rev.clone(), fwd.clone()], None).unwrap().0, 79.0);
+        assert_eq!(best_nll(&[rev], None), None);
         assert_eq!(reverse_ais_nll(&pair), Some(97.9));
         assert_eq!(reverse_ais_nll(&[fwd]), None);
         let row = json!({"entry": "dbm", "test_nll": 79.0, "test_nll_std_err": 0.6,
