@@ -218,6 +218,17 @@ pub const ENTRIES: &[Entry] = &[
         method: None,
     },
     Entry {
+        name: "dbn2-pcd",
+        family: "dbn",
+        model: "dbn",
+        config: "configs/dbn2-pcd-mnist.toml",
+        published: Some(86.22),
+        source: "Salakhutdinov & Murray 2008: 784-500-2000 DBN of CD-25 RBMs (their own \
+                 binarization); this stack uses PCD-1 RBMs, set beside the single rbm-pcd",
+        eval_args: &["--samples", "1000"],
+        method: None,
+    },
+    Entry {
         name: "dbn-pcd",
         family: "dbn",
         model: "dbn",

@@ -294,11 +294,13 @@ impl Dbm {
             Vec::new()
         };
         let (bound, iters) = self.chunked_bound(x, chunk.max(1), 0.0);
-        let est = self.ais_log_z(ais.chains, &ais.schedule)?;
-        out.push(self.bound_with(&bound, iters.clone(), &est)?);
+        let fwd = self.ais_log_z(ais.chains, &ais.schedule)?;
+        out.push(self.bound_with(&bound, iters.clone(), &fwd)?);
         if ais.reverse {
             let est = self.reverse_ais_log_z(ais.chains, &ais.schedule)?;
-            out.push(self.bound_with(&bound, iters, &est)?);
+            let mut ll = self.bound_with(&bound, iters, &est)?;
+            ais::note_reverse_shortfall(&mut ll.settings, &fwd, &est);
+            out.push(ll);
         }
         Ok(out)
     }

@@ -517,8 +517,8 @@ impl Model for Rbm {
             "base-rate model: training-data visible marginals clamped to [{MARGINAL_EPS}, {}]",
             1.0 - MARGINAL_EPS
         );
-        let est = self.ais_log_z(cfg.eval.ais_chains, &schedule)?;
-        let mut ll = est.log_likelihood(&neg_f)?;
+        let fwd = self.ais_log_z(cfg.eval.ais_chains, &schedule)?;
+        let mut ll = fwd.log_likelihood(&neg_f)?;
         ll.settings["base"] = serde_json::json!(base);
         out.push(ll);
         if !cfg.eval.ais_reverse {
@@ -530,6 +530,7 @@ impl Model for Rbm {
             ll.settings["base"] = serde_json::json!(base);
             let persistent = self.chains.as_ref().map_or(0, |c| c.size()[c.dim() - 2]);
             ll.settings["note"] = reverse_note(est.chains, persistent, self.cfg.sample_steps);
+            ais::note_reverse_shortfall(&mut ll.settings, &fwd, &est);
             out.push(ll);
         }
         Ok(out)
