@@ -811,6 +811,7 @@ fn row(
         "kind": best.as_ref().map(|b| b.2.clone()),
         "method": best.as_ref().map(|b| b.3.clone()),
         "reverse_ais_nll": reverse,
+        "reverse_ais_misses_mass": reverse_ais_misses_mass(&results),
         "published": e.published,
         "published_source": e.source,
     });
@@ -871,11 +872,21 @@ fn load_results(path: &Path) -> Result<Vec<Value>> {
 /// The test NLL with log Ẑ from reverse AIS (`gm eval --ais-reverse`), if recorded: shown
 /// beside the forward estimate, whose convergence it checks.
 fn reverse_ais_nll(records: &[Value]) -> Option<f64> {
+    reverse_ais_record(records).and_then(parse_nll).map(|r| r.0)
+}
+
+fn reverse_ais_record(records: &[Value]) -> Option<&Value> {
     records
         .iter()
-        .filter_map(parse_nll)
-        .find(|r| r.3.contains("reverse-ais"))
-        .map(|r| r.0)
+        .find(|r| parse_nll(r).is_some_and(|p| p.3.contains("reverse-ais")))
+}
+
+/// Whether `gm eval` found the reverse log Ẑ further below the forward one than exact
+/// starting samples allow (probability under 1 %): its chains miss mass of the model.
+fn reverse_ais_misses_mass(records: &[Value]) -> bool {
+    reverse_ais_record(records)
+        .and_then(|r| r["settings"]["probability_if_exact_starts"].as_f64())
+        .is_some_and(|p| p < 0.01)
 }
 
 /// (NLL, std err, kind, method) of a test log-likelihood record: exact first, then
@@ -983,7 +994,11 @@ fn nll_table(rows: &[Value]) -> String {
             (Some(v), None) => format!("{v:.2}"),
             _ => "—".into(),
         };
+        let misses = r["reverse_ais_misses_mass"].as_bool() == Some(true);
         let nll = match f("reverse_ais_nll") {
+            Some(r) if misses => {
+                format!("{nll} (reverse AIS: {r:.2}, below forward: chains miss mass)")
+            }
             Some(r) => format!("{nll} (reverse AIS: {r:.2})"),
             None => nll,
         };
@@ -1083,11 +1098,23 @@ mod tests {
         assert_eq!(best_nll(&[rev.clone(), fwd.clone()], None).unwrap().0, 79.0);
         assert_eq!(best_nll(&[rev], None), None);
         assert_eq!(reverse_ais_nll(&pair), Some(97.9));
-        assert_eq!(reverse_ais_nll(&[fwd]), None);
+        assert_eq!(reverse_ais_nll(std::slice::from_ref(&fwd)), None);
         let row = json!({"entry": "dbm", "test_nll": 79.0, "test_nll_std_err": 0.6,
                          "reverse_ais_nll": 97.9});
         let md = markdown(&[row]);
         assert!(md.contains("| 79.00 ± 0.60 (reverse AIS: 97.90) |"), "{md}");
+        let low = json!({"split": "test", "metric": {"log_likelihood": "stochastic_estimate"},
+                         "value": -74.1, "method": "reverse-ais",
+                         "settings": {"probability_if_exact_starts": 1e-3}});
+        assert!(reverse_ais_misses_mass(&[fwd.clone(), low.clone()]));
+        assert!(!reverse_ais_misses_mass(&[fwd]));
+        let row = json!({"entry": "rbm", "test_nll": 81.56, "reverse_ais_nll": 74.1,
+                         "reverse_ais_misses_mass": true});
+        assert!(
+            markdown(&[row])
+                .contains("81.56 (reverse AIS: 74.10, below forward: chains miss mass)"),
+            "{low}"
+        );
     }
 
     #[test]
