@@ -477,7 +477,10 @@ fn reverse_shortfall_bounds_the_gap_of_exact_starts_and_flags_wrong_ones() {
     let mut settings = serde_json::json!({"note": "reverse"});
     note_reverse_shortfall(&mut settings, &fwd, &wrong);
     assert_eq!(settings["reverse_below_forward_log_z"].as_f64(), Some(gap));
-    assert!(settings["note"].as_str().unwrap().contains("understates log Z"));
+    assert!(settings["note"]
+        .as_str()
+        .unwrap()
+        .contains("understates log Z"));
     let right = run_reverse(&t, &schedule, t.exact_samples(100, 1.0)).unwrap();
     assert!(reverse_shortfall(&fwd, &right).is_none_or(|(_, p)| p > 0.01));
 }
