@@ -458,8 +458,11 @@ pub fn note_reverse_shortfall(
              of the model, so this figure understates log Z"
         );
         tracing::warn!("reverse AIS: {warning}");
-        let note = settings["note"].as_str().unwrap_or_default().to_owned();
-        settings["note"] = format!("{note}; {warning}").into();
+        settings["note"] = match settings["note"].as_str() {
+            Some(note) if !note.is_empty() => format!("{note}; {warning}"),
+            _ => warning,
+        }
+        .into();
     }
 }
 
