@@ -21,7 +21,7 @@ use tch::Device;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Model to train (see `gm list`); may be omitted with --resume.
+    /// Model to train (see `gm list`); may be omitted with --resume, or with a --config that names it.
     pub model: Option<String>,
     /// Run config (TOML); command-line options override it.
     #[arg(long, short)]
@@ -89,6 +89,9 @@ pub struct SampleArgs {
     /// output <run-dir>/completion-<MASK>.png) and says whether it is exact.
     #[arg(long, value_name = "MASK")]
     pub complete: Option<String>,
+    /// Use the newest checkpoint even when the run keeps a best one (train.best_metric).
+    #[arg(long)]
+    pub latest: bool,
 }
 
 #[derive(Args, Debug)]
@@ -137,6 +140,9 @@ pub struct EvalArgs {
     /// Model samples of the Parzen estimate.
     #[arg(long, default_value_t = 10_000)]
     pub parzen_samples: i64,
+    /// Use the newest checkpoint even when the run keeps a best one (train.best_metric).
+    #[arg(long)]
+    pub latest: bool,
 }
 
 #[derive(Args, Debug)]
@@ -246,20 +252,24 @@ fn resumed_config(dir: &Path, a: &TrainArgs) -> Result<RunConfig> {
 /// The config of a new run: `--config` (or the defaults), the model named on the command
 /// line, its default dataset unless one is given, and the command line's overrides.
 fn new_config(a: &TrainArgs) -> Result<RunConfig> {
-    let Some(model) = &a.model else {
-        bail!("name a model to train (see `gm list`), or give --resume <run-dir>");
-    };
     let mut cfg = match &a.config {
         Some(p) => RunConfig::from_file(p)?,
         None => RunConfig::default(),
     };
+    let model = match &a.model {
+        Some(m) => m.clone(),
+        None if !cfg.model.name.is_empty() => cfg.model.name.clone(),
+        None => bail!(
+            "name a model to train (see `gm list`), give a --config whose [model] names one, or give --resume <run-dir>"
+        ),
+    };
     let reg = run::registry();
-    let entry = reg.lookup(model)?;
-    if !cfg.model.name.is_empty() && cfg.model.name != *model {
+    let entry = reg.lookup(&model)?;
+    if !cfg.model.name.is_empty() && cfg.model.name != model {
         let named = &cfg.model.name;
         bail!("the config names model `{named}` but the command line says `{model}`");
     }
-    cfg.model.name = model.clone();
+    cfg.model.name = model;
     if let Some(d) = &a.dataset {
         cfg.data.dataset = d.clone();
     }
@@ -345,11 +355,17 @@ fn print_summary(cfg: &RunConfig, summary: &train::FitSummary, run_dir: &Path) {
         summary.seconds,
         if summary.stopped_on_budget {
             " (stopped on the time budget; --resume continues)"
+        } else if summary.stopped_early {
+            " (stopped early: train.patience epochs without a new best)"
         } else {
             ""
         },
         run_dir.display()
     );
+    if let Some(b) = &summary.best {
+        let (m, v, e) = (&b.metric, b.value, b.epoch);
+        println!("  best valid {m}: {v:.4} after epoch {e} (checkpoints/best; gm eval and gm sample use it)");
+    }
     for (k, v) in &summary.valid {
         println!("  valid {k}: {v:.4}");
     }
@@ -439,7 +455,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     let device = DeviceSpec::parse(&a.device)?.resolve()?;
     let data = run::load_data(&cfg, device)?;
     let mask = a.complete.as_deref().map(MaskSpec::parse).transpose()?;
-    let model = run::load_trained(&a.run_dir, &cfg, &data, device)?;
+    let (model, _) = run::load_trained(&a.run_dir, &cfg, &data, device, a.latest)?;
     seed_all(a.seed);
     if let Some(class) = a.class {
         return sample_class(model.as_ref(), &data, &a, class);
@@ -618,7 +634,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     cfg.validate()?;
     let device = DeviceSpec::parse(&a.device)?.resolve()?;
     let data = run::load_data(&cfg, device)?;
-    let model = run::load_trained(&a.run_dir, &cfg, &data, device)?;
+    let (model, ckpt) = run::load_trained(&a.run_dir, &cfg, &data, device, a.latest)?;
     let ctx = RecordContext {
         model: cfg.model.name.clone(),
         config_hash: hash,
@@ -627,6 +643,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         binarization: data.binarization,
         labelled: cfg.data.options.labelled,
         device: device_name(device),
+        checkpoint: Some(ckpt),
     };
     let path = a.run_dir.join("results.json");
     // Records of the parts that are skipped this time are kept from an earlier evaluation.

@@ -1,9 +1,11 @@
 //! Run directories: what `gm train` writes and `gm sample` / `gm eval` read.
 
 use anyhow::{bail, Result};
+use gm_core::checkpoint;
 use gm_core::config::RunConfig;
 use gm_core::data::{self, Dataset};
 use gm_core::model::{BuildContext, Model, ModelRegistry};
+use gm_eval::results::CheckpointRef;
 use std::path::{Path, PathBuf};
 use tch::Device;
 
@@ -55,22 +57,49 @@ pub fn build_model(cfg: &RunConfig, data: &Dataset, device: Device) -> Result<Bo
     Ok(reg.build(&BuildContext { cfg, data, device })?)
 }
 
-/// Builds the model of a run and loads its newest checkpoint's weights.
+/// Builds the model of a run and loads the weights of its best checkpoint when it keeps one
+/// (`train.best_metric`) and `latest` is not asked for, else of its newest; returns the model
+/// and which checkpoint that was.
 pub fn load_trained(
     run_dir: &Path,
     cfg: &RunConfig,
     data: &Dataset,
     device: Device,
-) -> Result<Box<dyn Model>> {
+    latest: bool,
+) -> Result<(Box<dyn Model>, CheckpointRef)> {
     let mut model = build_model(cfg, data, device)?;
-    if gm_core::checkpoint::latest(run_dir)?.is_none() {
+    if checkpoint::latest(run_dir)?.is_none() {
         bail!(
             "{} has no checkpoint yet (train it first)",
             run_dir.display()
         );
     }
-    gm_core::checkpoint::load_run_weights(run_dir, model.as_mut())?;
-    Ok(model)
+    let best = cfg.train.best_metric.is_some() && !latest;
+    let dir = match best
+        .then(|| checkpoint::best(run_dir))
+        .transpose()?
+        .flatten()
+    {
+        Some(_) => checkpoint::load_best_weights(run_dir, model.as_mut())?,
+        None => checkpoint::load_run_weights(run_dir, model.as_mut())?,
+    };
+    let p = checkpoint::read_progress(&dir)?;
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    let used = CheckpointRef {
+        name: name.unwrap_or_default(),
+        epoch: p.epoch,
+        step: p.step,
+    };
+    if let Some(b) = p.best.as_ref().filter(|_| used.name.starts_with("best-")) {
+        tracing::info!(
+            "using the best checkpoint {} (valid {} {:.4} after epoch {}; --latest for the newest)",
+            used.name,
+            b.metric,
+            b.value,
+            b.epoch
+        );
+    }
+    Ok((model, used))
 }
 
 /// `runs/<name>` for a new run.

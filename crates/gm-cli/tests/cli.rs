@@ -280,12 +280,71 @@ fn bad_input_gives_one_clear_error_and_writes_nothing() {
         stderr(&o)
     );
 
+    // No model named, on the command line or in a config.
+    let o = run(gm().arg("train").arg("--out").arg(&out));
+    assert_clean_failure(&o, "name a model to train", &out);
+    let o = run(gm()
+        .args(["train", "rbm", "--config"])
+        .arg(write_config(tmp.path()))
+        .arg("--out")
+        .arg(&out));
+    assert_clean_failure(&o, "the config names model `vae`", &out);
+
     // Resuming something that is not a run.
     let o = run(gm()
         .args(["train", "--resume"])
         .arg(tmp.path().join("nope")));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("not a run directory"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_config_that_names_its_model_needs_no_model_argument() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(gm()
+        .args(["train", "--max-steps", "2", "--name", "r", "--config"])
+        .arg(write_config(tmp.path()))
+        .arg("--out")
+        .arg(tmp.path()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cfg = std::fs::read_to_string(tmp.path().join("r/config.toml")).unwrap();
+    assert!(cfg.contains("name = \"vae\""), "{cfg}");
+}
+
+#[test]
+fn eval_uses_the_best_checkpoint_unless_told_latest_and_records_which() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("best.toml");
+    let text = CONFIG.replace("epochs = 60", "epochs = 3\nbest_metric = \"loss\"");
+    std::fs::write(&cfg, text).unwrap();
+    let o = run(gm()
+        .args(["train", "--name", "r", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(tmp.path()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.contains("best valid loss"), "{out}");
+    let run_dir = tmp.path().join("r");
+    let used = |latest: bool| {
+        let mut c = gm();
+        c.args(["eval", "--no-quality", "--k", "5"]).arg(&run_dir);
+        if latest {
+            c.arg("--latest");
+        }
+        let o = run(&mut c);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = std::fs::read_to_string(run_dir.join("results.json")).unwrap();
+        let records: serde_json::Value = serde_json::from_str(&text).unwrap();
+        records[0]["checkpoint"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let best = std::fs::read_to_string(run_dir.join("checkpoints/best")).unwrap();
+    assert!(best.starts_with("best-step-"), "{best}");
+    assert_eq!(used(false), best.trim());
+    assert_eq!(used(true), "step-000000150");
 }
 
 /// The checkpoint folders of a run, oldest first.

@@ -9,7 +9,8 @@
 //! temporary folder that is renamed into place, and only then does `checkpoints/latest`
 //! (replaced atomically) name it; a crash at any moment leaves the previous checkpoint
 //! complete and current, and a failed write removes the temporary folder. The two newest
-//! checkpoints are kept.
+//! checkpoints are kept. A run with `train.best_metric` also keeps the checkpoint of its best
+//! validation epoch, `checkpoints/best-step-<N>/`, named by `checkpoints/best` ([`save_best`]).
 //!
 //! `progress.json` also records the sha256 of every other file of the checkpoint, checked
 //! on every load (safetensors has no checksum: a flipped byte would load silently). When
@@ -52,6 +53,20 @@ pub struct Progress {
     pub seed: u64,
     /// Training time so far, seconds.
     pub elapsed_secs: f64,
+    /// The best validation value so far of `train.best_metric`, when the run tracks one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best: Option<Best>,
+}
+
+/// The best epoch so far of a tracked validation metric.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Best {
+    /// The metric's name.
+    pub metric: String,
+    /// Its value after `epoch`.
+    pub value: f64,
+    /// Epochs completed when it was measured.
+    pub epoch: usize,
 }
 
 /// What `progress.json` holds: the progress and the sha256 of each other file.
@@ -148,10 +163,48 @@ pub fn save_with(
     progress: &Progress,
     extra: &[(&str, &[u8])],
 ) -> Result<PathBuf> {
+    let name = step_name(progress.step);
+    let (root, final_dir) = into_place(run_dir, &name, model, progress, extra)?;
+    atomic_write(&root.join("latest"), name.as_bytes())?;
+    prune(&root, &name, 2);
+    Ok(final_dir)
+}
+
+/// Like [`save_with`], as the run's best checkpoint: the folder `best-step-<N>`, named by
+/// `checkpoints/best` (replaced atomically), the previous best removed once it is not named.
+/// It is not one of the step checkpoints training resumes from.
+pub fn save_best(
+    run_dir: &Path,
+    model: &dyn Model,
+    progress: &Progress,
+    extra: &[(&str, &[u8])],
+) -> Result<PathBuf> {
+    let name = format!("best-{}", step_name(progress.step));
+    let (root, final_dir) = into_place(run_dir, &name, model, progress, extra)?;
+    atomic_write(&root.join("best"), name.as_bytes())?;
+    if let Ok(rd) = std::fs::read_dir(&root) {
+        for e in rd.filter_map(|e| e.ok()) {
+            let n = e.file_name().into_string().unwrap_or_default();
+            if n.starts_with("best-") && n != name {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    Ok(final_dir)
+}
+
+/// Writes a checkpoint folder `checkpoints/<name>` through a temporary folder renamed into
+/// place; returns the checkpoints folder and the new one.
+fn into_place(
+    run_dir: &Path,
+    name: &str,
+    model: &dyn Model,
+    progress: &Progress,
+    extra: &[(&str, &[u8])],
+) -> Result<(PathBuf, PathBuf)> {
     let root = checkpoints_dir(run_dir);
     std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
-    let name = step_name(progress.step);
-    let final_dir = root.join(&name);
+    let final_dir = root.join(name);
     let tmp = root.join(format!(".{name}.{}.tmp", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let written = write_folder(&tmp, model, progress, extra).and_then(|_| {
@@ -165,9 +218,7 @@ pub fn save_with(
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    atomic_write(&root.join("latest"), name.as_bytes())?;
-    prune(&root, &name, 2);
-    Ok(final_dir)
+    Ok((root, final_dir))
 }
 
 /// Writes every file of a checkpoint into `dir`, `progress.json` (with the others' sha256)
@@ -240,7 +291,17 @@ fn prune(root: &Path, current: &str, keep: usize) {
 
 /// The newest complete checkpoint of a run, if any.
 pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>> {
-    let pointer = checkpoints_dir(run_dir).join("latest");
+    named_by(run_dir, "latest")
+}
+
+/// The run's best checkpoint ([`save_best`]), if it has one.
+pub fn best(run_dir: &Path) -> Result<Option<PathBuf>> {
+    named_by(run_dir, "best")
+}
+
+/// The checkpoint the pointer file `checkpoints/<pointer>` names, if the file exists.
+fn named_by(run_dir: &Path, pointer: &str) -> Result<Option<PathBuf>> {
+    let pointer = checkpoints_dir(run_dir).join(pointer);
     match std::fs::read_to_string(&pointer) {
         Ok(name) => {
             let dir = checkpoints_dir(run_dir).join(name.trim());
@@ -405,6 +466,16 @@ pub fn load_run_weights(run_dir: &Path, model: &mut dyn Model) -> Result<PathBuf
         Ok(()) => Ok(dir),
         Err(e) => Err(name_good_one(run_dir, &dir, e)),
     }
+}
+
+/// [`load_weights`] of the run's best checkpoint ([`save_best`]).
+pub fn load_best_weights(run_dir: &Path, model: &mut dyn Model) -> Result<PathBuf> {
+    let dir = best(run_dir)?.ok_or_else(|| Error::Run {
+        path: run_dir.into(),
+        msg: "has no best checkpoint (train.best_metric unset, or no epoch validated yet)".into(),
+    })?;
+    load_weights(&dir, model)?;
+    Ok(dir)
 }
 
 /// Loads weights and optimizer state of `ckpt_dir` into `model` (after checking the files'

@@ -205,6 +205,17 @@ pub enum LrSchedule {
     Exponential,
 }
 
+/// Which way a validation metric improves.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BestMode {
+    /// Lower is better (a loss, an error rate).
+    #[default]
+    Min,
+    /// Higher is better (a bound on log p(x)).
+    Max,
+}
+
 /// `[train]`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -243,6 +254,38 @@ pub struct TrainConfig {
     pub validate: bool,
     /// Use at most this many validation examples, evenly spaced through the split (optional).
     pub valid_limit: Option<i64>,
+    /// Keep the checkpoint of the epoch with the best value of this validation metric in
+    /// `checkpoints/best` (optional); `gm eval` and `gm sample` then use it.
+    pub best_metric: Option<String>,
+    /// Whether `best_metric` improves downwards (`min`) or upwards (`max`).
+    pub best_mode: BestMode,
+    /// Stop early after this many epochs without a new best `best_metric` (optional).
+    pub patience: Option<usize>,
+}
+
+impl TrainConfig {
+    /// `best_metric` needs validation, `patience` needs `best_metric`.
+    fn validate_best(&self) -> Result<()> {
+        match (&self.best_metric, self.patience) {
+            (Some(m), _) if m.is_empty() => Err(Error::config(
+                "train.best_metric",
+                "\"\"",
+                "the name of a validation metric (e.g. \"loss\")",
+            )),
+            (Some(m), _) if !self.validate => Err(Error::config(
+                "train.best_metric",
+                m,
+                "validation (train.validate = true) to measure it",
+            )),
+            (None, Some(p)) => Err(Error::config(
+                "train.patience",
+                p,
+                "a train.best_metric to wait for",
+            )),
+            (_, Some(0)) => Err(Error::config("train.patience", 0, "at least 1 (epochs)")),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -264,6 +307,9 @@ impl Default for TrainConfig {
             log_every: 20,
             validate: true,
             valid_limit: None,
+            best_metric: None,
+            best_mode: BestMode::Min,
+            patience: None,
         }
     }
 }
@@ -434,6 +480,7 @@ impl RunConfig {
         if let Some(v) = t.valid_limit {
             positive_i64("train.valid_limit", v)?;
         }
+        t.validate_best()?;
         positive_i64("eval.is_samples", self.eval.is_samples)?;
         positive_i64("eval.chunk", self.eval.chunk)?;
         if let Some(v) = self.eval.limit {
@@ -569,6 +616,16 @@ mod tests {
             ("[eval]\nis_samples = 0\n", "eval.is_samples"),
             ("[eval]\nais_chains = 0\n", "eval.ais_chains"),
             ("[eval]\nais_steps = 0\n", "eval.ais_steps"),
+            ("[train]\npatience = 3\n", "train.patience"),
+            (
+                "[train]\nbest_metric = \"loss\"\npatience = 0\n",
+                "train.patience",
+            ),
+            ("[train]\nbest_metric = \"\"\n", "train.best_metric"),
+            (
+                "[train]\nbest_metric = \"loss\"\nvalidate = false\n",
+                "train.best_metric",
+            ),
         ] {
             let c = cfg(&format!("{BASE}{}", extra.replace("[data]\n", ""))).unwrap();
             match c.validate() {

@@ -14,10 +14,14 @@
 //! never stopped. A NaN or infinite metric stops the run with [`Error::NonFinite`]; no
 //! checkpoint is written after it, so the last good one stays current.
 //!
+//! With `train.best_metric` the epoch with the best value of that validation metric is kept
+//! as `checkpoints/best` (and recorded in the progress, so a resumed run knows it); with
+//! `train.patience` the run stops once that many epochs pass without a new best.
+//!
 //! On several processes ([`crate::dist`]) every rank runs this loop on its shard of each
 //! global batch (the config's batch size stays the global one, so results do not depend on
 //! the process count): parameters are copied from rank 0 at the start, gradients averaged
-//! in every update, the metrics summed over the ranks, stopping (Ctrl-C, budget) agreed on,
+//! in every update, the metrics summed over the ranks, stopping (Ctrl-C, budget, patience) agreed on,
 //! and rank 0 alone validates and writes metrics, samples and checkpoints (which therefore
 //! do not depend on the number of processes). After each epoch the ranks check that their
 //! parameters are still identical.
@@ -30,8 +34,8 @@
 //! # Ok(()) }
 //! ```
 
-use crate::checkpoint::{self, Progress};
-use crate::config::RunConfig;
+use crate::checkpoint::{self, Best, Progress};
+use crate::config::{BestMode, RunConfig};
 use crate::data::{Batch, Batches, Dataset, Split};
 use crate::device::{derive_seed, seed_all};
 use crate::dist::{self, Shard};
@@ -84,6 +88,10 @@ pub struct FitSummary {
     pub checkpoint: PathBuf,
     /// Whether the run stopped early on `train.max_minutes`.
     pub stopped_on_budget: bool,
+    /// The best epoch of `train.best_metric` (its checkpoint is `checkpoints/best`).
+    pub best: Option<Best>,
+    /// Whether the run stopped on `train.patience` (no new best for that many epochs).
+    pub stopped_early: bool,
 }
 
 #[derive(Serialize)]
@@ -404,6 +412,58 @@ impl<'a> Session<'a> {
 
     fn more_to_do(&self) -> bool {
         !last_planned(&self.progress, self.plan.epochs, self.plan.total_steps)
+            && !self.out_of_patience()
+    }
+
+    /// Whether `train.patience` epochs have passed since the best one.
+    fn out_of_patience(&self) -> bool {
+        match (self.cfg.train.patience, &self.progress.best) {
+            (Some(p), Some(b)) => self.progress.epoch >= b.epoch + p,
+            _ => false,
+        }
+    }
+
+    /// After validation: a new best value of `train.best_metric` is recorded in the
+    /// progress and its model saved as the run's best checkpoint.
+    fn keep_best(&mut self, model: &dyn Model) -> Result<()> {
+        let t = &self.cfg.train;
+        let Some(metric) = &t.best_metric else {
+            return Ok(());
+        };
+        if !dist::is_main() {
+            return Ok(());
+        }
+        let value = match self.valid_means.iter().find(|(k, _)| k == metric) {
+            Some((_, v)) => *v,
+            None if self.valid.is_empty() => {
+                let d = &self.cfg.data.dataset;
+                let why = format!("a validation split to measure it on ({d} has none)");
+                return Err(Error::config("train.best_metric", metric, why));
+            }
+            None => {
+                let names: Vec<&str> = self.valid_means.iter().map(|(k, _)| k.as_str()).collect();
+                let why = format!("one of the validation metrics [{}]", names.join(", "));
+                return Err(Error::config("train.best_metric", metric, why));
+            }
+        };
+        let better = self
+            .progress
+            .best
+            .as_ref()
+            .is_none_or(|b| match t.best_mode {
+                BestMode::Min => value < b.value,
+                BestMode::Max => value > b.value,
+            });
+        if better {
+            self.progress.best = Some(Best {
+                metric: metric.clone(),
+                value,
+                epoch: self.progress.epoch,
+            });
+            let extra = [("config.toml", self.config_text.as_bytes())];
+            checkpoint::save_best(self.run_dir, model, &self.progress, &extra)?;
+        }
+        Ok(())
     }
 
     fn interrupted(&self, epoch: usize) -> Error {
@@ -640,7 +700,12 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    fn finish(mut self, model: &dyn Model, stopped_on_budget: bool) -> Result<FitSummary> {
+    fn finish(
+        mut self,
+        model: &dyn Model,
+        stopped_on_budget: bool,
+        stopped_early: bool,
+    ) -> Result<FitSummary> {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
@@ -655,6 +720,8 @@ impl<'a> Session<'a> {
             valid: self.valid_means,
             checkpoint: self.last_ckpt.expect("written above"),
             stopped_on_budget,
+            best: self.progress.best,
+            stopped_early,
         })
     }
 }
@@ -669,13 +736,15 @@ pub fn fit(
     resume: Option<Progress>,
 ) -> Result<FitSummary> {
     let mut s = Session::start(model, data, cfg, run_dir, resume)?;
-    let mut stopped_on_budget = false;
+    let (mut stopped_on_budget, mut stopped_early) = (false, s.out_of_patience());
     while s.more_to_do() {
         let epoch = s.progress.epoch;
         let stats = s.run_epoch(model)?;
         s.validate(model, epoch)?;
         s.epoch_checks(model, epoch)?;
         s.write_epoch_record(&stats)?;
+        s.keep_best(model)?;
+        let early = dist::any(s.out_of_patience())?;
         // The budget counts this session only: a resumed run gets a fresh one.
         let over_budget = dist::any(
             cfg.train
@@ -683,9 +752,23 @@ pub fn fit(
                 .is_some_and(|m| s.started.elapsed().as_secs_f64() >= m * 60.0),
         )?;
         dist::check_in_step("the trainable parameters", &variables(model, true))?;
-        s.end_of_epoch_files(model, !s.more_to_do() || over_budget)?;
+        s.end_of_epoch_files(model, !s.more_to_do() || over_budget || early)?;
         if dist::any(INTERRUPT.load(Ordering::SeqCst))? {
             return Err(s.interrupted(s.progress.epoch));
+        }
+        if early {
+            // Rank 0 alone tracks the best epoch; the others stop on its word.
+            if let Some(b) = &s.progress.best {
+                tracing::info!(
+                    "no better validation {} than {:.4} (epoch {}) for {} epochs: stopped early",
+                    b.metric,
+                    b.value,
+                    b.epoch,
+                    cfg.train.patience.unwrap_or_default()
+                );
+            }
+            stopped_early = true;
+            break;
         }
         if over_budget && s.more_to_do() {
             tracing::info!(
@@ -697,7 +780,7 @@ pub fn fit(
             break;
         }
     }
-    s.finish(model, stopped_on_budget)
+    s.finish(model, stopped_on_budget, stopped_early)
 }
 
 /// The model's variables (only the trainable ones if asked), in a fixed order.

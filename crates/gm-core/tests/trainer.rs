@@ -1,10 +1,11 @@
 //! The trainer end to end on a tiny noisy autoencoder: exact resume after an interruption
-//! (mid-epoch and at an epoch boundary), NaN handling, metrics and files written.
+//! (mid-epoch and at an epoch boundary), NaN handling, metrics and files written, the best
+//! checkpoint and early stopping.
 //!
 //! These tests use the process-wide interrupt flag, so they run one after another inside a
 //! single test function.
 
-use gm_core::checkpoint;
+use gm_core::checkpoint::{self, Best};
 use gm_core::config::RunConfig;
 use gm_core::data::Batch;
 use gm_core::data::{self, Dataset};
@@ -24,6 +25,10 @@ struct Tiny {
     steps: u64,
     interrupt_at: Option<u64>,
     nan_at: Option<u64>,
+    /// A validation metric `score` scripted by epoch (1-based: `score[e - 1]`), when set,
+    /// with the steps of an epoch.
+    score: Vec<f64>,
+    steps_per_epoch: u64,
 }
 
 impl Tiny {
@@ -41,6 +46,8 @@ impl Tiny {
             steps: 0,
             interrupt_at: None,
             nan_at: None,
+            score: Vec::new(),
+            steps_per_epoch: 1,
         }
     }
     fn loss(&self, x: &Tensor) -> Tensor {
@@ -90,7 +97,12 @@ impl Model for Tiny {
     }
     fn eval_metrics(&self, batch: &Batch) -> Result<Metrics> {
         let x = &batch.x;
-        Ok(vec![("loss", self.loss(x))])
+        let mut m = vec![("loss", self.loss(x))];
+        if !self.score.is_empty() {
+            let epoch = (self.steps / self.steps_per_epoch) as usize;
+            m.push(("score", Tensor::from(self.score[epoch - 1])));
+        }
+        Ok(m)
     }
     fn sample(&self, n: i64) -> Result<Tensor> {
         let h = Tensor::randn([n, 6], (Kind::Float, Device::Cpu)).tanh();
@@ -222,4 +234,128 @@ fn trainer_resume_and_nan() {
     let mut i = Tiny::new(&cfg);
     checkpoint::restore(&latest, &mut i).unwrap();
     assert!(bool::try_from(i.weights().isfinite().all()).unwrap());
+}
+
+/// `tiny` scoring its epochs by `script`, resumed from `progress` when given.
+fn scored(cfg: &RunConfig, script: &[f64], progress: Option<&checkpoint::Progress>) -> Tiny {
+    let mut t = Tiny::new(cfg);
+    t.score = script.to_vec();
+    t.steps_per_epoch = 20; // 1,000 bars-and-stripes training examples, batches of 50
+    t.steps = progress.map_or(0, |p| p.step);
+    t
+}
+
+#[test]
+fn the_best_epoch_is_kept_and_patience_stops_the_run() {
+    let _rng = gm_core::rng_guard::lock();
+    let (mut cfg, data) = setup(7);
+    assert_eq!(data.train.len(), 1000);
+    cfg.train.lr_schedule = gm_core::config::LrSchedule::Constant;
+    cfg.train.best_metric = Some("score".into());
+    cfg.train.patience = Some(2);
+    let script = [5.0, 3.0, 4.0, 2.0, 6.0, 7.0, 1.0];
+    let best4 = |value| Best {
+        metric: "score".into(),
+        value,
+        epoch: 4,
+    };
+
+    // 1. Epoch 4's 2.0 is not beaten in the two epochs after it: the run stops after epoch 6.
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = scored(&cfg, &script, None);
+    let s = fit(&mut a, &data, &cfg, dir.path(), None).unwrap();
+    assert!(s.stopped_early && !s.stopped_on_budget);
+    assert_eq!((s.epochs, s.best), (6, Some(best4(2.0))));
+    assert_eq!(read_metrics(dir.path()).len(), 6);
+    // Its best checkpoint holds the weights of epoch 4: those of a run of 4 epochs.
+    let best = checkpoint::best(dir.path()).unwrap().unwrap();
+    assert_eq!(checkpoint::read_progress(&best).unwrap().epoch, 4);
+    let mut plain = cfg.clone();
+    (
+        plain.train.epochs,
+        plain.train.best_metric,
+        plain.train.patience,
+    ) = (4, None, None);
+    let mut four = Tiny::new(&plain);
+    fit(
+        &mut four,
+        &data,
+        &plain,
+        tempfile::tempdir().unwrap().path(),
+        None,
+    )
+    .unwrap();
+    let mut loaded = Tiny::new(&cfg);
+    checkpoint::load_weights(&best, &mut loaded).unwrap();
+    let diff = (loaded.weights() - four.weights()).abs().max();
+    assert_eq!(diff.double_value(&[]), 0.0);
+    let bests = std::fs::read_dir(dir.path().join("checkpoints"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("best-")
+        })
+        .count();
+    assert_eq!(bests, 1, "earlier bests are removed");
+
+    // 2. Resuming a run that stopped early trains nothing more.
+    let latest = checkpoint::latest(dir.path()).unwrap().unwrap();
+    let p = checkpoint::read_progress(&latest).unwrap();
+    let mut b = scored(&cfg, &script, Some(&p));
+    let p = checkpoint::restore(&latest, &mut b).unwrap();
+    let s = fit(&mut b, &data, &cfg, dir.path(), Some(p)).unwrap();
+    assert!(s.stopped_early);
+    assert_eq!((s.epochs, read_metrics(dir.path()).len()), (6, 6));
+
+    // 3. The best so far travels in the checkpoint: 5 planned epochs (no early stop), then
+    //    continued to 7, stops after epoch 6 as before.
+    let mut five = cfg.clone();
+    five.train.epochs = 5;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = scored(&five, &script, None);
+    let s = fit(&mut c, &data, &five, dir.path(), None).unwrap();
+    assert_eq!((s.epochs, s.stopped_early), (5, false));
+    let latest = checkpoint::latest(dir.path()).unwrap().unwrap();
+    let p = checkpoint::read_progress(&latest).unwrap();
+    let mut d = scored(&cfg, &script, Some(&p));
+    let p = checkpoint::restore(&latest, &mut d).unwrap();
+    let s = fit(&mut d, &data, &cfg, dir.path(), Some(p)).unwrap();
+    assert!(s.stopped_early);
+    assert_eq!((s.epochs, s.best), (6, Some(best4(2.0))));
+
+    // 4. `max`: the same script negated gives the same epochs.
+    let mut up = cfg.clone();
+    up.train.best_mode = gm_core::config::BestMode::Max;
+    let negated: Vec<f64> = script.iter().map(|v| -v).collect();
+    let mut e = scored(&up, &negated, None);
+    let s = fit(
+        &mut e,
+        &data,
+        &up,
+        tempfile::tempdir().unwrap().path(),
+        None,
+    )
+    .unwrap();
+    assert_eq!((s.epochs, s.best), (6, Some(best4(-2.0))));
+
+    // 5. A metric the model does not report: the error names the ones it does.
+    let mut typo = cfg.clone();
+    typo.train.best_metric = Some("scroe".into());
+    let mut f = scored(&typo, &script, None);
+    let err = fit(
+        &mut f,
+        &data,
+        &typo,
+        tempfile::tempdir().unwrap().path(),
+        None,
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("train.best_metric") && msg.contains("[loss, score]"),
+        "{msg}"
+    );
 }

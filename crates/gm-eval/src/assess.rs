@@ -426,6 +426,7 @@ mod tests {
             binarization: Binarization::None,
             labelled: None,
             device: "cpu".into(),
+            checkpoint: None,
         };
         let a = assess(
             &ctx,

@@ -699,6 +699,7 @@ mod tests {
             binarization,
             labelled: None,
             device: "cpu".into(),
+            checkpoint: None,
         };
         let ll = LogLikelihood {
             kind: LikelihoodKind::StochasticEstimate,
@@ -757,6 +758,7 @@ mod tests {
             binarization: Binarization::Dynamic { seed: 0 },
             labelled: None,
             device: "cpu".into(),
+            checkpoint: None,
         };
         let hist = serde_json::json!([1, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
         for (model, source, fd, p, rc, cov) in [

@@ -22,6 +22,7 @@
 //!     binarization,
 //!     labelled: None,
 //!     device: "cpu".into(),
+//!     checkpoint: None,
 //! };
 //! let ll = |mean| LogLikelihood {
 //!     kind: LikelihoodKind::Exact,
@@ -184,6 +185,20 @@ pub struct ResultRecord {
     pub seconds: f64,
     /// Device, e.g. `cpu` or `cuda:0`.
     pub device: String,
+    /// The checkpoint evaluated (absent in records of older gm versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointRef>,
+}
+
+/// The checkpoint a record was computed from.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CheckpointRef {
+    /// Its folder's name, e.g. `step-000010000` or `best-step-000004000`.
+    pub name: String,
+    /// Epochs completed when it was written.
+    pub epoch: usize,
+    /// Updates made when it was written.
+    pub step: u64,
 }
 
 /// The fields shared by every record of one evaluation.
@@ -203,6 +218,8 @@ pub struct RecordContext {
     pub labelled: Option<i64>,
     /// Device name.
     pub device: String,
+    /// The checkpoint evaluated.
+    pub checkpoint: Option<CheckpointRef>,
 }
 
 impl RecordContext {
@@ -229,6 +246,7 @@ impl RecordContext {
             n: v.n,
             seconds: v.seconds,
             device: self.device.clone(),
+            checkpoint: self.checkpoint.clone(),
         }
     }
 
@@ -556,6 +574,7 @@ mod tests {
             binarization: Binarization::StaticFile,
             labelled: None,
             device: "cpu".into(),
+            checkpoint: None,
         }
     }
 

@@ -68,6 +68,7 @@ fn floor(ds: &Dataset, net: &FeatureNet) -> Floor {
         binarization: ds.binarization,
         labelled: None,
         device: "cpu".into(),
+        checkpoint: None,
     };
     let a = assess(
         &ctx,
@@ -161,6 +162,7 @@ fn floor_is_near_perfect_on_dynamically_binarized_mnist() {
         binarization: ds.binarization,
         labelled: None,
         device: "cpu".into(),
+        checkpoint: None,
     };
     let inputs = |train: &Tensor, net| {
         assess(
