@@ -1,19 +1,26 @@
 //! Annealed importance sampling of a [`Dbm`]'s log Z (Salakhutdinov & Hinton 2009, §4;
 //! the engine of Salakhutdinov & Murray 2008 in [`gm_eval::ais`]).
 //!
-//! **Base.** p₀ is the DBM with every weight zero, every hidden bias zero and the visible
-//! biases b_A of the base-rate model (the logits of the training marginals, as the RBM's
-//! AIS uses): independent units, v ~ σ(b_A), hidden units fair coins, so
-//! log Z₀ = Σ_i softplus(b_A,i) + (n_1 + … + n_L) log 2.
+//! **Base.** p₀ is the DBM with every weight zero and biases c_0 … c_L: c_0 = b_A, the
+//! visible biases of the base-rate model (the logits of the training marginals, as the
+//! RBM's AIS uses), and for each hidden layer (`ais_base = "chains"`, the default) the
+//! logits of its units' mean conditional probabilities p(h_l = 1 | neighbours) over the
+//! persistent chains, the model's own marginals as well as its chains know them (clamped as
+//! b_A is), or zero (`"fair"`: fair coins). Independent units, so
+//! log Z₀ = Σ_l Σ_j softplus(c_l,j). A base is any distribution fixed before the run, so
+//! either gives an unbiased estimate of Z; the chains' one starts the hidden layers where
+//! the model keeps them, which matters on MNIST: on the 784-500-1000 DBM after 216 epochs,
+//! 14,500 temperatures gave forward / reverse log Ẑ 306.65 / 347.70 (ESS 3.0) from fair
+//! coins and 321.36 / 321.34 (ESS 63.6 / 55.9) from the chains' marginals.
 //!
-//! **Path.** −E_β(x) = (1 − β)·v·b_A + β·(−E(x)): every weight and hidden bias scaled by β,
-//! the visible bias moved from b_A to b_0.
+//! **Path.** −E_β(x) = (1 − β)·Σ_l x_l·c_l + β·(−E(x)): every weight scaled by β, each
+//! layer's bias moved from c_l to b_l.
 //!
 //! **One parity summed out.** Every edge joins an odd and an even layer (figure 20.3), so
 //! given the layers of one parity (the *kept* ones) the others are independent and sum
-//! out. With a_l(β) = β·u_l + [l = 0](1 − β)·b_A and u_l = b_l + x_{l−1} W_l + x_{l+1} W_{l+1}ᵀ,
+//! out. With a_l(β) = β·u_l + (1 − β)·c_l and u_l = b_l + x_{l−1} W_l + x_{l+1} W_{l+1}ᵀ,
 //!
-//! log f_β(x_kept) = Σ_{kept l} x_l·(β b_l + [l = 0](1 − β) b_A)
+//! log f_β(x_kept) = Σ_{kept l} x_l·(β b_l + (1 − β) c_l)
 //!                 + Σ_{summed l} Σ_j softplus(a_{l,j}(β)),
 //!
 //! the DBM analogue of the RBM's free energy. `ais_state = "even"` keeps (v, h2, …) and
@@ -32,7 +39,7 @@
 //!
 //! Products run in the parameters' kind; log f and its differences are taken in `f64`.
 
-use super::config::AisState;
+use super::config::{AisBase, AisState};
 use super::model::{layer_input, Dbm};
 use crate::rbm::exact::softplus;
 use crate::rbm::{reverse_note, MARGINAL_EPS};
@@ -48,27 +55,29 @@ pub struct DbmTarget {
     w: Vec<Tensor>,
     /// b_0 … b_L.
     b: Vec<Tensor>,
-    /// The base's visible biases b_A.
-    base_b: Tensor,
+    /// The base's biases c_0 … c_L (c_0 = b_A).
+    base: Vec<Tensor>,
     /// The parity of the layers the chains keep.
     kept: AisState,
     log_z_base: f64,
 }
 
 impl DbmTarget {
-    /// The target of weights W_1 … W_L, biases b_0 … b_L and base visible biases `base_b`
-    /// (one float kind, one device: where the chains run), its chains keeping the `kept`
-    /// layers.
-    pub fn new(w: &[Tensor], b: &[Tensor], base_b: &Tensor, kept: AisState) -> Self {
-        let hidden: i64 = w.iter().map(|w| w.size()[1]).sum();
-        let log_z_base = softplus(&base_b.to_kind(Kind::Double))
-            .sum(Kind::Double)
-            .double_value(&[])
-            + hidden as f64 * 2f64.ln();
+    /// The target of weights W_1 … W_L and biases b_0 … b_L, from the base of independent
+    /// units with biases `base` c_0 … c_L (one float kind, one device: where the chains
+    /// run), its chains keeping the `kept` layers.
+    pub fn new(w: &[Tensor], b: &[Tensor], base: &[Tensor], kept: AisState) -> Self {
+        let log_z_base = base
+            .iter()
+            .map(|c| {
+                let c = c.to_kind(Kind::Double);
+                softplus(&c).sum(Kind::Double).double_value(&[])
+            })
+            .sum();
         DbmTarget {
             w: w.iter().map(Tensor::detach).collect(),
             b: b.iter().map(Tensor::detach).collect(),
-            base_b: base_b.detach(),
+            base: base.iter().map(Tensor::detach).collect(),
             kept,
             log_z_base,
         }
@@ -93,30 +102,30 @@ impl DbmTarget {
             .collect()
     }
 
-    /// a_l(β) = β·u_l, with (1 − β)·b_A added for v.
+    /// a_l(β) = β·u_l + (1 − β)·c_l.
     fn annealed(&self, l: usize, u: &Tensor, beta: f64) -> Tensor {
-        let a = u * beta;
-        if l == 0 {
-            a + &self.base_b * (1.0 - beta)
-        } else {
-            a
-        }
+        u * beta + &self.base[l] * (1.0 - beta)
     }
 
-    /// The part of log f_β linear in β: Σ_{kept l} x_l·b_l, with b_0 − b_A for v, `f64 [M]`.
-    fn kept_slope(&self, x: &[Tensor]) -> Tensor {
+    /// Σ_{kept l} x_l·(b_l − c_l) (`delta`) or Σ_{kept l} x_l·c_l, `f64 [M]`.
+    fn kept_linear(&self, x: &[Tensor], delta: bool) -> Tensor {
         let d = |t: &Tensor| t.to_kind(Kind::Double);
         self.layers(self.kept_odd())
             .map(|l| {
-                let b = if l == 0 {
-                    &self.b[0] - &self.base_b
+                let c = if delta {
+                    &self.b[l] - &self.base[l]
                 } else {
-                    self.b[l].shallow_clone()
+                    self.base[l].shallow_clone()
                 };
-                d(&x[l]).mv(&d(&b))
+                d(&x[l]).mv(&d(&c))
             })
             .reduce(|a, b| a + b)
             .expect("a DBM has layers of both parities")
+    }
+
+    /// The part of log f_β linear in β: Σ_{kept l} x_l·(b_l − c_l), `f64 [M]`.
+    fn kept_slope(&self, x: &[Tensor]) -> Tensor {
+        self.kept_linear(x, true)
     }
 
     /// Σ_{summed l} Σ_j softplus(a_l(β)), `f64 [M]`.
@@ -155,14 +164,11 @@ impl AisTarget for DbmTarget {
     type State = Vec<Tensor>;
 
     fn sample_base(&self, m: i64) -> Result<Vec<Tensor>> {
-        let mut x = vec![bernoulli(
-            &self.base_b.sigmoid().unsqueeze(0).expand([m, -1], false),
-        )];
-        for w in &self.w {
-            let half = Tensor::full([m, w.size()[1]], 0.5, (w.kind(), w.device()));
-            x.push(bernoulli(&half));
-        }
-        Ok(x)
+        Ok(self
+            .base
+            .iter()
+            .map(|c| bernoulli(&c.sigmoid().unsqueeze(0).expand([m, -1], false)))
+            .collect())
     }
 
     fn log_z_base(&self) -> f64 {
@@ -170,14 +176,8 @@ impl AisTarget for DbmTarget {
     }
 
     fn log_f(&self, x: &Vec<Tensor>, beta: f64) -> Result<Tensor> {
-        let base = if self.kept_odd() {
-            Tensor::zeros([x[0].size()[0]], (Kind::Double, x[0].device()))
-        } else {
-            x[0].to_kind(Kind::Double)
-                .mv(&self.base_b.to_kind(Kind::Double))
-        };
         let u = self.summed_inputs(x);
-        Ok(base + self.kept_slope(x) * beta + self.summed_term(&u, beta))
+        Ok(self.kept_linear(x, false) + self.kept_slope(x) * beta + self.summed_term(&u, beta))
     }
 
     fn transition(&self, x: &Vec<Tensor>, beta: f64) -> Result<Vec<Tensor>> {
@@ -213,9 +213,36 @@ impl Dbm {
         DbmTarget::new(
             &self.weights,
             &self.biases,
-            &self.base_b,
+            &self.ais_base(),
             self.cfg.ais_state,
         )
+    }
+
+    /// The base's biases: b_A for v; for each hidden layer zero, or with `ais_base =
+    /// "chains"` the logits of its units' mean conditional probabilities over the persistent
+    /// chains (clamped as b_A is).
+    fn ais_base(&self) -> Vec<Tensor> {
+        let mut base = vec![self.base_b.shallow_clone()];
+        for l in 1..=self.weights.len() {
+            let x = &self.chains;
+            let c = match self.cfg.ais_base {
+                AisBase::Fair => self.biases[l].zeros_like(),
+                AisBase::Chains => {
+                    let u = layer_input(
+                        &self.weights,
+                        &self.biases,
+                        l,
+                        Some(&x[l - 1]),
+                        x.get(l + 1),
+                    );
+                    let p = u.sigmoid().mean_dim(0, false, u.kind());
+                    let p: Tensor = p.clamp(MARGINAL_EPS, 1.0 - MARGINAL_EPS);
+                    p.logit(None::<f64>)
+                }
+            };
+            base.push(c.detach());
+        }
+        base
     }
 
     /// Forward AIS estimate of log Z with `chains` chains along `schedule`.
@@ -253,10 +280,18 @@ impl Dbm {
         ll.settings["log_z_interval_3sigma"] = serde_json::json!([lo, hi]);
         ll.settings["mf_tolerance"] = serde_json::json!(self.cfg.mf_tolerance);
         ll.settings["mf_iters_per_chunk"] = serde_json::json!(iters);
+        let hidden = match self.cfg.ais_base {
+            AisBase::Fair => "zero hidden biases".to_string(),
+            AisBase::Chains => format!(
+                "hidden biases the logits of the persistent chains' mean conditional \
+                 probabilities (clamped to [{MARGINAL_EPS}, {}])",
+                1.0 - MARGINAL_EPS
+            ),
+        };
         ll.settings["base"] = serde_json::json!(format!(
-            "zero weights and hidden biases, visible biases of the base-rate model \
-             (training marginals clamped to [{MARGINAL_EPS}, {}]); chains on the {} \
-             layers, the others summed out",
+            "zero weights, {hidden}, visible biases of the base-rate model (training \
+             marginals clamped to [{MARGINAL_EPS}, {}]); chains on the {} layers, the \
+             others summed out",
             1.0 - MARGINAL_EPS,
             self.cfg.ais_state.name()
         ));

@@ -52,6 +52,17 @@ impl AisState {
     }
 }
 
+/// The AIS base's hidden biases ([`crate::dbm::ais`]).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AisBase {
+    /// Zero: every hidden unit a fair coin.
+    Fair,
+    /// The logits of each unit's mean conditional probability over the persistent chains.
+    #[default]
+    Chains,
+}
+
 /// How the RBMs of greedy pre-training are trained.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -200,6 +211,9 @@ pub struct DbmConfig {
     /// Which layers the AIS chains keep, `"even"` (v, h2, …) or `"odd"` (h1, h3, …); the
     /// others are summed out.
     pub ais_state: AisState,
+    /// The AIS base's hidden biases: `"chains"` (the persistent chains' mean conditional
+    /// probabilities) or `"fair"` (zero).
+    pub ais_base: AisBase,
     /// Most units enumerated for the exact log Z (the smaller of the odd and the even
     /// layers, v counted with the even ones), at most 25; 0 disables the exact path.
     pub exact_max_units: i64,
@@ -235,6 +249,7 @@ impl Default for DbmConfig {
             sample_start: SampleStart::Fresh,
             negative_phase: NegativePhase::Samples,
             ais_state: AisState::Even,
+            ais_base: AisBase::Chains,
             exact_max_units: 20,
             dtype: Dtype::Float32,
             centering: false,

@@ -56,7 +56,9 @@ pub mod pretrain;
 pub mod train;
 
 pub use ais::{AisOptions, DbmTarget};
-pub use config::{AisState, DbmConfig, NegativePhase, PretrainConfig, PretrainMethod, SampleStart};
+pub use config::{
+    AisBase, AisState, DbmConfig, NegativePhase, PretrainConfig, PretrainMethod, SampleStart,
+};
 pub use inference::MeanField;
 pub(crate) use model::{base_rate_biases, layer_input};
 pub use model::{build, Dbm};
