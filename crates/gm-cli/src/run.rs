@@ -81,7 +81,15 @@ pub fn load_trained(
         .flatten()
     {
         Some(_) => checkpoint::load_best_weights(run_dir, model.as_mut())?,
-        None => checkpoint::load_run_weights(run_dir, model.as_mut())?,
+        None => {
+            if best {
+                tracing::warn!(
+                    "{} has no best checkpoint: using the newest",
+                    run_dir.display()
+                );
+            }
+            checkpoint::load_run_weights(run_dir, model.as_mut())?
+        }
     };
     let p = checkpoint::read_progress(&dir)?;
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());

@@ -193,6 +193,17 @@ pub fn save_best(
     Ok(final_dir)
 }
 
+/// Removes the run's best checkpoint and the pointer naming it.
+pub fn remove_best(run_dir: &Path) -> Result<()> {
+    let root = checkpoints_dir(run_dir);
+    let pointer = root.join("best");
+    if let Some(dir) = best(run_dir)? {
+        std::fs::remove_file(&pointer).map_err(|e| Error::io(&pointer, e))?;
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    }
+    Ok(())
+}
+
 /// Writes a checkpoint folder `checkpoints/<name>` through a temporary folder renamed into
 /// place; returns the checkpoints folder and the new one.
 fn into_place(

@@ -378,6 +378,9 @@ impl<'a> Session<'a> {
             ..Default::default()
         });
         if dist::is_main() {
+            drop_abandoned_best(run_dir, &progress)?;
+        }
+        if dist::is_main() {
             std::fs::create_dir_all(run_dir.join("samples")).map_err(|e| Error::io(run_dir, e))?;
             truncate_metrics(&metrics_path, progress.epoch)?;
         }
@@ -816,6 +819,24 @@ fn start_ranks(model: &dyn Model, cfg: &RunConfig, n_train: i64) -> Result<()> {
         ));
     }
     dist::broadcast_from_main(&variables(model, false))
+}
+
+/// A best checkpoint written after the step a run resumes from (`--from` an older one, or
+/// the last checkpoint before a crash) belongs to a continuation that is being replayed or
+/// abandoned: it is removed, and the progress's best so far stands until a better epoch.
+fn drop_abandoned_best(run_dir: &Path, progress: &Progress) -> Result<()> {
+    let Some(dir) = checkpoint::best(run_dir)? else {
+        return Ok(());
+    };
+    if checkpoint::read_progress(&dir)?.step <= progress.step {
+        return Ok(());
+    }
+    tracing::warn!(
+        "{} comes after step {} this run resumes from: removed (a better epoch saves a new one)",
+        dir.display(),
+        progress.step
+    );
+    checkpoint::remove_best(run_dir)
 }
 
 fn last_planned(p: &Progress, epochs: usize, total_steps: u64) -> bool {

@@ -341,7 +341,28 @@ fn the_best_epoch_is_kept_and_patience_stops_the_run() {
     .unwrap();
     assert_eq!((s.epochs, s.best), (6, Some(best4(-2.0))));
 
-    // 5. A metric the model does not report: the error names the ones it does.
+    // 5. Resumed from a checkpoint older than the best one (`--from`): that best belongs to
+    //    the abandoned continuation and goes; the best before it stands until beaten.
+    let mut no_patience = cfg.clone();
+    (
+        no_patience.train.patience,
+        no_patience.train.checkpoint_every,
+    ) = (None, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = scored(&no_patience, &script, None);
+    fit(&mut g, &data, &no_patience, dir.path(), None).unwrap();
+    let best = checkpoint::best(dir.path()).unwrap().unwrap();
+    assert_eq!(checkpoint::read_progress(&best).unwrap().epoch, 7);
+    let older = checkpoint::find(dir.path(), Some(120)).unwrap();
+    let p = checkpoint::read_progress(&older).unwrap();
+    let worse_last = [5.0, 3.0, 4.0, 2.0, 6.0, 7.0, 9.0];
+    let mut h = scored(&no_patience, &worse_last, Some(&p));
+    let p = checkpoint::restore(&older, &mut h).unwrap();
+    let s = fit(&mut h, &data, &no_patience, dir.path(), Some(p)).unwrap();
+    assert_eq!(s.best, Some(best4(2.0)));
+    assert!(checkpoint::best(dir.path()).unwrap().is_none());
+
+    // 6. A metric the model does not report: the error names the ones it does.
     let mut typo = cfg.clone();
     typo.train.best_metric = Some("scroe".into());
     let mut f = scored(&typo, &script, None);
