@@ -44,6 +44,41 @@ impl Activation {
     }
 }
 
+/// How a linear layer's parameters start (`init = "glorot"` in a config).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerInit {
+    /// tch's default: Kaiming-uniform weights with the ReLU gain, ±√(6 / fan_in), and
+    /// biases ±1/√fan_in.
+    #[default]
+    Kaiming,
+    /// Glorot & Bengio (2010): weights ±√(6 / (fan_in + fan_out)), zero biases; the scale
+    /// meant for tanh layers (Burda et al. 2015's VAEs and IWAEs start so).
+    Glorot,
+    /// PyTorch's `nn.Linear` ([`torch_default_init`]).
+    Torch,
+}
+
+impl LayerInit {
+    /// A linear layer `i` → `o` under `p`, started this way.
+    pub fn linear(self, p: nn::Path, i: i64, o: i64) -> nn::Linear {
+        let (ws_init, bs_init) = match self {
+            LayerInit::Kaiming => return nn::linear(p, i, o, Default::default()),
+            LayerInit::Glorot => {
+                let b = (6.0 / (i + o).max(1) as f64).sqrt();
+                (nn::Init::Uniform { lo: -b, up: b }, nn::Init::Const(0.0))
+            }
+            LayerInit::Torch => torch_default_init(i),
+        };
+        let cfg = nn::LinearConfig {
+            ws_init,
+            bs_init: Some(bs_init),
+            bias: true,
+        };
+        nn::linear(p, i, o, cfg)
+    }
+}
+
 /// Linear layers `{prefix}1 … {prefix}N`, each followed by the activation in [`Mlp::forward`].
 #[derive(Debug)]
 pub struct Mlp {
@@ -56,17 +91,23 @@ impl Mlp {
     /// Layers from `input` through each of `sizes` under `path` (no layer when `sizes` is
     /// empty: the stack is the identity and its output width is `input`).
     pub fn new(path: &nn::Path, prefix: &str, input: i64, sizes: &[i64]) -> Mlp {
+        Mlp::with_init(path, prefix, input, sizes, LayerInit::Kaiming)
+    }
+
+    /// The same with the layers started as `init` says.
+    pub fn with_init(
+        path: &nn::Path,
+        prefix: &str,
+        input: i64,
+        sizes: &[i64],
+        init: LayerInit,
+    ) -> Mlp {
         let mut prev = input;
         let layers = sizes
             .iter()
             .enumerate()
             .map(|(i, &h)| {
-                let l = nn::linear(
-                    path / format!("{prefix}{}", i + 1),
-                    prev,
-                    h,
-                    Default::default(),
-                );
+                let l = init.linear(path / format!("{prefix}{}", i + 1), prev, h);
                 prev = h;
                 l
             })
@@ -225,6 +266,32 @@ mod tests {
     use tch::{Device, Kind};
 
     #[test]
+    fn layer_inits_draw_on_their_ranges() {
+        let _rng = crate::rng_guard::lock();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (i, o) = (300, 100);
+        let range = |l: &nn::Linear| {
+            let w = |t: &Tensor| t.abs().max().double_value(&[]);
+            (w(&l.ws), l.bs.as_ref().map(w).unwrap())
+        };
+        let (w, b) = range(&LayerInit::Glorot.linear(vs.root() / "g", i, o));
+        let glorot = (6.0 / 400.0f64).sqrt();
+        assert!(w <= glorot && w > 0.99 * glorot, "glorot weights reach {w}");
+        assert_eq!(b, 0.0);
+        let (w, b) = range(&LayerInit::Kaiming.linear(vs.root() / "k", i, o));
+        let kaiming = (6.0 / 300.0f64).sqrt();
+        assert!(
+            w <= kaiming && w > 0.99 * kaiming,
+            "kaiming weights reach {w}"
+        );
+        assert!(b <= 1.0 / 300f64.sqrt() && b > 0.0);
+        let (w, b) = range(&LayerInit::Torch.linear(vs.root() / "t", i, o));
+        let torch = 1.0 / 300f64.sqrt();
+        assert!(w <= torch && w > 0.99 * torch, "torch weights reach {w}");
+        assert!(b <= torch && b > 0.9 * torch, "torch biases reach {b}");
+    }
+
+    #[test]
     fn strided_stacks_halve_and_double_the_image_and_name_their_layers() {
         let _rng = crate::rng_guard::lock();
         let vs = nn::VarStore::new(Device::Cpu);
@@ -297,8 +364,8 @@ mod tests {
 
 /// PyTorch's default initialisation of a layer whose outputs each see `fan_in` inputs
 /// (`nn.Linear`, `nn.Conv2d`): weights and biases uniform on ±1/√fan_in. tch's default
-/// draws weights √6 times wider (Kaiming-uniform with the ReLU gain) and zero biases; models
-/// compared with a PyTorch reference build their layers with this.
+/// draws weights √6 times wider (Kaiming-uniform with the ReLU gain); models compared with a
+/// PyTorch reference build their layers with this.
 pub fn torch_default_init(fan_in: i64) -> (nn::Init, nn::Init) {
     let b = 1.0 / (fan_in.max(1) as f64).sqrt();
     let u = nn::Init::Uniform { lo: -b, up: b };

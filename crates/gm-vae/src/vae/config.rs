@@ -47,6 +47,8 @@ pub enum Arch {
 
 /// Hidden-layer non-linearity (tanh as in Kingma & Welling 2014 and Burda et al. 2015).
 pub use gm_core::nets::Activation;
+/// How the linear layers start.
+pub use gm_core::nets::LayerInit;
 
 /// `[model]` fields of `vae`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -87,6 +89,13 @@ pub struct VaeConfig {
     pub input_mask: f64,
     /// Hidden non-linearity.
     pub activation: Activation,
+    /// How the linear layers start: `"glorot"` (Burda et al. 2015's, the scale for tanh
+    /// layers), `"kaiming"` (tch's default, which gm's VAEs used before) or `"torch"`.
+    pub init: LayerInit,
+    /// The fully connected decoder's output bias starts at the training data's per-dimension
+    /// mean (its logit under a Bernoulli decoder, clamped to [0.001, 0.999]), so that p(x | z)
+    /// begins as the data's marginal (as in Burda et al. 2015); false keeps `init`'s bias.
+    pub data_bias: bool,
     /// Lower clamp of the Gaussian decoder's log-variance (keeps densities finite on
     /// quantized data).
     pub min_log_var: f64,
@@ -117,6 +126,8 @@ impl Default for VaeConfig {
             top_hidden: vec![100, 100],
             input_mask: 0.0,
             activation: Activation::Tanh,
+            init: LayerInit::Glorot,
+            data_bias: true,
             min_log_var: -6.0,
             decoder_variance: 0.0,
             conditional: false,

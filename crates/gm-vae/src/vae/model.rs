@@ -147,6 +147,22 @@ pub(crate) fn gaussian_log_prob(out: &Tensor, x: &Tensor, dim: i64, min_log_var:
     ((sq + log_var + LOG_2PI) * -0.5).sum_dim_intlist(-1, false, Kind::Float)
 }
 
+/// Sets the first `D` output biases of a decoder head to the per-dimension mean of `x`
+/// `[N, …]` (its logit, clamped to [0.001, 0.999], for a Bernoulli decoder).
+fn start_at_data_mean(head: &mut nn::Linear, x: &Tensor, likelihood: Likelihood) {
+    let n = x.size()[0];
+    let mean = x.reshape([n, -1]).mean_dim(0, false, Kind::Float);
+    let value = match likelihood {
+        Likelihood::Bernoulli => mean.clamp(1e-3, 1.0 - 1e-3).logit(None),
+        _ => mean,
+    };
+    let bias = head.bs.as_mut().expect("linear layers have biases");
+    tch::no_grad(|| {
+        bias.narrow(0, 0, value.size()[0])
+            .copy_(&value.to_device(bias.device()))
+    });
+}
+
 /// Active units among the columns of `means` (posterior means `[N, L]`): dimensions whose
 /// variance over the examples exceeds [`ACTIVE_UNIT_THRESHOLD`].
 fn active_units(means: &Tensor, method: &str) -> Result<Statistic> {
@@ -250,23 +266,23 @@ impl Vae {
             Arch::Conv => Some(ConvBody::new(&root, &cfg, &data.shape, per_pixel)?),
         };
         let features = conv.as_ref().map_or(dim, ConvBody::map_size);
-        let enc = Mlp::new(&(&root / "encoder"), "fc", features + classes, &cfg.hidden);
+        let init = cfg.init;
+        let enc = Mlp::with_init(
+            &(&root / "encoder"),
+            "fc",
+            features + classes,
+            &cfg.hidden,
+            init,
+        );
         // μ and log σ² come from one layer (one matmul), split afterwards.
-        let enc_head = nn::linear(
-            &root / "encoder" / "head",
-            enc.out_dim(),
-            2 * cfg.latent,
-            Default::default(),
-        );
+        let enc_head = init.linear(&root / "encoder" / "head", enc.out_dim(), 2 * cfg.latent);
         let rev: Vec<i64> = cfg.hidden.iter().rev().copied().collect();
-        let dec = Mlp::new(&(&root / "decoder"), "fc", cfg.latent + classes, &rev);
+        let dec = Mlp::with_init(&(&root / "decoder"), "fc", cfg.latent + classes, &rev, init);
         let out = conv.as_ref().map_or(per_pixel * dim, ConvBody::map_size);
-        let dec_head = nn::linear(
-            &root / "decoder" / "head",
-            dec.out_dim(),
-            out,
-            Default::default(),
-        );
+        let mut dec_head = init.linear(&root / "decoder" / "head", dec.out_dim(), out);
+        if cfg.data_bias && conv.is_none() {
+            start_at_data_mean(&mut dec_head, &data.train.x, likelihood);
+        }
         let top = (cfg.top_latent > 0).then(|| TopLayer::new(&root, &cfg, cfg.latent));
         let opt = Optimizer::new(&vs, &ctx.cfg.optim)?;
         Ok(Vae {

@@ -27,21 +27,12 @@ impl TopLayer {
     /// The layers under `root / "top"`, between z (`below` dims) and z₂.
     pub(crate) fn new(root: &nn::Path, cfg: &VaeConfig, below: i64) -> TopLayer {
         let path = root / "top";
-        let up = Mlp::new(&(&path / "up"), "fc", below, &cfg.top_hidden);
-        let up_head = nn::linear(
-            &path / "up" / "head",
-            up.out_dim(),
-            2 * cfg.top_latent,
-            Default::default(),
-        );
+        let init = cfg.init;
+        let up = Mlp::with_init(&(&path / "up"), "fc", below, &cfg.top_hidden, init);
+        let up_head = init.linear(&path / "up" / "head", up.out_dim(), 2 * cfg.top_latent);
         let rev: Vec<i64> = cfg.top_hidden.iter().rev().copied().collect();
-        let down = Mlp::new(&(&path / "down"), "fc", cfg.top_latent, &rev);
-        let down_head = nn::linear(
-            &path / "down" / "head",
-            down.out_dim(),
-            2 * below,
-            Default::default(),
-        );
+        let down = Mlp::with_init(&(&path / "down"), "fc", cfg.top_latent, &rev, init);
+        let down_head = init.linear(&path / "down" / "head", down.out_dim(), 2 * below);
         TopLayer {
             up,
             up_head,
