@@ -80,7 +80,10 @@ pub fn load_trained(
         .transpose()?
         .flatten()
     {
-        Some(_) => checkpoint::load_best_weights(run_dir, model.as_mut())?,
+        Some(dir) => {
+            checkpoint::load_weights(&dir, model.as_mut())?;
+            dir
+        }
         None => {
             if best {
                 tracing::warn!(

@@ -479,16 +479,6 @@ pub fn load_run_weights(run_dir: &Path, model: &mut dyn Model) -> Result<PathBuf
     }
 }
 
-/// [`load_weights`] of the run's best checkpoint ([`save_best`]).
-pub fn load_best_weights(run_dir: &Path, model: &mut dyn Model) -> Result<PathBuf> {
-    let dir = best(run_dir)?.ok_or_else(|| Error::Run {
-        path: run_dir.into(),
-        msg: "has no best checkpoint (train.best_metric unset, or no epoch validated yet)".into(),
-    })?;
-    load_weights(&dir, model)?;
-    Ok(dir)
-}
-
 /// Loads weights and optimizer state of `ckpt_dir` into `model` (after checking the files'
 /// sha256); returns its progress.
 pub fn restore(ckpt_dir: &Path, model: &mut dyn Model) -> Result<Progress> {
