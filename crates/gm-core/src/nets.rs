@@ -57,6 +57,8 @@ pub enum LayerInit {
     Glorot,
     /// PyTorch's `nn.Linear` ([`torch_default_init`]).
     Torch,
+    /// LeCun: weights N(0, 1 / fan_in), zero biases (Kingma et al. 2014's M2 code starts so).
+    Lecun,
 }
 
 impl LayerInit {
@@ -69,6 +71,10 @@ impl LayerInit {
                 (nn::Init::Uniform { lo: -b, up: b }, nn::Init::Const(0.0))
             }
             LayerInit::Torch => torch_default_init(i),
+            LayerInit::Lecun => {
+                let stdev = (1.0 / i.max(1) as f64).sqrt();
+                (nn::Init::Randn { mean: 0.0, stdev }, nn::Init::Const(0.0))
+            }
         };
         let cfg = nn::LinearConfig {
             ws_init,
@@ -289,6 +295,12 @@ mod tests {
         let torch = 1.0 / 300f64.sqrt();
         assert!(w <= torch && w > 0.99 * torch, "torch weights reach {w}");
         assert!(b <= torch && b > 0.9 * torch, "torch biases reach {b}");
+        let l = LayerInit::Lecun.linear(vs.root() / "l", i, o);
+        let sd = l.ws.std(true).double_value(&[]);
+        let lecun = 1.0 / 300f64.sqrt();
+        assert!((sd / lecun - 1.0).abs() < 0.02, "lecun weights' sd {sd}");
+        assert!(l.ws.mean(Kind::Float).abs().double_value(&[]) < 0.01 * lecun);
+        assert_eq!(range(&l).1, 0.0);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 use crate::vae::Likelihood;
 use gm_core::checks;
-use gm_core::nets::Activation;
+use gm_core::nets::{Activation, LayerInit};
 use gm_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,9 @@ pub struct M2Config {
     pub m1_hidden: Vec<i64>,
     /// Updates of M1 before M2 starts (M1 is frozen afterwards).
     pub m1_steps: i64,
+    /// How the linear layers of M2 (and M1) start: `kaiming` (tch's default), `glorot`, `torch` or
+    /// `lecun` (N(0, 1 / fan_in) weights, zero biases: Kingma et al.'s code).
+    pub init: LayerInit,
 }
 
 impl Default for M2Config {
@@ -52,6 +55,7 @@ impl Default for M2Config {
             m1_latent: 0,
             m1_hidden: vec![600, 600],
             m1_steps: 50_000,
+            init: LayerInit::Kaiming,
         }
     }
 }

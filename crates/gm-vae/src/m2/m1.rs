@@ -14,13 +14,16 @@ pub(crate) struct M1 {
 }
 
 impl M1 {
-    /// A VAE with M2's activation, `m1_hidden` and a code of `m1_latent` dimensions; its
-    /// decoder's likelihood follows the data as `vae`'s does.
+    /// A VAE with M2's activation and `init`, `m1_hidden` and a code of `m1_latent`
+    /// dimensions; its decoder's likelihood follows the data as `vae`'s does, its output
+    /// bias starts as `init` draws it.
     pub(crate) fn new(cfg: &M2Config, ctx: &BuildContext<'_>) -> Result<Self> {
         let vae_cfg = VaeConfig {
             hidden: cfg.m1_hidden.clone(),
             latent: cfg.m1_latent,
             activation: cfg.activation,
+            init: cfg.init,
+            data_bias: false,
             ..VaeConfig::default()
         };
         Ok(M1 {

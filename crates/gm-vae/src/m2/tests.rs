@@ -278,6 +278,41 @@ fn training_steps_draw_from_the_observed_labels() {
     assert!(m2(&cfg("", ""), &d).unwrap().labelled_draw().is_none());
 }
 
+/// `init` starts every layer of the three networks (and M1's): under `lecun` each bias is zero
+/// and each weight matrix has the standard deviation 1/√fan_in; tch's default draws non-zero
+/// biases.
+#[test]
+fn the_init_option_starts_every_layer() {
+    let _rng = crate::test_rng_lock();
+    tch::manual_seed(1);
+    let c = cfg("init = \"lecun\"\nhidden = [300]\nclassifier_hidden = [200]", "");
+    let d = load(&c);
+    let m = m2(&c, &d).unwrap();
+    assert_eq!(m.vs.variables().len(), 12);
+    assert_lecun(&m.vs, "M2");
+    let m1m2 = m2(&cfg("init = \"lecun\"\nm1_latent = 4", ""), &d).unwrap();
+    let m1 = &m1m2.m1.as_ref().unwrap().vae.vs;
+    assert!(m1.variables().len() >= 12);
+    assert_lecun(m1, "M1");
+    let tch_default = m2(&cfg("hidden = [300]", ""), &d).unwrap();
+    let enc_bias = &tch_default.vs.variables()["encoder.fc1.bias"];
+    assert!(enc_bias.abs().max().double_value(&[]) > 0.0);
+}
+
+/// Zero biases, and weights with the standard deviation 1/√fan_in where fan_in ≥ 50.
+fn assert_lecun(vs: &tch::nn::VarStore, who: &str) {
+    for (name, t) in &vs.variables() {
+        if name.ends_with(".bias") {
+            assert_eq!(t.abs().max().double_value(&[]), 0.0, "{who}'s {name}");
+        } else if t.size()[1] >= 50 {
+            let sd = t.std(true).double_value(&[]);
+            let want = 1.0 / (t.size()[1] as f64).sqrt();
+            let msg = format!("{who}'s {name}: sd {sd}, want {want}");
+            assert!((sd / want - 1.0).abs() < 0.1, "{msg}");
+        }
+    }
+}
+
 /// log N(z; 0, 1) on a quadrature grid of `points` over [-r, r], `[G, 1]`, and its spacing.
 fn normal_grid(r: f64, points: i64) -> (Tensor, Tensor, f64) {
     let z = Tensor::linspace(-r, r, points, (Kind::Float, Device::Cpu)).view([-1, 1]);
