@@ -94,7 +94,8 @@ impl M2 {
         let root = vs.root();
         let init = cfg.init;
         let lin = |path: nn::Path, i: i64, o: i64| init.linear(path, i, o);
-        let mlp = |path: nn::Path, i: i64, sizes: &[i64]| Mlp::with_init(&path, "fc", i, sizes, init);
+        let mlp =
+            |path: nn::Path, i: i64, sizes: &[i64]| Mlp::with_init(&path, "fc", i, sizes, init);
         let enc = mlp(&root / "encoder", dim + classes, &cfg.hidden);
         let enc_head = lin(&root / "encoder" / "head", enc.out_dim(), 2 * cfg.latent);
         let rev: Vec<i64> = cfg.hidden.iter().rev().copied().collect();

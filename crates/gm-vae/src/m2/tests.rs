@@ -285,7 +285,10 @@ fn training_steps_draw_from_the_observed_labels() {
 fn the_init_option_starts_every_layer() {
     let _rng = crate::test_rng_lock();
     tch::manual_seed(1);
-    let c = cfg("init = \"lecun\"\nhidden = [300]\nclassifier_hidden = [200]", "");
+    let c = cfg(
+        "init = \"lecun\"\nhidden = [300]\nclassifier_hidden = [200]",
+        "",
+    );
     let d = load(&c);
     let m = m2(&c, &d).unwrap();
     assert_eq!(m.vs.variables().len(), 12);
