@@ -90,7 +90,8 @@ pub struct VaeConfig {
     /// Hidden non-linearity.
     pub activation: Activation,
     /// How the linear layers start: `"glorot"` (Burda et al. 2015's, the scale for tanh
-    /// layers), `"kaiming"` (tch's default, which gm's VAEs used before) or `"torch"`.
+    /// layers), `"kaiming"` (tch's default, which gm's VAEs used before), `"torch"` or
+    /// `"lecun"`.
     pub init: LayerInit,
     /// The fully connected decoder's output bias starts at the training data's per-dimension
     /// mean (its logit under a Bernoulli decoder, clamped to [0.001, 0.999]), so that p(x | z)
